@@ -1,0 +1,183 @@
+"""Feature partitions: which latent elements make up each transmission unit.
+
+A partition fixes a *unit order* of the latent's elements: unit 0's elements, then unit 1's,
+and so on. Packetizer and reassembler work on that 1-D vector; `to_units` / `from_units`
+move between it and the latent.
+
+| layout | kind    | unit                                   | elements of a unit, in order |
+|--------|---------|----------------------------------------|------------------------------|
+| chw    | channel | one channel c                          | latent[c] row-major (y, x)   |
+| chw    | token   | one position p = y*W + x               | latent[:, y, x] by channel   |
+| chw    | spatial | one block b = by*nbx + bx (bh x bw)    | latent[:, block] as (c, y, x)|
+| nd     | channel | one token dimension d                  | latent[:, d] by token        |
+| nd     | token   | one token n                            | latent[n, :] by dimension    |
+| nd     | spatial | one block of the (gh, gw) token grid   | latent[tokens, :] as (t, d)  |
+
+Edge blocks are smaller when the map is not a multiple of the block size. A unit too big for
+one datagram is split into sub-units along this element order (for a chw channel that is
+row-major, so a sub-unit is a run of rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from packetizers.wire import Layout, PartitionKind
+
+DEFAULT_BLOCK = (4, 4)
+
+
+class PartitionError(ValueError):
+    """A partition that cannot be built from the given layout, shape and options."""
+
+
+@dataclass(frozen=True, eq=False)
+class Partition:
+    layout: Layout
+    shape: tuple[int, ...]
+    kind: PartitionKind
+    block: tuple[int, int]  # (0, 0) unless spatial
+    grid: tuple[int, int]  # nd token grid, (0, 0) when none
+    unit_count: int
+    unit_offsets: np.ndarray = field(repr=False)  # int64 (unit_count + 1,): unit u is [off[u], off[u+1])
+    uniform_unit_size: int  # every unit's element count, or 0 when they differ (spatial edge blocks)
+    _order: np.ndarray | None = field(repr=False)  # flat latent index of each unit-order element; None for transposes
+
+    @property
+    def size(self) -> int:
+        return int(self.unit_offsets[-1])
+
+    def unit_sizes(self) -> np.ndarray:
+        return np.diff(self.unit_offsets)
+
+    def to_units(self, latent: np.ndarray) -> np.ndarray:
+        """The latent's elements in unit order (1-D)."""
+        if latent.shape != self.shape:
+            raise PartitionError(f"latent shape {latent.shape} does not match partition shape {self.shape}")
+        if self._order is not None:
+            return latent.reshape(-1)[self._order]
+        if self._is_identity():
+            return latent.reshape(-1)
+        return np.ascontiguousarray(latent.reshape(self.shape[0], -1).T).reshape(-1)
+
+    def from_units(self, vector: np.ndarray) -> np.ndarray:
+        """Inverse of `to_units`: a latent-shaped array from a unit-order vector."""
+        if self._order is not None:
+            out = np.empty(self.size, dtype=vector.dtype)
+            out[self._order] = vector
+            return out.reshape(self.shape)
+        if self._is_identity():
+            return vector.reshape(self.shape)
+        rows = self.shape[0]
+        return np.ascontiguousarray(vector.reshape(-1, rows).T).reshape(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by this partition's index arrays."""
+        return self.unit_offsets.nbytes + (self._order.nbytes if self._order is not None else 0)
+
+    def element_mask(self, unit_received: np.ndarray) -> np.ndarray:
+        """Per-element received mask (latent-shaped bool) from a per-unit bool vector."""
+        return self.from_units(np.repeat(unit_received.astype(bool), self.unit_sizes()))
+
+    def _is_identity(self) -> bool:
+        return (self.layout, self.kind) in ((Layout.CHW, PartitionKind.CHANNEL), (Layout.ND, PartitionKind.TOKEN))
+
+
+def unit_count_for(
+    layout: Layout, shape: tuple[int, ...], kind: PartitionKind, block: tuple[int, int], grid: tuple[int, int]
+) -> int:
+    """How many units a partition has, computed without allocating anything.
+
+    Raises PartitionError for inconsistent geometry, so a header can be validated cheaply.
+    """
+    if layout == Layout.CHW:
+        if len(shape) != 3 or min(shape) < 1:
+            raise PartitionError(f"chw latent needs 3 positive dims, got {shape}")
+        channels, height, width = shape
+        if kind == PartitionKind.CHANNEL:
+            return channels
+        if kind == PartitionKind.TOKEN:
+            return height * width
+        map_h, map_w = height, width
+    elif layout == Layout.ND:
+        if len(shape) != 2 or min(shape) < 1:
+            raise PartitionError(f"nd latent needs 2 positive dims, got {shape}")
+        tokens, dims = shape
+        if kind == PartitionKind.CHANNEL:
+            return dims
+        if kind == PartitionKind.TOKEN:
+            return tokens
+        if grid[0] * grid[1] != tokens or min(grid) < 1:
+            raise PartitionError(f"spatial partition of {tokens} tokens needs a token grid gh x gw = {tokens}, got {grid}")
+        map_h, map_w = grid
+    else:
+        raise PartitionError(f"unknown layout {layout!r}")
+    if kind != PartitionKind.SPATIAL:
+        raise PartitionError(f"unknown partition kind {kind!r}")
+    if min(block) < 1:
+        raise PartitionError(f"spatial block must be positive, got {block}")
+    return -(-map_h // block[0]) * -(-map_w // block[1])
+
+
+def build_partition(
+    layout: Layout,
+    shape: tuple[int, ...],
+    kind: PartitionKind,
+    block: tuple[int, int] = DEFAULT_BLOCK,
+    grid: tuple[int, int] = (0, 0),
+) -> Partition:
+    """Build (and cache) the partition of a latent of `shape`.
+
+    `block` only matters for spatial partitions; `grid` only for nd spatial partitions.
+    """
+    layout, kind = Layout(layout), PartitionKind(kind)
+    shape = tuple(int(d) for d in shape)
+    block = tuple(int(b) for b in block) if kind == PartitionKind.SPATIAL else (0, 0)
+    grid = tuple(int(g) for g in grid) if layout == Layout.ND else (0, 0)
+    count = unit_count_for(layout, shape, kind, block, grid)
+    order = None
+    if kind == PartitionKind.SPATIAL:
+        order, sizes = _spatial_order(layout, shape, block, grid)
+    elif (layout, kind) in ((Layout.CHW, PartitionKind.CHANNEL), (Layout.ND, PartitionKind.TOKEN)):
+        sizes = np.full(count, int(np.prod(shape)) // count, dtype=np.int64)
+    else:
+        sizes = np.full(count, shape[0], dtype=np.int64)
+    offsets = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    uniform = int(sizes[0]) if (sizes == sizes[0]).all() else 0
+    return Partition(layout, shape, kind, block, grid, count, offsets, uniform, order)
+
+
+# Sender-side cache (trusted geometries). A receiver calls `build_partition` directly and
+# keeps partitions only as long as its frames, so a peer cannot pin memory through here.
+partition_for = lru_cache(maxsize=16)(build_partition)
+
+
+def _spatial_order(
+    layout: Layout, shape: tuple[int, ...], block: tuple[int, int], grid: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flat latent indices in spatial-unit order, and each block's element count."""
+    if layout == Layout.CHW:
+        channels, height, width = shape
+        # flat latent index of (c, y, x), viewed with the spatial axes last
+        flat = np.arange(channels * height * width, dtype=np.int64).reshape(channels, height, width)
+    else:
+        tokens, dims = shape
+        height, width = grid
+        # flat latent index of (token, dim) with the token split onto its grid, moved to (dim, y, x)
+        flat = np.arange(tokens * dims, dtype=np.int64).reshape(height, width, dims).transpose(2, 0, 1)
+    pieces, sizes = [], []
+    for y0 in range(0, height, block[0]):
+        for x0 in range(0, width, block[1]):
+            piece = flat[:, y0 : y0 + block[0], x0 : x0 + block[1]]
+            if layout == Layout.ND:
+                piece = piece.transpose(1, 2, 0)  # (token, dim) order within the block
+            piece = piece.reshape(-1)
+            pieces.append(piece)
+            sizes.append(piece.size)
+    index_dtype = np.int32 if flat.size < 2**31 else np.int64
+    return np.concatenate(pieces).astype(index_dtype), np.asarray(sizes, dtype=np.int64)

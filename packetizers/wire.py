@@ -1,0 +1,202 @@
+"""The netsem datagram, declared once.
+
+`DATAGRAM` (construct) is the single declaration of the wire format. The sender, the
+receiver, `netsem inspect` and the Wireshark dissector tests all use it or are checked
+against it. The hot path (tens of thousands of datagrams per second) cannot afford
+construct's interpreter, so `FIXED_HEADER_STRUCT` is *derived* from the construct
+declaration at import time (field by field, same order, same byte order) and a test
+asserts both parse every datagram identically.
+
+Layout, network byte order:
+
+    fixed header (FIXED_HEADER, 64 bytes)
+    unit ids      unit_count_here x uint32   which units (or sub-unit) this datagram carries
+    payload       payload_len bytes          the units' elements bit-packed at bit_width
+    crc32         uint32                     zlib CRC-32 over everything before it
+
+Every datagram carries all frame metadata, so any subset of a frame is decodable.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from dataclasses import dataclass
+
+import construct as cs
+
+MAGIC = b"NSEM"
+VERSION = 1
+MAX_DATAGRAM = 65507  # largest UDP payload over IPv4
+DEFAULT_MTU = 1200  # UDP payload budget: no IP fragmentation on common paths
+
+
+class MessageType(enum.IntEnum):
+    DATA = 0  # a frame's latent units; other types (knowledge-base updates) come later
+
+
+class Layout(enum.IntEnum):
+    CHW = 0  # (channels, height, width): CNN feature maps
+    ND = 1  # (tokens, dims): transformer tokens
+
+
+class PartitionKind(enum.IntEnum):
+    CHANNEL = 0
+    TOKEN = 1
+    SPATIAL = 2
+
+
+class Flags(enum.IntFlag):
+    NONE = 0
+    INTERLEAVED = 1  # units were permuted by the seeded interleaver before grouping
+    SIGNED = 2  # elements are two's complement at bit_width
+
+
+FIXED_HEADER = cs.Struct(
+    "magic" / cs.Const(MAGIC),
+    "version" / cs.Int8ub,
+    "msg_type" / cs.Int8ub,
+    "flags" / cs.Int8ub,
+    "partition" / cs.Int8ub,
+    "layout" / cs.Int8ub,
+    "bit_width" / cs.Int8ub,
+    "importance" / cs.Int8ub,  # unequal error protection class (0 = default)
+    "reserved" / cs.Int8ub,
+    "stream_id" / cs.Int16ub,  # user / receiver / common-vs-private stream
+    "kb_version" / cs.Int16ub,  # knowledge-base / codebook version a receiver must hold
+    "codec_id" / cs.Int16ub,
+    "image_height" / cs.Int16ub,
+    "image_width" / cs.Int16ub,
+    "frame_id" / cs.Int32ub,
+    "dim0" / cs.Int32ub,  # chw: C   nd: N tokens
+    "dim1" / cs.Int32ub,  # chw: H   nd: D dims
+    "dim2" / cs.Int32ub,  # chw: W   nd: 0
+    "grid_h" / cs.Int16ub,  # nd: token grid rows (spatial partition); chw: 0
+    "grid_w" / cs.Int16ub,
+    "block_h" / cs.Int16ub,  # spatial partition block size; 0 otherwise
+    "block_w" / cs.Int16ub,
+    "unit_count" / cs.Int32ub,  # units in the whole frame
+    "interleave_seed" / cs.Int32ub,
+    "scale" / cs.Float32b,  # quantizer step (1.0 when none)
+    "datagram_index" / cs.Int16ub,
+    "datagram_count" / cs.Int16ub,
+    "sub_index" / cs.Int16ub,  # > 0 count: this datagram carries one slice of one unit
+    "sub_count" / cs.Int16ub,  # 1 when whole units are carried
+    "unit_count_here" / cs.Int16ub,
+    "payload_len" / cs.Int16ub,
+)
+
+DATAGRAM = cs.Struct(
+    "header" / FIXED_HEADER,
+    "unit_ids" / cs.Array(cs.this.header.unit_count_here, cs.Int32ub),
+    "payload" / cs.Bytes(cs.this.header.payload_len),
+    "crc32" / cs.Int32ub,
+    cs.Terminated,
+)
+
+FIELD_NAMES: tuple[str, ...] = tuple(sc.name for sc in FIXED_HEADER.subcons)
+
+
+def _struct_code(subcon: cs.Construct) -> str:
+    """The `struct` format character of one fixed-size construct field."""
+    if isinstance(subcon, cs.Renamed):
+        subcon = subcon.subcon
+    if isinstance(subcon, cs.Const):
+        return f"{len(subcon.value)}s"
+    if isinstance(subcon, cs.FormatField):
+        return subcon.fmtstr[1:]
+    raise TypeError(f"field {subcon!r} has no fixed struct equivalent")
+
+
+FIXED_HEADER_STRUCT = struct.Struct(">" + "".join(_struct_code(sc) for sc in FIXED_HEADER.subcons))
+HEADER_SIZE = FIXED_HEADER_STRUCT.size
+CRC_SIZE = 4
+assert HEADER_SIZE == FIXED_HEADER.sizeof()
+
+_MAGIC_FIELD = FIELD_NAMES.index("magic")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The fixed header of one datagram, fields named as in `FIXED_HEADER`."""
+
+    magic: bytes
+    version: int
+    msg_type: int
+    flags: int
+    partition: int
+    layout: int
+    bit_width: int
+    importance: int
+    reserved: int
+    stream_id: int
+    kb_version: int
+    codec_id: int
+    image_height: int
+    image_width: int
+    frame_id: int
+    dim0: int
+    dim1: int
+    dim2: int
+    grid_h: int
+    grid_w: int
+    block_h: int
+    block_w: int
+    unit_count: int
+    interleave_seed: int
+    scale: float
+    datagram_index: int
+    datagram_count: int
+    sub_index: int
+    sub_count: int
+    unit_count_here: int
+    payload_len: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.dim0, self.dim1, self.dim2) if self.layout == Layout.CHW else (self.dim0, self.dim1)
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.flags & Flags.SIGNED)
+
+    @property
+    def interleaved(self) -> bool:
+        return bool(self.flags & Flags.INTERLEAVED)
+
+    def frame_key(self) -> tuple:
+        """Everything every datagram of one frame must agree on (all but the per-datagram fields)."""
+        return (
+            self.version, self.msg_type, self.flags, self.partition, self.layout, self.bit_width,
+            self.stream_id, self.kb_version, self.codec_id, self.image_height, self.image_width,
+            self.frame_id, self.dim0, self.dim1, self.dim2, self.grid_h, self.grid_w,
+            self.block_h, self.block_w, self.unit_count, self.interleave_seed, self.scale,
+            self.datagram_count,
+        )
+
+
+assert Header.__slots__ == FIELD_NAMES  # the dataclass mirrors the construct declaration
+
+
+def encode_datagram(header: Header, unit_ids: bytes, payload: bytes) -> bytes:
+    """Serialise one datagram; `unit_ids` is the already big-endian uint32 array."""
+    head = FIXED_HEADER_STRUCT.pack(*(getattr(header, name) for name in FIELD_NAMES))
+    body = head + unit_ids + payload
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+def peek_header(datagram: bytes) -> Header | None:
+    """The fixed header, or None when the datagram is too short or not netsem's."""
+    if len(datagram) < HEADER_SIZE + CRC_SIZE or datagram[:4] != MAGIC:
+        return None
+    return Header(*FIXED_HEADER_STRUCT.unpack_from(datagram))
+
+
+def crc_ok(datagram: bytes) -> bool:
+    return zlib.crc32(memoryview(datagram)[:-CRC_SIZE]) == int.from_bytes(datagram[-CRC_SIZE:], "big")
+
+
+def parse_with_construct(datagram: bytes) -> cs.Container:
+    """Full parse through the declaration itself: slow, for inspection and tests."""
+    return DATAGRAM.parse(datagram)

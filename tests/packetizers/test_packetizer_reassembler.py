@@ -1,0 +1,178 @@
+"""Reassembler: every bad input is rejected under a named reason, memory stays bounded."""
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.reassembler import Reassembler, ReassemblerLimits, RejectReason
+from packetizers.wire import FIELD_NAMES, FIXED_HEADER_STRUCT, HEADER_SIZE, Layout, PartitionKind, peek_header
+
+LATENT = np.random.default_rng(0).integers(0, 64, size=(16, 8, 8))
+
+
+def make_datagrams(frame_id=0, partition=PartitionKind.TOKEN, latent=LATENT, stream_id=0):
+    frame = LatentFrame(latent, Layout.CHW, 6, False, codec_id=1, image_size=(128, 128), stream_id=stream_id)
+    return Packetizer(partition, seed=9, mtu=300).packetize(frame, frame_id)
+
+
+def with_fields(datagram: bytes, **fields) -> bytes:
+    """Rewrite header fields and fix up the CRC, as a hostile peer would."""
+    values = list(FIXED_HEADER_STRUCT.unpack_from(datagram))
+    for name, value in fields.items():
+        values[FIELD_NAMES.index(name)] = value
+    body = FIXED_HEADER_STRUCT.pack(*values) + datagram[HEADER_SIZE:-4]
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+def reject_reason(datagram: bytes, reassembler: Reassembler | None = None) -> RejectReason | None:
+    return (reassembler or Reassembler()).receive(datagram, 0.0)
+
+
+def test_valid_datagram_is_accepted():
+    assert reject_reason(make_datagrams()[0]) is None
+
+
+@pytest.mark.parametrize(
+    "mutate,reason",
+    [
+        (lambda d: b"", RejectReason.TRUNCATED),
+        (lambda d: d[:30], RejectReason.TRUNCATED),
+        (lambda d: b"XSEM" + d[4:], RejectReason.BAD_MAGIC),
+        (lambda d: b"hello world", RejectReason.BAD_MAGIC),
+        (lambda d: d[:4] + b"\x02" + d[5:], RejectReason.BAD_VERSION),
+        (lambda d: d[:-10] + bytes([d[-10] ^ 1]) + d[-9:], RejectReason.BAD_CRC),
+        (lambda d: d[:-7], RejectReason.TRUNCATED),
+        (lambda d: with_fields(d, msg_type=9), RejectReason.UNSUPPORTED_TYPE),
+        (lambda d: with_fields(d + b"\0\0\0\0")[:-4] + d[-4:], RejectReason.BAD_CRC),
+        (lambda d: with_fields(d + b"\0\0\0\0"), RejectReason.BAD_LENGTH),
+        (lambda d: with_fields(d, layout=7), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, partition=3), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, bit_width=0), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, bit_width=17), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, flags=0x80), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, datagram_index=60000), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, unit_count=999), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, dim0=2**31, dim1=2**31, dim2=2**31), RejectReason.TOO_LARGE),
+        (lambda d: with_fields(d, dim0=4000, dim1=1000, unit_count=1000 * 8), RejectReason.TOO_LARGE),
+        (lambda d: with_fields(d, bit_width=5), RejectReason.BAD_LENGTH),
+        (lambda d: with_fields(d, sub_index=1, sub_count=2), RejectReason.BAD_HEADER),
+    ],
+)
+def test_bad_datagrams_are_rejected_with_a_named_reason(mutate, reason):
+    reassembler = Reassembler()
+    assert reassembler.receive(mutate(make_datagrams()[0]), 0.0) == reason
+    assert reassembler.rejected[reason.value] == 1
+    assert reassembler.frames_in_flight == 0  # nothing was allocated for it
+
+
+def test_unit_ids_out_of_range_are_rejected():
+    datagram = make_datagrams()[0]
+    header = peek_header(datagram)
+    ids = bytearray(datagram[HEADER_SIZE : HEADER_SIZE + 4 * header.unit_count_here])
+    ids[0:4] = struct.pack(">I", header.unit_count)
+    body = datagram[:HEADER_SIZE] + bytes(ids) + datagram[HEADER_SIZE + len(ids) : -4]
+    assert reject_reason(body + struct.pack(">I", zlib.crc32(body))) == RejectReason.UNIT_OUT_OF_RANGE
+
+
+def test_duplicates_inconsistent_and_late_datagrams_are_rejected():
+    datagrams = make_datagrams()
+    reassembler = Reassembler()
+    assert reassembler.receive(datagrams[0], 0.0) is None
+    assert reassembler.receive(datagrams[0], 0.0) == RejectReason.DUPLICATE
+    assert reassembler.receive(with_fields(datagrams[1], scale=2.0), 0.0) == RejectReason.INCONSISTENT
+    for datagram in datagrams[1:]:
+        assert reassembler.receive(datagram, 0.0) is None
+    (frame,) = reassembler.poll(0.0)
+    assert frame.complete and frame.received.all()
+    np.testing.assert_array_equal(frame.latent, LATENT)
+    assert reassembler.receive(datagrams[3], 0.0) == RejectReason.LATE
+    assert reassembler.stats()["datagrams_rejected"] == {"duplicate": 1, "inconsistent": 1, "late": 1}
+
+
+def test_a_datagram_claiming_already_received_units_is_a_duplicate():
+    datagrams = make_datagrams()
+    reassembler = Reassembler()
+    reassembler.receive(datagrams[0], 0.0)
+    assert reassembler.receive(with_fields(datagrams[0], datagram_index=1), 0.0) == RejectReason.DUPLICATE
+
+
+def test_incomplete_frame_is_delivered_at_its_deadline_with_its_mask():
+    datagrams = make_datagrams()
+    reassembler = Reassembler(ReassemblerLimits(frame_timeout=0.25))
+    for datagram in datagrams[:-2]:
+        reassembler.receive(datagram, 1.0)
+    assert reassembler.poll(1.2) == []
+    assert reassembler.next_deadline() == pytest.approx(1.25)
+    (frame,) = reassembler.poll(1.25)
+    assert not frame.complete and frame.datagrams_received == len(datagrams) - 2
+    assert 0 < frame.received.mean() < 1
+    np.testing.assert_array_equal(frame.latent[frame.received], LATENT[frame.received])
+    assert reassembler.frames_timed_out == 1 and reassembler.next_deadline() is None
+
+
+def test_frames_in_flight_are_bounded_and_the_oldest_is_evicted():
+    reassembler = Reassembler(ReassemblerLimits(max_frames_in_flight=4))
+    for frame_id in range(10):
+        reassembler.receive(make_datagrams(frame_id)[0], float(frame_id))
+    assert reassembler.frames_in_flight == 4 and reassembler.frames_evicted == 6
+    assert reassembler.receive(make_datagrams(0)[1], 20.0) == RejectReason.LATE  # evicted frames stay closed
+    delivered = reassembler.flush()
+    assert sorted(f.header.frame_id for f in delivered) == [6, 7, 8, 9]
+
+
+def test_total_bytes_are_bounded():
+    latent = np.zeros((64, 64, 64), dtype=np.uint8)  # ~0.5 MB of frame state each
+    limits = ReassemblerLimits(max_total_bytes=2 * 2**20)
+    reassembler = Reassembler(limits)
+    for frame_id in range(20):
+        frame = LatentFrame(latent, Layout.CHW, 8, False)
+        first = Packetizer(PartitionKind.CHANNEL).packetize(frame, frame_id)[0]
+        assert reassembler.receive(first, 0.0) is None
+        assert reassembler.bytes_in_flight <= limits.max_total_bytes
+    assert reassembler.frames_evicted > 10
+
+
+def test_streams_are_reassembled_separately():
+    reassembler = Reassembler()
+    for datagram in make_datagrams(stream_id=1) + make_datagrams(stream_id=2):
+        assert reassembler.receive(datagram, 0.0) is None
+    frames = reassembler.poll(0.0)
+    assert sorted(f.header.stream_id for f in frames) == [1, 2] and all(f.complete for f in frames)
+
+
+VALID = make_datagrams(partition=PartitionKind.SPATIAL) + make_datagrams(partition=PartitionKind.CHANNEL)
+
+
+@given(st.binary(max_size=2000))
+def test_random_bytes_never_raise_and_are_counted(data):
+    reassembler = Reassembler()
+    reason = reassembler.receive(data, 0.0)
+    assert reason is not None
+    assert sum(reassembler.rejected.values()) == 1
+
+
+@given(
+    st.sampled_from(VALID),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=8),
+    st.booleans(),
+    st.integers(0, 100),
+)
+def test_mutated_datagrams_never_raise(datagram, edits, fix_crc, cut):
+    mutated = bytearray(datagram)
+    for position, value in edits:
+        mutated[position % len(mutated)] = value
+    mutated = bytes(mutated[: len(mutated) - cut])
+    if fix_crc and len(mutated) > 4:
+        mutated = mutated[:-4] + struct.pack(">I", zlib.crc32(mutated[:-4]))
+    reassembler = Reassembler()
+    reason = reassembler.receive(mutated, 0.0)
+    accepted = reason is None
+    assert reassembler.datagrams_accepted + sum(reassembler.rejected.values()) == 1
+    if accepted:  # a mutation the CRC cannot see must still be self-consistent
+        frames = reassembler.flush()
+        assert len(frames) == 1 and frames[0].received.any()
