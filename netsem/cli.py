@@ -16,6 +16,7 @@ from netsem import __version__
 # name -> "module:attribute" of a click.Command; imported on first use.
 SUBCOMMANDS: dict[str, str] = {
     "emulate": "emulator.cli:emulate",
+    "send": "netsem.pipeline.cli:send",
     "models": "netsem.codecs.cli:models",
     "train": "netsem.codecs.cli:train",
     "evaluate": "netsem.codecs.cli:evaluate",

@@ -5,11 +5,13 @@ datagram while header + unit ids + packed payload + CRC fit the MTU. A unit that
 fit an empty datagram on its own is split into `sub_count` sub-units along its element
 order (see `partition.py`), one per datagram, balanced so their sizes differ by at most one
 element. The grouping depends only on geometry, bit width, MTU and seed, so it is computed
-once and cached; packetizing a frame is then one gather plus one pack per datagram.
+once and cached; packetizing a frame is then one gather, one pack of the whole frame, and
+per datagram a header, a slice and a CRC.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -21,15 +23,16 @@ from packetizers.partition import DEFAULT_BLOCK, Partition, partition_for
 from packetizers.wire import (
     CRC_SIZE,
     DEFAULT_MTU,
+    FRAME_WIDE_STRUCT,
     HEADER_SIZE,
+    MAGIC,
     MAX_DATAGRAM,
+    PER_DATAGRAM_STRUCT,
     VERSION,
     Flags,
-    Header,
     Layout,
     MessageType,
     PartitionKind,
-    encode_datagram,
 )
 
 UNIT_ID_SIZE = 4
@@ -55,13 +58,20 @@ class LatentFrame:
 
 @dataclass(frozen=True)
 class DatagramPlan:
-    """Which units (or which slice of one unit) each datagram of a frame carries."""
+    """Which units (or which slice of one unit) each datagram of a frame carries.
 
-    unit_ids: tuple[bytes, ...]  # per datagram, big-endian uint32 ids
+    Each datagram's elements are laid out in `padded_gather` padded to a multiple of 8
+    elements (padding points at one extra zero element), so packing the whole frame once
+    leaves every datagram's payload starting on a byte boundary: datagram k's payload is
+    packed[payload_start[k] : payload_start[k] + payload_len[k]].
+    """
+
+    unit_ids: tuple[bytes, ...]  # per datagram, ascending big-endian uint32 ids
     sub_index: tuple[int, ...]
     sub_count: tuple[int, ...]
-    element_bounds: np.ndarray  # (datagrams + 1,): datagram k packs gathered[b[k]:b[k+1]]
-    gather: np.ndarray  # unit-order element positions, datagram by datagram
+    payload_start: tuple[int, ...]
+    payload_len: tuple[int, ...]
+    padded_gather: np.ndarray  # unit-order positions, datagram by datagram, padded
 
     @property
     def datagram_count(self) -> int:
@@ -71,6 +81,11 @@ class DatagramPlan:
 def sub_unit_bounds(unit_size: int, sub_index: int, sub_count: int) -> tuple[int, int]:
     """Element range [start, end) of sub-unit `sub_index` of `sub_count` within its unit."""
     return unit_size * sub_index // sub_count, unit_size * (sub_index + 1) // sub_count
+
+
+def padded_length(elements: int) -> int:
+    """Elements after padding to the 8-element (whole-byte) boundary."""
+    return -(-elements // 8) * 8
 
 
 def min_mtu(bit_width: int) -> int:
@@ -87,48 +102,45 @@ def plan_datagrams(partition: Partition, bit_width: int, mtu: int, seed: int, in
         return (mtu - HEADER_SIZE - CRC_SIZE - UNIT_ID_SIZE * units) * 8
 
     max_sub_elements = budget_bits(1) // bit_width
-    ids_per_datagram: list[list[int]] = []
-    subs: list[tuple[int, int]] = []
-    pieces: list[np.ndarray] = []
+    groups: list[tuple[list[int], int, int]] = []  # (unit ids, sub index, sub count)
     current: list[int] = []
     current_elements = 0
-
-    def flush() -> None:
-        nonlocal current, current_elements
-        if current:
-            ids_per_datagram.append(current)
-            subs.append((0, 1))
-            pieces.append(np.concatenate([np.arange(offsets[u], offsets[u + 1]) for u in current]))
-            current, current_elements = [], 0
-
     for unit in unit_order(partition.unit_count, seed, interleave).tolist():
         size = int(sizes[unit])
         if size * bit_width > budget_bits(1):
-            flush()
             sub_count = -(-size // max_sub_elements)
-            for sub in range(sub_count):
-                start, end = sub_unit_bounds(size, sub, sub_count)
-                ids_per_datagram.append([unit])
-                subs.append((sub, sub_count))
-                pieces.append(np.arange(offsets[unit] + start, offsets[unit] + end))
+            groups.extend(([unit], sub, sub_count) for sub in range(sub_count))
             continue
         if current and (current_elements + size) * bit_width > budget_bits(len(current) + 1):
-            flush()
+            groups.append((sorted(current), 0, 1))
+            current, current_elements = [], 0
         current.append(unit)
         current_elements += size
-    flush()
-    if len(ids_per_datagram) > MAX_DATAGRAMS_PER_FRAME:
-        raise ValueError(
-            f"frame needs {len(ids_per_datagram)} datagrams, more than {MAX_DATAGRAMS_PER_FRAME}: raise --mtu"
-        )
-    bounds = np.zeros(len(pieces) + 1, dtype=np.int64)
-    np.cumsum([p.size for p in pieces], out=bounds[1:])
+    if current:
+        groups.append((sorted(current), 0, 1))
+    if len(groups) > MAX_DATAGRAMS_PER_FRAME:
+        raise ValueError(f"frame needs {len(groups)} datagrams, more than {MAX_DATAGRAMS_PER_FRAME}: raise --mtu")
+
+    padding = partition.size  # index of the extra zero element
+    pieces, starts, lengths = [], [], []
+    padded_elements = 0
+    for ids, sub, sub_count in groups:
+        if sub_count > 1:
+            start, end = sub_unit_bounds(int(sizes[ids[0]]), sub, sub_count)
+            piece = np.arange(offsets[ids[0]] + start, offsets[ids[0]] + end)
+        else:
+            piece = np.concatenate([np.arange(offsets[u], offsets[u + 1]) for u in ids])
+        pieces += [piece, np.full(padded_length(piece.size) - piece.size, padding)]
+        starts.append(padded_elements * bit_width // 8)
+        lengths.append(bitpack.packed_size(piece.size, bit_width))
+        padded_elements += padded_length(piece.size)
     return DatagramPlan(
-        unit_ids=tuple(np.asarray(ids, dtype=">u4").tobytes() for ids in ids_per_datagram),
-        sub_index=tuple(s for s, _ in subs),
-        sub_count=tuple(c for _, c in subs),
-        element_bounds=bounds,
-        gather=np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64),
+        unit_ids=tuple(np.asarray(ids, dtype=">u4").tobytes() for ids, _, _ in groups),
+        sub_index=tuple(sub for _, sub, _ in groups),
+        sub_count=tuple(count for _, _, count in groups),
+        payload_start=tuple(starts),
+        payload_len=tuple(lengths),
+        padded_gather=np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64),
     )
 
 
@@ -169,28 +181,28 @@ class Packetizer:
         bitpack.check_range(frame.latent, frame.bit_width, frame.signed)
         partition = self.partition_of(frame)
         plan = self.plan(frame)
-        gathered = partition.to_units(frame.latent)[plan.gather]
+        elements = np.zeros(partition.size + 1, dtype=np.int64)  # + the padding element
+        elements[:-1] = partition.to_units(frame.latent)
+        packed = bitpack.pack(elements[plan.padded_gather], frame.bit_width)
         shape = tuple(frame.latent.shape) + (0,) * (3 - frame.latent.ndim)
         flags = (Flags.INTERLEAVED if self.interleave else Flags.NONE) | (Flags.SIGNED if frame.signed else Flags.NONE)
-        template = dict(
-            magic=b"NSEM", version=VERSION, msg_type=MessageType.DATA, flags=int(flags),
-            partition=int(self.partition_kind), layout=int(frame.layout), bit_width=frame.bit_width,
-            importance=frame.importance, reserved=0, stream_id=frame.stream_id, kb_version=frame.kb_version,
-            codec_id=frame.codec_id, image_height=frame.image_size[0], image_width=frame.image_size[1],
-            frame_id=frame_id, dim0=shape[0], dim1=shape[1], dim2=shape[2],
-            grid_h=partition.grid[0], grid_w=partition.grid[1],
-            block_h=partition.block[0], block_w=partition.block[1],
-            unit_count=partition.unit_count, interleave_seed=self.seed, scale=float(frame.scale),
-            datagram_count=plan.datagram_count,
+        frame_wide = FRAME_WIDE_STRUCT.pack(
+            MAGIC, VERSION, MessageType.DATA, int(flags), int(self.partition_kind), int(frame.layout),
+            frame.bit_width, frame.stream_id, frame.kb_version, frame.codec_id,
+            frame.image_size[0], frame.image_size[1], frame_id, shape[0], shape[1], shape[2],
+            partition.grid[0], partition.grid[1], partition.block[0], partition.block[1],
+            partition.unit_count, self.seed, float(frame.scale), plan.datagram_count,
         )
+        pack_tail = PER_DATAGRAM_STRUCT.pack
         datagrams = []
-        bounds = plan.element_bounds
-        for index in range(plan.datagram_count):
-            payload = bitpack.pack(gathered[bounds[index] : bounds[index + 1]], frame.bit_width)
-            ids = plan.unit_ids[index]
-            header = Header(
-                **template, datagram_index=index, sub_index=plan.sub_index[index], sub_count=plan.sub_count[index],
-                unit_count_here=len(ids) // UNIT_ID_SIZE, payload_len=len(payload),
-            )
-            datagrams.append(encode_datagram(header, ids, payload))
+        for index, ids in enumerate(plan.unit_ids):
+            start, length = plan.payload_start[index], plan.payload_len[index]
+            body = b"".join((
+                frame_wide,
+                pack_tail(frame.importance, 0, index, plan.sub_index[index], plan.sub_count[index],
+                          len(ids) // UNIT_ID_SIZE, length),
+                ids,
+                packed[start : start + length],
+            ))
+            datagrams.append(body + zlib.crc32(body).to_bytes(CRC_SIZE, "big"))
         return datagrams

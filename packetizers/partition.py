@@ -123,6 +123,27 @@ def unit_count_for(
     return -(-map_h // block[0]) * -(-map_w // block[1])
 
 
+def unit_sizes_of(
+    layout: Layout,
+    shape: tuple[int, ...],
+    kind: PartitionKind,
+    block: tuple[int, int],
+    grid: tuple[int, int],
+    unit_ids: np.ndarray,
+) -> np.ndarray:
+    """Element counts of the given (valid) units, by arithmetic alone: nothing frame-sized
+    is allocated, so a receiver can check a datagram before it commits memory to its frame."""
+    ids = unit_ids.astype(np.int64)
+    if kind != PartitionKind.SPATIAL:
+        per_unit = (int(np.prod(shape)) // unit_count_for(layout, shape, kind, block, grid))
+        return np.full(ids.size, per_unit, dtype=np.int64)
+    map_h, map_w, depth = (shape[1], shape[2], shape[0]) if layout == Layout.CHW else (grid[0], grid[1], shape[1])
+    blocks_x = -(-map_w // block[1])
+    rows = np.minimum(block[0], map_h - (ids // blocks_x) * block[0])
+    cols = np.minimum(block[1], map_w - (ids % blocks_x) * block[1])
+    return depth * rows * cols
+
+
 def build_partition(
     layout: Layout,
     shape: tuple[int, ...],

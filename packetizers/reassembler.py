@@ -21,11 +21,13 @@ import numpy as np
 
 from packetizers import bitpack
 from packetizers.packetizer import UNIT_ID_SIZE, sub_unit_bounds
-from packetizers.partition import Partition, PartitionError, build_partition, unit_count_for
+from packetizers.partition import Partition, PartitionError, build_partition, unit_count_for, unit_sizes_of
 from packetizers.wire import (
     CRC_SIZE,
+    FRAME_WIDE_SIZE,
     HEADER_SIZE,
     MAGIC,
+    PER_DATAGRAM_STRUCT,
     VERSION,
     Flags,
     Header,
@@ -84,25 +86,31 @@ class Frame:
 
 
 class _FrameState:
-    __slots__ = ("header", "frame_key", "partition", "values", "received", "seen", "count", "first", "last", "nbytes")
+    """A frame being reassembled. Payloads are kept packed until delivery, when the whole
+    frame is unpacked and scattered in a few vectorised steps."""
+
+    __slots__ = ("header", "partition", "unit_seen", "seen", "whole", "slices", "count", "first", "last", "nbytes")
 
     def __init__(self, header: Header, partition: Partition, nbytes: int, now: float) -> None:
         self.header = header
-        self.frame_key = header.frame_key()
         self.partition = partition
-        self.values = np.zeros(partition.size, dtype=bitpack.element_dtype(header.bit_width, header.signed))
-        self.received = np.zeros(partition.size, dtype=bool)
+        self.unit_seen = np.zeros(header.unit_count, dtype=bool)  # whole units received
         self.seen = np.zeros(header.datagram_count, dtype=bool)
+        self.whole: list[tuple[np.ndarray, bytes]] = []  # (unit ids, payload)
+        self.slices: list[tuple[int, int, int, bytes]] = []  # (unit, sub index, sub count, payload)
         self.count = 0
         self.first = self.last = now
         self.nbytes = nbytes
 
 
 def frame_nbytes(header: Header, elements: int) -> int:
-    """Memory a frame will hold: values + mask + partition indices + datagram bitmap."""
+    """Upper bound of the memory a frame holds: packed payloads (at most one copy of the
+    frame, duplicates being rejected), unit and datagram bitmaps, partition indices, and the
+    delivered latent and mask."""
     itemsize = 1 if header.bit_width <= 8 else 2
     index_bytes = 4 * elements if header.partition == PartitionKind.SPATIAL else 0
-    return elements * (itemsize + 1) + index_bytes + 8 * (header.unit_count + 1) + header.datagram_count
+    packed = bitpack.packed_size(elements, header.bit_width) + 80 * header.datagram_count
+    return packed + elements * (itemsize + 1) + index_bytes + 9 * (header.unit_count + 1) + header.datagram_count
 
 
 class Reassembler:
@@ -114,6 +122,7 @@ class Reassembler:
         self.frames_timed_out = 0
         self.frames_evicted = 0
         self._frames: OrderedDict[tuple[int, int], _FrameState] = OrderedDict()
+        self._by_header: dict[bytes, _FrameState] = {}  # frame-wide header bytes -> frame
         self._delivered: OrderedDict[tuple[int, int], None] = OrderedDict()
         self._ready: list[Frame] = []
         self._total_bytes = 0
@@ -126,150 +135,147 @@ class Reassembler:
         return reason
 
     def _receive(self, datagram: bytes, now: float) -> RejectReason | None:
-        if len(datagram) < HEADER_SIZE + CRC_SIZE:
-            return RejectReason.BAD_MAGIC if datagram[:4] != MAGIC[: len(datagram[:4])] else RejectReason.TRUNCATED
-        header = peek_header(datagram)
-        if header is None:
+        length = len(datagram)
+        if length < HEADER_SIZE + CRC_SIZE:
+            return RejectReason.BAD_MAGIC if datagram[:4] != MAGIC[: min(4, length)] else RejectReason.TRUNCATED
+        if datagram[:4] != MAGIC:
             return RejectReason.BAD_MAGIC
-        if header.version != VERSION:
+        if datagram[4] != VERSION:
             return RejectReason.BAD_VERSION
-        declared = HEADER_SIZE + UNIT_ID_SIZE * header.unit_count_here + header.payload_len + CRC_SIZE
+        importance, _, index, sub_index, sub_count, id_count, payload_len = PER_DATAGRAM_STRUCT.unpack_from(
+            datagram, FRAME_WIDE_SIZE
+        )
+        declared = HEADER_SIZE + UNIT_ID_SIZE * id_count + payload_len + CRC_SIZE
         if not crc_ok(datagram):
-            return RejectReason.TRUNCATED if len(datagram) < declared else RejectReason.BAD_CRC
-        if header.msg_type != MessageType.DATA:
-            return RejectReason.UNSUPPORTED_TYPE
-        if len(datagram) != declared:
-            return RejectReason.TRUNCATED if len(datagram) < declared else RejectReason.BAD_LENGTH
-        reason = self._check_header(header)
-        if reason is not None:
-            return reason
-        key = (header.stream_id, header.frame_id)
-        if key in self._delivered:
-            return RejectReason.LATE
-        state = self._frames.get(key)
-        if state is not None and state.frame_key != header.frame_key():
-            return RejectReason.INCONSISTENT
-        unit_ids = np.frombuffer(datagram, dtype=">u4", count=header.unit_count_here, offset=HEADER_SIZE)
-        if int(unit_ids.max()) >= header.unit_count:
-            return RejectReason.UNIT_OUT_OF_RANGE
-        if unit_ids.size > 1 and np.unique(unit_ids).size != unit_ids.size:
-            return RejectReason.BAD_HEADER
+            return RejectReason.TRUNCATED if length < declared else RejectReason.BAD_CRC
+        if length != declared:
+            return RejectReason.TRUNCATED if length < declared else RejectReason.BAD_LENGTH
+        state = self._by_header.get(datagram[:FRAME_WIDE_SIZE])
         if state is None:
-            reason = self._check_frame_size(header)
+            header = peek_header(datagram)
+            reason = self._check_new_frame(header)
             if reason is not None:
                 return reason
-            partition = self._partition(header)
         else:
-            partition = state.partition
-        positions = self._positions(partition, header, unit_ids)
-        if positions is None:
+            header = state.header
+        if (
+            index >= header.datagram_count
+            or id_count == 0
+            or sub_count == 0
+            or sub_index >= sub_count
+            or (sub_count > 1 and id_count != 1)
+            or id_count > header.unit_count
+        ):
             return RejectReason.BAD_HEADER
-        if bitpack.packed_size(positions.size, header.bit_width) != header.payload_len:
+        unit_ids = np.frombuffer(datagram, dtype=">u4", count=id_count, offset=HEADER_SIZE)
+        if int(unit_ids[-1] if id_count == 1 else unit_ids.max()) >= header.unit_count:
+            return RejectReason.UNIT_OUT_OF_RANGE
+        if id_count > 1 and not (unit_ids[1:] > unit_ids[:-1]).all():
+            return RejectReason.BAD_HEADER  # ids are strictly ascending: no unit twice
+        elements = self._element_count(header, state, unit_ids, sub_index, sub_count)
+        if elements is None:
+            return RejectReason.BAD_HEADER
+        if bitpack.packed_size(elements, header.bit_width) != payload_len:
             return RejectReason.BAD_LENGTH
-        if state is not None and (state.seen[header.datagram_index] or state.received[positions].any()):
+        if state is not None and (state.seen[index] or (sub_count == 1 and state.unit_seen[unit_ids].any())):
             return RejectReason.DUPLICATE
         if state is None:
-            state = self._open_frame(key, header, partition, now)
-        payload = memoryview(datagram)[HEADER_SIZE + UNIT_ID_SIZE * header.unit_count_here : -CRC_SIZE]
-        state.values[positions] = bitpack.unpack(payload, positions.size, header.bit_width, header.signed)
-        state.received[positions] = True
-        state.seen[header.datagram_index] = True
+            state = self._open_frame(datagram[:FRAME_WIDE_SIZE], header, now)
+        payload = datagram[HEADER_SIZE + UNIT_ID_SIZE * id_count : -CRC_SIZE]
+        if sub_count == 1:
+            state.unit_seen[unit_ids] = True
+            state.whole.append((unit_ids, payload))
+        else:
+            state.slices.append((int(unit_ids[0]), sub_index, sub_count, payload))
+        state.seen[index] = True
         state.count += 1
         state.last = now
         self.datagrams_accepted += 1
         if state.count == header.datagram_count:
-            self._deliver(key, timed_out=False)
+            self._deliver((header.stream_id, header.frame_id), timed_out=False)
         return None
 
-    def _check_header(self, header: Header) -> RejectReason | None:
+    def _check_new_frame(self, header: Header) -> RejectReason | None:
+        """Checks on the frame-wide fields, run once per frame (its first datagram)."""
+        key = (header.stream_id, header.frame_id)
+        if key in self._delivered:
+            return RejectReason.LATE
+        if key in self._frames:
+            return RejectReason.INCONSISTENT  # same frame, different frame-wide header
+        if header.msg_type != MessageType.DATA:
+            return RejectReason.UNSUPPORTED_TYPE
         if (
             header.layout not in (Layout.CHW, Layout.ND)
             or header.partition not in (PartitionKind.CHANNEL, PartitionKind.TOKEN, PartitionKind.SPATIAL)
             or not 1 <= header.bit_width <= bitpack.MAX_BIT_WIDTH
             or header.flags & ~int(Flags.INTERLEAVED | Flags.SIGNED)
-            or header.datagram_index >= header.datagram_count
-            or header.unit_count_here == 0
-            or header.sub_count == 0
-            or header.sub_index >= header.sub_count
-            or (header.sub_count > 1 and header.unit_count_here != 1)
-            or header.unit_count_here > header.unit_count
+            or header.datagram_count == 0
+            or (header.layout == Layout.ND and header.dim2 != 0)
         ):
             return RejectReason.BAD_HEADER
-        shape = header.shape
-        if header.layout == Layout.ND and header.dim2 != 0:
-            return RejectReason.BAD_HEADER
         elements = 1
-        for dim in shape:
+        for dim in header.shape:
             elements *= dim
         if elements > self.limits.max_frame_elements:
             return RejectReason.TOO_LARGE
         try:
-            count = unit_count_for(
-                Layout(header.layout), shape, PartitionKind(header.partition),
-                (header.block_h, header.block_w), (header.grid_h, header.grid_w),
-            )
+            count = unit_count_for(*self._geometry(header))
         except PartitionError:
             return RejectReason.BAD_HEADER
         if count != header.unit_count:
             return RejectReason.BAD_HEADER
-        return None
-
-    def _check_frame_size(self, header: Header) -> RejectReason | None:
-        elements = 1
-        for dim in header.shape:
-            elements *= dim
         if frame_nbytes(header, elements) > self.limits.max_frame_bytes:
             return RejectReason.TOO_LARGE
         return None
 
-    def _partition(self, header: Header) -> Partition:
-        for state in self._frames.values():  # frames of one stream share their geometry
-            partition = state.partition
-            if (partition.layout, partition.shape, partition.kind, partition.block, partition.grid) == (
-                header.layout, header.shape, header.partition,
-                (header.block_h, header.block_w) if header.partition == PartitionKind.SPATIAL else (0, 0),
-                (header.grid_h, header.grid_w) if header.layout == Layout.ND else (0, 0),
-            ):
-                return partition
-        return build_partition(
+    @staticmethod
+    def _geometry(header: Header) -> tuple:
+        return (
             Layout(header.layout), header.shape, PartitionKind(header.partition),
-            (header.block_h, header.block_w), (header.grid_h, header.grid_w),
+            (header.block_h, header.block_w) if header.partition == PartitionKind.SPATIAL else (0, 0),
+            (header.grid_h, header.grid_w) if header.layout == Layout.ND else (0, 0),
         )
 
-    @staticmethod
-    def _positions(partition: Partition, header: Header, unit_ids: np.ndarray) -> np.ndarray | None:
-        """Unit-order positions of this datagram's elements, or None if the sub-unit is impossible."""
-        offsets = partition.unit_offsets
-        if header.sub_count > 1:
-            unit = int(unit_ids[0])
-            size = int(offsets[unit + 1] - offsets[unit])
-            if header.sub_count > size:
-                return None
-            start, end = sub_unit_bounds(size, header.sub_index, header.sub_count)
-            return np.arange(offsets[unit] + start, offsets[unit] + end)
-        ids = unit_ids.astype(np.int64)
-        if partition.uniform_unit_size:
-            return (offsets[ids][:, None] + np.arange(partition.uniform_unit_size)).reshape(-1)
-        return np.concatenate([np.arange(offsets[u], offsets[u + 1]) for u in ids.tolist()])
+    def _element_count(
+        self, header: Header, state: _FrameState | None, unit_ids: np.ndarray, sub_index: int, sub_count: int
+    ) -> int | None:
+        """Elements this datagram carries, or None for an impossible sub-unit."""
+        if state is not None and state.partition.uniform_unit_size:
+            size = state.partition.uniform_unit_size
+            if sub_count == 1:
+                return size * unit_ids.size
+        else:
+            sizes = unit_sizes_of(*self._geometry(header), unit_ids)
+            if sub_count == 1:
+                return int(sizes.sum())
+            size = int(sizes[0])
+        if sub_count > size:
+            return None
+        start, end = sub_unit_bounds(size, sub_index, sub_count)
+        return end - start
 
     # ---------------------------------------------------------------- frames
-    def _open_frame(self, key: tuple[int, int], header: Header, partition: Partition, now: float) -> _FrameState:
-        elements = partition.size
-        nbytes = frame_nbytes(header, elements)
+    def _open_frame(self, header_bytes: bytes, header: Header, now: float) -> _FrameState:
+        geometry = self._geometry(header)
+        partition = next(
+            (s.partition for s in self._frames.values() if self._geometry(s.header) == geometry), None
+        ) or build_partition(*geometry)
+        nbytes = frame_nbytes(header, partition.size)
         while self._frames and (
             len(self._frames) >= self.limits.max_frames_in_flight
             or self._total_bytes + nbytes > self.limits.max_total_bytes
         ):
-            oldest = next(iter(self._frames))
-            self._drop(oldest)
+            self._drop(next(iter(self._frames)))
             self.frames_evicted += 1
         state = _FrameState(header, partition, nbytes, now)
-        self._frames[key] = state
+        self._frames[(header.stream_id, header.frame_id)] = state
+        self._by_header[header_bytes] = state
         self._total_bytes += nbytes
         return state
 
     def _drop(self, key: tuple[int, int]) -> _FrameState:
         state = self._frames.pop(key)
+        del self._by_header[next(k for k, v in self._by_header.items() if v is state)]
         self._total_bytes -= state.nbytes
         self._delivered[key] = None
         while len(self._delivered) > self.limits.remembered_frames:
@@ -279,13 +285,13 @@ class Reassembler:
     def _deliver(self, key: tuple[int, int], *, timed_out: bool) -> None:
         state = self._drop(key)
         partition = state.partition
-        unit_received = np.logical_and.reduceat(state.received, partition.unit_offsets[:-1])
+        values, received = _unpack_frame(state)
         self._ready.append(
             Frame(
                 header=state.header,
-                latent=partition.from_units(state.values),
-                received=partition.from_units(state.received),
-                unit_received=unit_received,
+                latent=partition.from_units(values),
+                received=partition.from_units(received),
+                unit_received=np.logical_and.reduceat(received, partition.unit_offsets[:-1]),
                 datagrams_received=state.count,
                 first_arrival=state.first,
                 last_arrival=state.last,
@@ -337,3 +343,51 @@ class Reassembler:
             "frames_in_flight": self.frames_in_flight,
             "bytes_in_flight": self.bytes_in_flight,
         }
+
+
+def _unpack_frame(state: _FrameState) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-order values and received mask of a frame, from its packed payloads.
+
+    Each payload is padded to a whole number of 8-element groups, all are joined and unpacked
+    at once, then scattered to their unit-order positions in one step.
+    """
+    header, partition = state.header, state.partition
+    bit_width, offsets = header.bit_width, partition.unit_offsets
+    group_bytes = bit_width  # 8 elements of bit_width bits
+    pieces: list[bytes] = []
+    positions: list[np.ndarray] = []
+    counts: list[int] = []
+    if state.whole:
+        all_ids = np.concatenate([ids for ids, _ in state.whole]).astype(np.int64)
+        sizes = offsets[all_ids + 1] - offsets[all_ids]
+        ends = np.cumsum(sizes)
+        # element j of unit u sits at offsets[u] + j
+        positions.append(np.repeat(offsets[all_ids] - (ends - sizes), sizes) + np.arange(int(ends[-1])))
+        ids_per_payload = np.array([ids.size for ids, _ in state.whole])
+        counts = np.add.reduceat(sizes, np.cumsum(ids_per_payload) - ids_per_payload).tolist()
+        for (_, payload), count in zip(state.whole, counts):
+            pieces.append(payload.ljust(-(-count // 8) * group_bytes, b"\0"))
+    if state.slices:
+        starts, lengths = [], []
+        for unit, sub_index, sub_count, payload in state.slices:
+            start, end = sub_unit_bounds(int(offsets[unit + 1] - offsets[unit]), sub_index, sub_count)
+            starts.append(int(offsets[unit]) + start)
+            lengths.append(end - start)
+            pieces.append(payload.ljust(-(-(end - start) // 8) * group_bytes, b"\0"))
+        lengths_array = np.asarray(lengths, dtype=np.int64)
+        ends = np.cumsum(lengths_array)
+        positions.append(np.repeat(np.asarray(starts) - (ends - lengths_array), lengths_array) + np.arange(int(ends[-1])))
+        counts += lengths
+    counts_array = np.asarray(counts, dtype=np.int64)
+    padded = -(-counts_array // 8) * 8
+    unpacked = bitpack.unpack(b"".join(pieces), int(padded.sum()), bit_width, header.signed)
+    # drop each payload's padding: element j of payload k sits at padded_start[k] + j
+    skip = np.repeat(np.cumsum(padded) - padded - (np.cumsum(counts_array) - counts_array), counts_array)
+    keep = np.arange(int(counts_array.sum())) + skip
+    values = np.zeros(partition.size, dtype=bitpack.element_dtype(bit_width, header.signed))
+    received = np.zeros(partition.size, dtype=bool)
+    if positions:
+        where = np.concatenate(positions)
+        values[where] = unpacked[keep]
+        received[where] = True
+    return values, received

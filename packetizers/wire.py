@@ -9,7 +9,7 @@ asserts both parse every datagram identically.
 
 Layout, network byte order:
 
-    fixed header (FIXED_HEADER, 64 bytes)
+    fixed header (FIXED_HEADER, 70 bytes: frame-wide fields, then per-datagram fields)
     unit ids      unit_count_here x uint32   which units (or sub-unit) this datagram carries
     payload       payload_len bytes          the units' elements bit-packed at bit_width
     crc32         uint32                     zlib CRC-32 over everything before it
@@ -54,6 +54,7 @@ class Flags(enum.IntFlag):
 
 
 FIXED_HEADER = cs.Struct(
+    # frame-wide fields: identical in every datagram of a frame
     "magic" / cs.Const(MAGIC),
     "version" / cs.Int8ub,
     "msg_type" / cs.Int8ub,
@@ -61,8 +62,6 @@ FIXED_HEADER = cs.Struct(
     "partition" / cs.Int8ub,
     "layout" / cs.Int8ub,
     "bit_width" / cs.Int8ub,
-    "importance" / cs.Int8ub,  # unequal error protection class (0 = default)
-    "reserved" / cs.Int8ub,
     "stream_id" / cs.Int16ub,  # user / receiver / common-vs-private stream
     "kb_version" / cs.Int16ub,  # knowledge-base / codebook version a receiver must hold
     "codec_id" / cs.Int16ub,
@@ -79,9 +78,12 @@ FIXED_HEADER = cs.Struct(
     "unit_count" / cs.Int32ub,  # units in the whole frame
     "interleave_seed" / cs.Int32ub,
     "scale" / cs.Float32b,  # quantizer step (1.0 when none)
-    "datagram_index" / cs.Int16ub,
     "datagram_count" / cs.Int16ub,
-    "sub_index" / cs.Int16ub,  # > 0 count: this datagram carries one slice of one unit
+    # per-datagram fields
+    "importance" / cs.Int8ub,  # unequal error protection class (0 = default)
+    "reserved" / cs.Int8ub,
+    "datagram_index" / cs.Int16ub,
+    "sub_index" / cs.Int16ub,  # this datagram carries slice sub_index of sub_count of one unit
     "sub_count" / cs.Int16ub,  # 1 when whole units are carried
     "unit_count_here" / cs.Int16ub,
     "payload_len" / cs.Int16ub,
@@ -114,7 +116,12 @@ HEADER_SIZE = FIXED_HEADER_STRUCT.size
 CRC_SIZE = 4
 assert HEADER_SIZE == FIXED_HEADER.sizeof()
 
-_MAGIC_FIELD = FIELD_NAMES.index("magic")
+# The header splits into a frame-wide part (bytes [0, FRAME_WIDE_SIZE)) and a per-datagram
+# tail; a receiver recognises a datagram of a frame it knows by comparing the first part.
+_FIRST_PER_DATAGRAM = FIELD_NAMES.index("importance")
+FRAME_WIDE_STRUCT = struct.Struct(">" + "".join(_struct_code(sc) for sc in FIXED_HEADER.subcons[:_FIRST_PER_DATAGRAM]))
+PER_DATAGRAM_STRUCT = struct.Struct(">" + "".join(_struct_code(sc) for sc in FIXED_HEADER.subcons[_FIRST_PER_DATAGRAM:]))
+FRAME_WIDE_SIZE = FRAME_WIDE_STRUCT.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +135,6 @@ class Header:
     partition: int
     layout: int
     bit_width: int
-    importance: int
-    reserved: int
     stream_id: int
     kb_version: int
     codec_id: int
@@ -146,8 +151,10 @@ class Header:
     unit_count: int
     interleave_seed: int
     scale: float
-    datagram_index: int
     datagram_count: int
+    importance: int
+    reserved: int
+    datagram_index: int
     sub_index: int
     sub_count: int
     unit_count_here: int
@@ -165,25 +172,12 @@ class Header:
     def interleaved(self) -> bool:
         return bool(self.flags & Flags.INTERLEAVED)
 
-    def frame_key(self) -> tuple:
-        """Everything every datagram of one frame must agree on (all but the per-datagram fields)."""
-        return (
-            self.version, self.msg_type, self.flags, self.partition, self.layout, self.bit_width,
-            self.stream_id, self.kb_version, self.codec_id, self.image_height, self.image_width,
-            self.frame_id, self.dim0, self.dim1, self.dim2, self.grid_h, self.grid_w,
-            self.block_h, self.block_w, self.unit_count, self.interleave_seed, self.scale,
-            self.datagram_count,
-        )
-
-
 assert Header.__slots__ == FIELD_NAMES  # the dataclass mirrors the construct declaration
 
 
-def encode_datagram(header: Header, unit_ids: bytes, payload: bytes) -> bytes:
-    """Serialise one datagram; `unit_ids` is the already big-endian uint32 array."""
-    head = FIXED_HEADER_STRUCT.pack(*(getattr(header, name) for name in FIELD_NAMES))
-    body = head + unit_ids + payload
-    return body + struct.pack(">I", zlib.crc32(body))
+def frame_wide_bytes(datagram: bytes) -> bytes:
+    """The header bytes every datagram of one frame shares (its identity and geometry)."""
+    return datagram[:FRAME_WIDE_SIZE]
 
 
 def peek_header(datagram: bytes) -> Header | None:

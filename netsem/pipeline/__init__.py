@@ -1,0 +1,1 @@
+"""Codec <-> packetizer <-> link <-> reassembler, over real UDP or a virtual clock."""
