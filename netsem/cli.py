@@ -13,26 +13,33 @@ import click
 
 from netsem import __version__
 
-# name -> "module:attribute" of a click.Command; imported on first use.
-SUBCOMMANDS: dict[str, str] = {
-    "emulate": "emulator.cli:emulate",
-    "send": "netsem.pipeline.cli:send",
-    "models": "netsem.codecs.cli:models",
-    "train": "netsem.codecs.cli:train",
-    "evaluate": "netsem.codecs.cli:evaluate",
+# name -> ("module:attribute" of a click.Command, one-line help for `netsem --help`)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "send": ("netsem.pipeline.cli:send", "Send an image through a codec over real UDP (with netem impairments)."),
+    "simulate": ("netsem.pipeline.cli:simulate", "The same as send on a virtual clock, no sockets."),
+    "recv": ("netsem.pipeline.cli:recv", "Receive netsem frames on a UDP port and decode each one."),
+    "sweep": ("netsem.pipeline.cli:sweep", "Run a grid of codecs x partitions x impairments x seeds to CSV/JSON."),
+    "plot": ("netsem.pipeline.cli:plot", "Plot PSNR/SSIM against loss and per-image ΔPSNR from sweep results."),
+    "emulate": ("emulator.cli:emulate", "A netem-compatible UDP proxy: impair traffic between two ports."),
+    "models": ("netsem.codecs.cli:models", "List the registered codecs and their weights."),
+    "train": ("netsem.codecs.cli:train", "Train a learned codec on photographs."),
+    "evaluate": ("netsem.codecs.cli:evaluate", "PSNR/SSIM of codecs under random unit loss."),
 }
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+        return list(SUBCOMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = SUBCOMMANDS.get(name)
-        if target is None:
+        if name not in SUBCOMMANDS:
             return None
-        module_name, attribute = target.split(":")
+        module_name, attribute = SUBCOMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, short) for name, (_, short) in SUBCOMMANDS.items()])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,77 +1,102 @@
-"""`netsem send`: one image through codec, packetizer, real UDP on 127.0.0.1, reassembler."""
+"""`netsem send`: one image through codec, packetizer, real UDP on 127.0.0.1, reassembler.
+
+Without a destination the whole chain runs here over real sockets:
+
+    sender socket -> emulator proxy (in process, the --netem words) -> receiver socket
+
+The proxy is the same `emulator.proxy.serve_proxy` that `netsem emulate` runs, driving the
+same `Link` that `netsem simulate` drives on a virtual clock.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import socket
 import time
-from dataclasses import dataclass
 
-import numpy as np
 import trio
 
-from netsem.codecs.registry import get_codec
-from netsem.codecs.base import CodecError
-from netsem.pipeline.frames import encoded_from_frame, latent_frame
-from netsem.pipeline.images import load_image, save_image
-from netsem.pipeline.metrics import psnr_db, ssim
+from emulator.grammar import parse_netem
+from emulator.link import Link
+from emulator.pcap import CaptureWriter
+from emulator.proxy import serve_proxy
 from netsem.pipeline.report import Report
+from netsem.pipeline.session import Outgoing, SessionOptions, finish, prepare
 from netsem.pipeline.udp import receive_frames, send_datagrams, udp_socket
-from packetizers.packetizer import Packetizer
-from packetizers.reassembler import Frame, Reassembler, ReassemblerLimits
-from packetizers.wire import DEFAULT_MTU, PartitionKind
-
-PARTITIONS = {"channel": PartitionKind.CHANNEL, "token": PartitionKind.TOKEN, "spatial": PartitionKind.SPATIAL}
+from packetizers.reassembler import Frame, Reassembler
 
 
-@dataclass(frozen=True)
-class SendOptions:
-    image: str | None = None
-    codec: str = "raw"
-    partition: str = "channel"
-    interleave: bool = True
-    seed: int = 0
-    mtu: int = DEFAULT_MTU
-    frame_timeout: float = 0.25
-    out: str | None = None
-
-
-async def _transmit(datagrams: list[bytes], limits: ReassemblerLimits) -> tuple[Frame, dict]:
-    reassembler = Reassembler(limits)
+async def _transmit(outgoing: Outgoing, link: Link, capture: CaptureWriter | None) -> tuple[Frame, dict]:
+    reassembler = Reassembler(outgoing.options.reassembler_limits())
     with udp_socket() as receiver, udp_socket() as sender:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(send_datagrams, sender, datagrams, receiver.getsockname())
+            proxy = await nursery.start(
+                functools.partial(serve_proxy, capture=capture), ("127.0.0.1", 0), receiver.getsockname(), link
+            )
+            nursery.start_soon(send_datagrams, sender, outgoing.datagrams, proxy)
             (frame,) = await receive_frames(receiver, reassembler)
+            nursery.cancel_scope.cancel()
     return frame, reassembler.stats()
 
 
-def run_send(options: SendOptions) -> Report:
-    image, label = load_image(options.image)
-    codec = get_codec(options.codec)
-    if options.partition not in codec.partitions:
-        raise CodecError(f"codec {options.codec} does not support the {options.partition} partition "
-                         f"(it supports: {', '.join(codec.partitions)})")
-    packetizer = Packetizer(PARTITIONS[options.partition], interleave=options.interleave,
-                            seed=options.seed, mtu=options.mtu)
+def transmit_udp(outgoing: Outgoing, pcap: str | None = None) -> tuple[Frame, dict, dict]:
+    """The frame as the receiver socket gets it, with receiver and link counters."""
+    options = outgoing.options
+    link = Link(parse_netem(options.netem), seed=options.seed)
+    if pcap is None:
+        frame, receiver = trio.run(_transmit, outgoing, link, None)
+    else:
+        with CaptureWriter(pcap) as capture:
+            frame, receiver = trio.run(_transmit, outgoing, link, capture)
+    return frame, receiver, link.counters.as_dict()
+
+
+def run_send(options: SessionOptions, pcap: str | None = None) -> Report:
+    outgoing = prepare(options)
     started = time.perf_counter()
-    encoded = codec.encode(image)
-    datagrams = packetizer.packetize(latent_frame(encoded, codec.codec_id), frame_id=0)
-    encoded_at = time.perf_counter()
-    frame, receiver_stats = trio.run(_transmit, datagrams, ReassemblerLimits(frame_timeout=options.frame_timeout))
-    received_at = time.perf_counter()
-    received_latent, mask = encoded_from_frame(frame)
-    reconstruction = codec.decode(received_latent, mask)
-    decoded_at = time.perf_counter()
-    lossless = codec.decode(encoded, np.ones(encoded.latent.shape, dtype=bool))
-    if options.out:
-        save_image(reconstruction, options.out)
-    wire_bytes = sum(map(len, datagrams))
-    return Report(
-        codec=options.codec, partition=options.partition, interleave=options.interleave, netem="",
-        seed=options.seed, image=label, image_size=image.shape[:2],
-        psnr_db=psnr_db(image, reconstruction), ssim=ssim(image, reconstruction),
-        lossless_psnr_db=psnr_db(image, lossless),
-        datagrams_sent=len(datagrams), datagrams_received=frame.datagrams_received,
-        units_total=frame.header.unit_count, units_received=int(frame.unit_received.sum()),
-        bytes_on_wire=wire_bytes, bpp=wire_bytes * 8 / (image.shape[0] * image.shape[1]),
-        encode_s=encoded_at - started, network_s=received_at - encoded_at, decode_s=decoded_at - received_at,
-        total_s=decoded_at - started, transport="udp", receiver=receiver_stats,
-    )
+    frame, receiver, link = transmit_udp(outgoing, pcap)
+    return finish(outgoing, frame, network_s=time.perf_counter() - started, transport="udp",
+                  receiver=receiver, link=link)
+
+
+class ReceiverUnreachable(Exception):
+    """The destination answered with ICMP port unreachable: nothing listens there."""
+
+
+def send_to(options: SessionOptions, destination: tuple[str, int]) -> dict:
+    """Send the image's datagrams to a separately started `netsem emulate` / `netsem recv`.
+
+    There is no receiver here to measure quality, so the report is the sender's half.
+    """
+    outgoing = prepare(options)
+    started = time.perf_counter()
+    trio.run(_send_connected, outgoing.datagrams, destination)
+    wire_bytes = sum(map(len, outgoing.datagrams))
+    height, width = outgoing.image.shape[:2]
+    return {
+        "to": f"{destination[0]}:{destination[1]}", "codec": options.codec, "partition": options.partition,
+        "interleave": options.interleave, "seed": options.seed, "image": outgoing.label,
+        "datagrams_sent": len(outgoing.datagrams), "bytes_on_wire": wire_bytes,
+        "bpp": wire_bytes * 8 / (height * width), "encode_s": outgoing.encode_s,
+        "send_s": time.perf_counter() - started,
+    }
+
+
+async def _send_connected(datagrams: list[bytes], destination: tuple[str, int]) -> None:
+    # A connected socket learns of an ICMP "port unreachable", so a missing receiver is
+    # noticed at once instead of datagrams vanishing silently.
+    with udp_socket() as sock:
+        try:
+            sock.connect(destination)
+            await send_datagrams(sock, datagrams, None)
+            await trio.sleep(0.02)  # time for a late ICMP error to come back
+            pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if pending:
+                raise ConnectionRefusedError(pending, os.strerror(pending))
+        except ConnectionRefusedError:
+            raise ReceiverUnreachable(
+                f"{destination[0]}:{destination[1]} refused the datagrams (is netsem recv or emulate running there?)"
+            ) from None
+        except OSError as error:
+            raise ReceiverUnreachable(f"cannot send to {destination[0]}:{destination[1]}: {error.strerror}") from None

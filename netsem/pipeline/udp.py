@@ -31,18 +31,35 @@ def udp_socket(bind: tuple[str, int] = ("127.0.0.1", 0)) -> socket.socket:
     return sock
 
 
-async def send_datagrams(sock: socket.socket, datagrams: list[bytes], target: tuple[str, int]) -> None:
+async def send_datagrams(sock: socket.socket, datagrams: list[bytes], target: tuple[str, int] | None) -> None:
+    """Send in order, to `target` or (None) to the socket's connected peer.
+
+    A connected socket raises ConnectionRefusedError once the peer's ICMP port-unreachable
+    for an earlier datagram has come back.
+    """
     for start in range(0, len(datagrams), SEND_BATCH):
         for datagram in datagrams[start : start + SEND_BATCH]:
             while True:
                 try:
-                    sock.sendto(datagram, target)
+                    if target is None:
+                        sock.send(datagram)
+                    else:
+                        sock.sendto(datagram, target)
                     break
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(sock)
-                except ConnectionRefusedError:
-                    break  # an ICMP error from an earlier datagram; UDP carries on
         await trio.sleep(0)
+
+
+def drain(sock: socket.socket, reassembler: Reassembler, now: float) -> None:
+    """Feed every datagram queued on `sock` to the reassembler."""
+    while True:
+        try:
+            reassembler.receive(sock.recv(65536), now)
+        except BlockingIOError:
+            return
+        except ConnectionRefusedError:
+            continue  # an ICMP error for something we sent earlier
 
 
 async def receive_frames(
@@ -58,13 +75,7 @@ async def receive_frames(
         with trio.move_on_at(math.inf if deadline is None else deadline):
             await trio.lowlevel.wait_readable(sock)
         now = trio.current_time()
-        while True:
-            try:
-                reassembler.receive(sock.recv(65536), now)
-            except BlockingIOError:
-                break
-            except ConnectionRefusedError:
-                continue
+        drain(sock, reassembler, now)
         delivered.extend(reassembler.poll(now))
         if not delivered and reassembler.datagrams_accepted == 0 and now >= give_up_at:
             raise NothingArrived(f"no netsem datagram arrived within {first_datagram_timeout:g} s")

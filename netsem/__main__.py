@@ -1,0 +1,3 @@
+from netsem.cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""What `send` and `simulate` share: the sender's half (encode, packetize) and the
+receiver's half (decode, measure, report). Only the transport between them differs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from netsem.codecs.base import Codec, CodecError, EncodedLatent
+from netsem.codecs.registry import get_codec
+from netsem.pipeline.frames import encoded_from_frame, latent_frame
+from netsem.pipeline.images import load_image, save_image
+from netsem.pipeline.metrics import psnr_db, ssim
+from netsem.pipeline.report import Report
+from packetizers.packetizer import Packetizer
+from packetizers.reassembler import Frame, ReassemblerLimits
+from packetizers.wire import DEFAULT_MTU, PartitionKind
+
+PARTITIONS = {"channel": PartitionKind.CHANNEL, "token": PartitionKind.TOKEN, "spatial": PartitionKind.SPATIAL}
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    image: str | None = None
+    codec: str = "raw"
+    partition: str = "channel"
+    interleave: bool = True
+    netem: str = ""
+    seed: int = 0
+    mtu: int = DEFAULT_MTU
+    frame_timeout: float = 0.25
+    out: str | None = None
+
+    def reassembler_limits(self) -> ReassemblerLimits:
+        return ReassemblerLimits(frame_timeout=self.frame_timeout)
+
+
+@dataclass
+class Outgoing:
+    """The sender's half of a session, ready to be transmitted."""
+
+    options: SessionOptions
+    image: np.ndarray
+    label: str
+    codec: Codec
+    encoded: EncodedLatent
+    datagrams: list[bytes]
+    encode_s: float  # encode + packetize
+    cache: EncodingCache | None = None
+
+
+class EncodingCache:
+    """Encodings (and lossless decodes) reused across the runs of a sweep: the codec is
+    deterministic, so only the network part needs repeating."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str | None, str], tuple[np.ndarray, str, EncodedLatent, float]] = {}
+        self.lossless: dict[tuple[str | None, str], np.ndarray] = {}
+
+    def encode(self, image_path: str | None, codec: Codec) -> tuple[np.ndarray, str, EncodedLatent, float]:
+        key = (image_path, codec.name)
+        if key not in self._entries:
+            image, label = load_image(image_path)
+            started = time.perf_counter()
+            encoded = codec.encode(image)
+            self._entries[key] = (image, label, encoded, time.perf_counter() - started)
+        return self._entries[key]
+
+
+def prepare(options: SessionOptions, cache: EncodingCache | None = None) -> Outgoing:
+    codec = get_codec(options.codec)
+    if options.partition not in codec.partitions:
+        raise CodecError(f"codec {options.codec} does not support the {options.partition} partition "
+                         f"(it supports: {', '.join(codec.partitions)})")
+    packetizer = Packetizer(PARTITIONS[options.partition], interleave=options.interleave,
+                            seed=options.seed, mtu=options.mtu)
+    image, label, encoded, encode_s = (cache or EncodingCache()).encode(options.image, codec)
+    started = time.perf_counter()
+    datagrams = packetizer.packetize(latent_frame(encoded, codec.codec_id), frame_id=0)
+    packetize_s = time.perf_counter() - started
+    return Outgoing(options, image, label, codec, encoded, datagrams, encode_s + packetize_s, cache)
+
+
+def finish(outgoing: Outgoing, frame: Frame, *, network_s: float, transport: str,
+           receiver: dict, link: dict) -> Report:
+    options, image, codec = outgoing.options, outgoing.image, outgoing.codec
+    decode_started = time.perf_counter()
+    received_latent, mask = encoded_from_frame(frame)
+    reconstruction = codec.decode(received_latent, mask)
+    decode_s = time.perf_counter() - decode_started
+    lossless = _lossless_decode(outgoing)
+    if options.out:
+        save_image(reconstruction, options.out)
+    wire_bytes = sum(map(len, outgoing.datagrams))
+    return Report(
+        codec=options.codec, partition=options.partition, interleave=options.interleave, netem=options.netem,
+        seed=options.seed, image=outgoing.label, image_size=image.shape[:2],
+        psnr_db=psnr_db(image, reconstruction), ssim=ssim(image, reconstruction),
+        lossless_psnr_db=psnr_db(image, lossless),
+        datagrams_sent=len(outgoing.datagrams), datagrams_received=frame.datagrams_received,
+        units_total=frame.header.unit_count, units_received=int(frame.unit_received.sum()),
+        bytes_on_wire=wire_bytes, bpp=wire_bytes * 8 / (image.shape[0] * image.shape[1]),
+        encode_s=outgoing.encode_s, network_s=network_s, decode_s=decode_s,
+        total_s=outgoing.encode_s + network_s + decode_s, transport=transport,
+        receiver=receiver, link=link,
+    )
+
+
+def _lossless_decode(outgoing: Outgoing) -> np.ndarray:
+    key = (outgoing.options.image, outgoing.codec.name)
+    store = outgoing.cache.lossless if outgoing.cache is not None else {}
+    if key not in store:
+        store[key] = outgoing.codec.decode(outgoing.encoded, np.ones(outgoing.encoded.latent.shape, dtype=bool))
+    return store[key]

@@ -1,0 +1,76 @@
+"""End to end: real UDP sockets through the in-process emulator versus the virtual clock."""
+
+import numpy as np
+import pytest
+import trio
+from PIL import Image
+from skimage import data
+
+from netsem.pipeline.send import run_send, transmit_udp
+from netsem.pipeline.session import SessionOptions, prepare
+from netsem.pipeline.simulate import run_simulate, transmit_virtual
+from netsem.pipeline.udp import NothingArrived, receive_frames, send_datagrams, udp_socket
+from packetizers.reassembler import Reassembler, ReassemblerLimits
+
+
+@pytest.fixture(scope="module")
+def small_photo(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("img") / "chelsea.png"
+    Image.fromarray(data.chelsea()[::3, ::3]).save(path)  # 100 x 151
+    return str(path)
+
+
+@pytest.mark.parametrize("netem", ["loss random 20%", "loss gemodel 5% 30% 70% 0.1%",
+                                   "delay 5ms 2ms loss 10% duplicate 5% corrupt 2%"])
+@pytest.mark.parametrize("partition", ["channel", "spatial"])
+def test_sockets_and_virtual_clock_receive_the_same_mask(small_photo, netem, partition):
+    outgoing = prepare(SessionOptions(image=small_photo, codec="raw", partition=partition, netem=netem, seed=5))
+    udp_frame, udp_receiver, udp_link = transmit_udp(outgoing)
+    virtual_frame, virtual_receiver, virtual_link = transmit_virtual(outgoing)
+    assert 0 < udp_frame.received.mean() < 1  # the loss really happened
+    np.testing.assert_array_equal(udp_frame.received, virtual_frame.received)
+    np.testing.assert_array_equal(udp_frame.latent, virtual_frame.latent)
+    assert udp_link == virtual_link
+    assert udp_receiver["datagrams_rejected"] == virtual_receiver["datagrams_rejected"]
+
+
+def test_send_and_simulate_report_identical_metrics(small_photo):
+    options = SessionOptions(image=small_photo, codec="raw", partition="token", netem="loss random 20%", seed=9)
+    over_udp, virtual = run_send(options), run_simulate(options)
+    for field in ("psnr_db", "ssim", "lossless_psnr_db", "datagrams_sent", "datagrams_received",
+                  "units_total", "units_received", "bytes_on_wire", "bpp"):
+        assert getattr(over_udp, field) == getattr(virtual, field), field
+    assert over_udp.transport == "udp" and virtual.transport == "virtual"
+    assert over_udp.units_received < over_udp.units_total
+
+
+def test_nothing_lost_without_impairments(small_photo):
+    report = run_send(SessionOptions(image=small_photo, codec="raw"))
+    assert report.datagrams_received == report.datagrams_sent
+    assert report.units_received == report.units_total
+    assert report.psnr_db == report.lossless_psnr_db
+
+
+def test_sender_that_stops_mid_frame_gives_a_partial_frame_at_the_deadline(small_photo):
+    datagrams = prepare(SessionOptions(image=small_photo, codec="raw")).datagrams
+
+    async def main():
+        reassembler = Reassembler(ReassemblerLimits(frame_timeout=0.1))
+        with udp_socket() as receiver, udp_socket() as sender:
+            await send_datagrams(sender, datagrams[: len(datagrams) // 2], receiver.getsockname())
+            started = trio.current_time()
+            (frame,) = await receive_frames(receiver, reassembler)
+            return frame, trio.current_time() - started
+
+    frame, waited = trio.run(main)
+    assert not frame.complete and frame.datagrams_received == len(datagrams) // 2
+    assert waited < 1.0
+
+
+def test_receiver_gives_up_when_nothing_arrives():
+    async def main():
+        with udp_socket() as receiver:
+            await receive_frames(receiver, Reassembler(), first_datagram_timeout=0.2)
+
+    with pytest.raises(NothingArrived):
+        trio.run(main)
