@@ -1,0 +1,17 @@
+"""netem-compatible impairment emulator: grammar, models, sans-I/O link, offline driver.
+
+This package never imports `netsem`, `packetizers` or torch. The trio proxy
+(`emulator.proxy`), the pcapng writer (`emulator.pcap`, needs scapy) and the CLI
+(`emulator.cli`) are imported on demand; the names below are the light core.
+"""
+
+from emulator.fate import Fate, LinkCounters
+from emulator.grammar import NetemSpec, NetemSpecError, parse_netem
+from emulator.link import Link
+from emulator.offline import OfflineResult, run_offline
+from emulator.stages import Stage, StageOutcome, register_stage
+
+__all__ = [
+    "Fate", "Link", "LinkCounters", "NetemSpec", "NetemSpecError", "OfflineResult", "Stage",
+    "StageOutcome", "parse_netem", "register_stage", "run_offline",
+]

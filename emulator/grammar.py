@@ -1,0 +1,368 @@
+"""Parse the words after `netem` in `tc qdisc ... netem ...` into a `NetemSpec`.
+
+The rules are tc's (`netem_parse_opt` in iproute2 `tc/q_netem.c`): keywords match by prefix
+in tc's order (`d` is delay, `du` duplicate, `r` reorder, `ra` rate), optional numbers are
+taken only when the next word starts with a digit, bare percentages are percent ("loss 0.1"
+is 0.1 %), a bare time is nanoseconds, and the defaults are tc's (limit 1000, loss-model
+extras as in §2 of NETEM.md). The checks tc makes after parsing (reorder needs a delay, gap
+needs reorder, ecn needs a loss model, distribution needs delay and jitter) are made too.
+
+One netsem extension: the word `correct` right after a `loss random`, `duplicate`,
+`corrupt` or `reorder` probability (and its optional correlation) selects a correctly
+correlated two-state Markov generator instead of netem's smoothed-uniform approximation
+(see `emulator.correlation`). It must be spelt out in full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emulator import distributions, units
+
+CORRECT_WORD = "correct"
+
+USAGE = (
+    "usage: [limit PACKETS] [delay TIME [JITTER [CORRELATION]]] "
+    "[distribution {uniform|normal|pareto|paretonormal}] "
+    "[loss {random PERCENT [CORRELATION] [correct] | state P13 [P31 [P32 [P23 [P14]]]] "
+    "| gemodel PERCENT [R [1-H [1-K]]]}] [ecn] [corrupt PERCENT [CORRELATION] [correct]] "
+    "[duplicate PERCENT [CORRELATION] [correct]] [reorder PERCENT [CORRELATION] [correct] [gap DISTANCE]] "
+    "[rate RATE [PACKETOVERHEAD [CELLSIZE [CELLOVERHEAD]]]] "
+    "[slot {MIN_DELAY [MAX_DELAY] | distribution NAME DELAY JITTER} [packets N] [bytes B]] [seed N]"
+)
+
+# tc tests keywords in this order with matches() (the word is a prefix of the keyword).
+_KEYWORDS = (
+    ("limit", "limit"), ("latency", "delay"), ("delay", "delay"), ("loss", "loss"),
+    ("drop", "loss"), ("seed", "seed"), ("ecn", "ecn"), ("reorder", "reorder"),
+    ("corrupt", "corrupt"), ("gap", "gap"), ("duplicate", "duplicate"),
+    ("distribution", "distribution"), ("rate", "rate"), ("slot", "slot"),
+)
+
+
+class NetemSpecError(ValueError):
+    """A netem spec that tc would reject; the message names the offending word."""
+
+
+@dataclass(frozen=True)
+class CorrelatedProbability:
+    """A per-packet event probability with netem's correlation (fractions in [0, 1])."""
+
+    probability: float
+    correlation: float = 0.0
+    correct: bool = False  # netsem extension: exact two-state Markov correlation
+
+
+@dataclass(frozen=True)
+class RandomLoss:
+    """`loss random P [C]`: Bernoulli, or correlated as netem (or exactly, with `correct`)."""
+
+    probability: float
+    correlation: float = 0.0
+    correct: bool = False
+
+
+@dataclass(frozen=True)
+class FourStateLoss:
+    """`loss state p13 [p31 [p32 [p23 [p14]]]]` with tc's defaults for omitted values."""
+
+    p13: float
+    p31: float
+    p32: float = 0.0
+    p23: float = 1.0
+    p14: float = 0.0
+
+
+@dataclass(frozen=True)
+class GilbertElliottLoss:
+    """`loss gemodel p [r [1-h [1-k]]]`: 1-h is the loss probability in Bad, 1-k in Good."""
+
+    p: float
+    r: float
+    one_minus_h: float = 1.0
+    one_minus_k: float = 0.0
+
+
+LossSpec = RandomLoss | FourStateLoss | GilbertElliottLoss
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    """`rate RATE [PACKETOVERHEAD [CELLSIZE [CELLOVERHEAD]]]`, the rate in bytes/s as the kernel gets it."""
+
+    bytes_per_s: int
+    packet_overhead: int = 0
+    cell_size: int = 0
+    cell_overhead: int = 0
+
+
+@dataclass(frozen=True)
+class SlotSpec:
+    """`slot MIN [MAX]` or `slot distribution NAME DELAY JITTER`, plus packets/bytes per slot (0 = unlimited)."""
+
+    min_delay_ns: int = 0
+    max_delay_ns: int = 0
+    distribution_table: tuple[int, ...] | None = field(default=None, repr=False)
+    dist_delay_ns: int = 0
+    dist_jitter_ns: int = 0
+    max_packets: int = 0
+    max_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class NetemSpec:
+    """Everything a `tc qdisc ... netem` line configures, in tc's units and defaults."""
+
+    limit: int = 1000
+    latency_ns: int = 0
+    jitter_ns: int = 0
+    delay_correlation: float = 0.0
+    distribution: str | None = None
+    distribution_table: tuple[int, ...] | None = field(default=None, repr=False)
+    loss: LossSpec | None = None
+    duplicate: CorrelatedProbability | None = None
+    corrupt: CorrelatedProbability | None = None
+    reorder: CorrelatedProbability | None = None
+    gap: int = 0
+    rate: RateSpec | None = None
+    slot: SlotSpec | None = None
+    ecn: bool = False
+    seed: int | None = None
+    words: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())  # things the user should know (printed by the CLI)
+
+
+class _Words:
+    """A cursor over the words with tc's NEXT_ARG / NEXT_IS_NUMBER helpers."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = words
+        self.index = 0
+
+    def current(self) -> str:
+        return self.words[self.index]
+
+    def take(self, what: str) -> str:
+        """Advance to the next word, which must exist (tc's NEXT_ARG)."""
+        self.index += 1
+        if self.index >= len(self.words):
+            raise NetemSpecError(f"{self.words[self.index - 1]!r} needs a value: {what} is missing")
+        return self.words[self.index]
+
+    def peek(self) -> str | None:
+        return self.words[self.index + 1] if self.index + 1 < len(self.words) else None
+
+    def next_is_number(self, *, signed: bool = False) -> bool:
+        word = self.peek()
+        if word is None:
+            return False
+        return units.starts_with_digit(word) or (signed and word.startswith("-"))
+
+    def next_is_word(self, word: str) -> bool:
+        return self.peek() == word
+
+
+def _convert(parser, word: str, field_name: str, **kwargs):
+    try:
+        return parser(word, **kwargs)
+    except ValueError as error:
+        raise NetemSpecError(f'Illegal "{field_name}": {word!r} ({error})') from None
+
+
+def _keyword(word: str) -> str | None:
+    if not word:
+        return None
+    for name, canonical in _KEYWORDS:
+        if name.startswith(word):
+            return canonical
+    return None
+
+
+def parse_netem(words: list[str] | tuple[str, ...] | str) -> NetemSpec:
+    """Parse netem words (a list, or one string split on whitespace) into a `NetemSpec`.
+
+    Raises `NetemSpecError` with one message naming the offending word.
+    """
+    word_list = words.split() if isinstance(words, str) else list(words)
+    cursor = _Words(word_list)
+    values: dict = {"words": tuple(word_list)}
+    correlation_sent = False  # tc's present[TCA_NETEM_CORR]
+    duplicate_correlation = 0.0
+    notes: list[str] = []
+
+    def probability(field_name: str, allow_correct: bool) -> CorrelatedProbability:
+        nonlocal correlation_sent
+        value = _convert(units.parse_percent, cursor.take(f"the {field_name} percentage"), field_name)
+        correlation = 0.0
+        if cursor.next_is_number():
+            correlation = _convert(units.parse_percent, cursor.take("a correlation"), f"{field_name} correlation")
+            if field_name != "duplicate":  # tc bug: duplicate never sets present[TCA_NETEM_CORR]
+                correlation_sent = True
+        correct = allow_correct and cursor.next_is_word(CORRECT_WORD)
+        if correct:
+            cursor.take(CORRECT_WORD)
+        return CorrelatedProbability(value, correlation, correct)
+
+    while cursor.index < len(word_list):
+        word = cursor.current()
+        keyword = _keyword(word)
+        if keyword == "limit":
+            values["limit"] = _convert(units.parse_size, cursor.take("the packet limit"), "limit")
+        elif keyword == "delay":
+            values["latency_ns"] = _convert(units.parse_time_ns, cursor.take("the delay"), "latency")
+            if cursor.next_is_number():
+                values["jitter_ns"] = _convert(units.parse_time_ns, cursor.take("the jitter"), "latency")
+                if cursor.next_is_number():
+                    values["delay_correlation"] = _convert(units.parse_percent, cursor.take("a correlation"), "latency")
+                    correlation_sent = True
+        elif keyword == "loss":
+            if "loss" in values:
+                raise NetemSpecError(f'Illegal "duplicate loss argument": a second {word!r}')
+            values["loss"], sent = _parse_loss(cursor)
+            correlation_sent |= sent
+        elif keyword == "seed":
+            values["seed"] = _convert(units.parse_c_integer, cursor.take("the seed"), "seed", low=0, high=2**64 - 1)
+        elif keyword == "ecn":
+            values["ecn"] = True
+        elif keyword in ("reorder", "corrupt"):
+            values[keyword] = probability(keyword, allow_correct=True)
+        elif keyword == "duplicate":
+            values["duplicate"] = probability("duplicate", allow_correct=True)
+            duplicate_correlation = values["duplicate"].correlation
+        elif keyword == "gap":
+            values["gap"] = _convert(units.parse_c_integer, cursor.take("the gap"), "gap", low=0, high=units.U32_MAX)
+        elif keyword == "distribution":
+            name = cursor.take("the distribution name")
+            values["distribution"] = name
+            values["distribution_table"] = _convert(distributions.load_table, name, "distribution")
+        elif keyword == "rate":
+            values["rate"] = _parse_rate(cursor)
+        elif keyword == "slot":
+            values["slot"] = _parse_slot(cursor)
+        else:
+            raise NetemSpecError(
+                f'What is "{word}"? It is not a netem option (options: limit delay distribution loss ecn '
+                "corrupt duplicate reorder gap rate slot seed)"
+            )
+        cursor.index += 1
+
+    _check_combinations(values)
+    duplicate = values.get("duplicate")
+    if duplicate is not None and duplicate_correlation and not duplicate.correct and not correlation_sent:
+        values["duplicate"] = CorrelatedProbability(duplicate.probability, 0.0, False)
+        notes.append(
+            "duplicate correlation is ignored, as tc does: tc sends it only together with another "
+            "correlation (delay, loss, corrupt or reorder); add 'correct' to apply it exactly"
+        )
+    if values.get("ecn"):
+        notes.append(
+            "ecn has no effect here: UDP payloads carry no ECN bits, so every packet is Not-ECT and "
+            "every loss event drops it, as netem does for Not-ECT packets"
+        )
+    values["notes"] = tuple(notes)
+    return NetemSpec(**values)
+
+
+def _parse_loss(cursor: _Words) -> tuple[LossSpec, bool]:
+    """The words after `loss`/`drop`; returns the model and whether a correlation was sent."""
+    word = cursor.take("the loss model or percentage")
+    if units.starts_with_digit(word) or word == "random":
+        if word == "random":
+            word = cursor.take("the loss percentage")
+        probability = _convert(units.parse_percent, word, "loss percent")
+        correlation, sent = 0.0, False
+        if cursor.next_is_number():
+            correlation = _convert(units.parse_percent, cursor.take("a correlation"), "loss correlation")
+            sent = True
+        correct = cursor.next_is_word(CORRECT_WORD)
+        if correct:
+            cursor.take(CORRECT_WORD)
+        return RandomLoss(probability, correlation, correct), sent
+    if word == "state":
+        p13 = _convert(units.parse_percent, cursor.take("p13"), "loss p13")
+        extras = _optional_percentages(cursor, ("loss p31", "loss p32", "loss p23", "loss p14"))
+        defaults = [1.0 - p13, 0.0, 1.0, 0.0]
+        p31, p32, p23, p14 = extras + defaults[len(extras):]
+        return FourStateLoss(p13, p31, p32, p23, p14), False
+    if word == "gemodel":
+        p = _convert(units.parse_percent, cursor.take("p"), "loss gemodel p")
+        extras = _optional_percentages(cursor, ("loss gemodel r", "loss gemodel h", "loss gemodel k"))
+        defaults = [1.0 - p, 1.0, 0.0]
+        r, one_minus_h, one_minus_k = extras + defaults[len(extras):]
+        return GilbertElliottLoss(p, r, one_minus_h, one_minus_k), False
+    raise NetemSpecError(f"Unknown loss parameter: {word!r} (expected random, state, gemodel or a percentage)")
+
+
+def _optional_percentages(cursor: _Words, field_names: tuple[str, ...]) -> list[float]:
+    taken = []
+    for field_name in field_names:
+        if not cursor.next_is_number():
+            break
+        taken.append(_convert(units.parse_percent, cursor.take(field_name), field_name))
+    return taken
+
+
+def _parse_rate(cursor: _Words) -> RateSpec:
+    rate = _convert(units.parse_rate_bytes_per_s, cursor.take("the rate"), "rate")
+    packet_overhead = cell_size = cell_overhead = 0
+    s32 = {"low": units.S32_MIN, "high": units.S32_MAX}
+    if cursor.next_is_number(signed=True):
+        packet_overhead = _convert(units.parse_c_integer, cursor.take("packet overhead"), "rate", **s32)
+        if cursor.next_is_number():
+            cell_size = _convert(units.parse_c_integer, cursor.take("cell size"), "rate", low=0, high=units.U32_MAX)
+            if cursor.next_is_number(signed=True):
+                cell_overhead = _convert(units.parse_c_integer, cursor.take("cell overhead"), "rate", **s32)
+    return RateSpec(rate, packet_overhead, cell_size, cell_overhead)
+
+
+def _parse_slot(cursor: _Words) -> SlotSpec:
+    values: dict = {}
+    if cursor.next_is_number():
+        values["min_delay_ns"] = _convert(units.parse_time_ns, cursor.take("min delay"), "slot min_delay")
+        values["max_delay_ns"] = values["min_delay_ns"]
+        if cursor.next_is_number():
+            word = cursor.take("max delay")
+            values["max_delay_ns"] = _convert(units.parse_time_ns, word, "slot max_delay")
+            if values["max_delay_ns"] < values["min_delay_ns"]:
+                raise NetemSpecError(f'Illegal "slot max_delay": {word!r} is below the minimum delay')
+    else:
+        word = cursor.take("slot delays or 'distribution'")
+        if word != "distribution":
+            raise NetemSpecError(f"Unknown slot parameter: {word!r}")
+        name = cursor.take("the slot distribution name")
+        values["distribution_table"] = _convert(distributions.load_table, name, "slot distribution")
+        values["dist_delay_ns"] = _convert(units.parse_time_ns, cursor.take("slot delay"), "slot delay")
+        word = cursor.take("slot jitter")
+        values["dist_jitter_ns"] = _convert(units.parse_time_ns, word, "slot jitter")
+        if values["dist_jitter_ns"] <= 0:
+            raise NetemSpecError(f"Non-positive jitter: slot jitter {word!r} must be above 0")
+    peek = cursor.peek()
+    if peek and "packets".startswith(peek):
+        cursor.take("packets")
+        values["max_packets"] = _convert(
+            units.parse_c_integer, cursor.take("the packet count"), "slot packets", low=units.S32_MIN, high=units.S32_MAX
+        )
+    peek = cursor.peek()
+    if peek and "bytes".startswith(peek):
+        cursor.take("bytes")
+        values["max_bytes"] = _convert(units.parse_size, cursor.take("the byte count"), "slot bytes")
+    return SlotSpec(**values)
+
+
+def _check_combinations(values: dict) -> None:
+    """tc's checks after the loop, with its messages."""
+    reorder = values.get("reorder")
+    if reorder is not None and reorder.probability > 0:
+        if values.get("latency_ns", 0) == 0:
+            raise NetemSpecError("reordering not possible without specifying some delay: 'reorder' needs 'delay TIME'")
+        if values.get("gap", 0) == 0:
+            values["gap"] = 1
+    elif values.get("gap", 0) > 0:
+        raise NetemSpecError("gap specified without reorder probability: 'gap' needs 'reorder PERCENT'")
+    if values.get("ecn") and values.get("loss") is None:
+        raise NetemSpecError("ecn requested without loss model: 'ecn' needs 'loss ...'")
+    if "distribution" in values and (values.get("latency_ns", 0) == 0 or values.get("jitter_ns", 0) == 0):
+        raise NetemSpecError(
+            f"distribution specified but no latency and jitter values: 'distribution {values['distribution']}' "
+            "needs 'delay TIME JITTER'"
+        )
