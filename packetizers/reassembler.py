@@ -381,13 +381,14 @@ def _unpack_frame(state: _FrameState) -> tuple[np.ndarray, np.ndarray]:
     counts_array = np.asarray(counts, dtype=np.int64)
     padded = -(-counts_array // 8) * 8
     unpacked = bitpack.unpack(b"".join(pieces), int(padded.sum()), bit_width, header.signed)
-    # drop each payload's padding: element j of payload k sits at padded_start[k] + j
-    skip = np.repeat(np.cumsum(padded) - padded - (np.cumsum(counts_array) - counts_array), counts_array)
-    keep = np.arange(int(counts_array.sum())) + skip
+    if (padded != counts_array).any():
+        # drop each payload's padding: element j of payload k sits at padded_start[k] + j
+        skip = np.repeat(np.cumsum(padded) - padded - (np.cumsum(counts_array) - counts_array), counts_array)
+        unpacked = unpacked[np.arange(int(counts_array.sum())) + skip]
     values = np.zeros(partition.size, dtype=bitpack.element_dtype(bit_width, header.signed))
     received = np.zeros(partition.size, dtype=bool)
     if positions:
         where = np.concatenate(positions)
-        values[where] = unpacked[keep]
+        values[where] = unpacked
         received[where] = True
     return values, received
