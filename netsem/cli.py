@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("netsem.pipeline.cli:sweep", "Run a grid of codecs x partitions x impairments x seeds to CSV/JSON."),
     "plot": ("netsem.pipeline.cli:plot", "Plot PSNR/SSIM against loss and per-image ΔPSNR from sweep results."),
     "emulate": ("emulator.cli:emulate", "A netem-compatible UDP proxy: impair traffic between two ports."),
+    "inspect": ("netsem.inspect.cli:inspect",
+                "Per-datagram table and per-frame losses of netsem datagrams in a pcap/pcapng capture."),
     "models": ("netsem.codecs.cli:models", "List the registered codecs and their weights."),
     "train": ("netsem.codecs.cli:train", "Train a learned codec on photographs."),
     "evaluate": ("netsem.codecs.cli:evaluate", "PSNR/SSIM of codecs under random unit loss."),

@@ -14,6 +14,7 @@ oldest frame is evicted (counted), never a crash.
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
@@ -142,7 +143,7 @@ class Reassembler:
             return RejectReason.BAD_MAGIC
         if datagram[4] != VERSION:
             return RejectReason.BAD_VERSION
-        importance, _, index, sub_index, sub_count, id_count, payload_len = PER_DATAGRAM_STRUCT.unpack_from(
+        _importance, reserved, index, sub_index, sub_count, id_count, payload_len = PER_DATAGRAM_STRUCT.unpack_from(
             datagram, FRAME_WIDE_SIZE
         )
         declared = HEADER_SIZE + UNIT_ID_SIZE * id_count + payload_len + CRC_SIZE
@@ -160,6 +161,7 @@ class Reassembler:
             header = state.header
         if (
             index >= header.datagram_count
+            or reserved != 0
             or id_count == 0
             or sub_count == 0
             or sub_index >= sub_count
@@ -211,6 +213,7 @@ class Reassembler:
             or header.flags & ~int(Flags.INTERLEAVED | Flags.SIGNED)
             or header.datagram_count == 0
             or (header.layout == Layout.ND and header.dim2 != 0)
+            or not (math.isfinite(header.scale) and header.scale > 0)
         ):
             return RejectReason.BAD_HEADER
         elements = 1

@@ -61,6 +61,9 @@ def test_valid_datagram_is_accepted():
         (lambda d: with_fields(d, dim0=4000, dim1=1000, unit_count=1000 * 8), RejectReason.TOO_LARGE),
         (lambda d: with_fields(d, bit_width=5), RejectReason.BAD_LENGTH),
         (lambda d: with_fields(d, sub_index=1, sub_count=2), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, scale=float("nan")), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, scale=-1.0), RejectReason.BAD_HEADER),
+        (lambda d: with_fields(d, reserved=255), RejectReason.BAD_HEADER),
     ],
 )
 def test_bad_datagrams_are_rejected_with_a_named_reason(mutate, reason):

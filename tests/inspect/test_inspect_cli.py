@@ -1,0 +1,72 @@
+"""`netsem inspect` names exactly the datagrams and units a capture lost."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from netsem.inspect.cli import inspect
+from netsem.inspect.report import inspect_capture
+from netsem.inspect.summary import format_ranges, missing_ranges, ranges_of
+
+
+def test_lost_units_match_the_packetizer_plan(known_capture):
+    inspection = inspect_capture(known_capture.path)
+    frames = {frame["frame_id"]: frame for frame in inspection.frames}
+    assert set(frames) == set(known_capture.lost_units)
+    for frame_id, lost in known_capture.lost_units.items():
+        frame = frames[frame_id]
+        assert frame["units_lost_list"] == format_ranges(ranges_of(lost))
+        assert frame["units_lost"] == len(lost)
+        assert frame["units_received"] == known_capture.unit_counts[frame_id] - len(lost)
+        assert frame["datagrams_expected"] == known_capture.datagram_counts[frame_id]
+
+
+def test_every_packet_is_accounted_for(known_capture):
+    inspection = inspect_capture(known_capture.path)
+    assert len(inspection.datagrams) == len(known_capture.netsem)
+    assert len(inspection.malformed) == known_capture.malformed_packets
+    assert inspection.packets == len(known_capture.netsem) + known_capture.other_packets + known_capture.malformed_packets
+    assert sum(inspection.skipped.values()) == known_capture.other_packets + known_capture.malformed_packets
+    rows = {row["packet"]: row for row in inspection.datagrams}
+    for captured in known_capture.netsem:
+        assert rows[captured.packet_number]["comment"] == captured.comment
+        assert rows[captured.packet_number]["received"] == captured.delivered
+
+
+def test_plain_output_names_lost_units_compactly(known_capture):
+    result = CliRunner().invoke(inspect, [str(known_capture.path)])
+    assert result.exit_code == 0, result.output
+    assert "channels lost: 2, 9-10, 15" in result.output
+    assert "channels lost: 0-1 (partial: 0 4/5 slices, 1 4/5 slices)" in result.output
+    assert "blocks lost: none" in result.output
+    assert "corrupted bit 517" in result.output and "dropped: gemodel bad state" in result.output
+
+
+def test_json_output(known_capture):
+    result = CliRunner().invoke(inspect, [str(known_capture.path), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["netsem_datagrams"] == len(known_capture.netsem)
+    assert report["skipped"] == {"not_netsem": 2, "not_udp": 1, "too_short": 1, "trailing_bytes": 1}
+    bad = [row for row in report["datagrams"] if row["crc"] == "bad"]
+    assert [row["comment"] for row in bad] == ["corrupted bit 517"]
+
+
+def test_dst_port_counts_only_the_receivers_datagrams(known_capture):
+    inspection = inspect_capture(known_capture.path, dst_port=1)
+    assert all(frame["datagrams_received"] == 0 for frame in inspection.frames)
+
+
+def test_not_a_capture_is_a_clean_error(tmp_path):
+    path = tmp_path / "not.pcapng"
+    path.write_bytes(b"hello")
+    result = CliRunner().invoke(inspect, [str(path)])
+    assert result.exit_code == 1 and "cannot read" in result.output
+
+
+def test_ranges():
+    assert missing_ranges([0, 1, 5, 9], 12) == [(2, 4), (6, 8), (10, 11)]
+    assert missing_ranges([], 2**32) == [(0, 2**32 - 1)]
+    assert format_ranges(ranges_of([3, 17, 40, 41, 42])) == "3, 17, 40-42"
