@@ -8,7 +8,7 @@ import json
 import click
 
 from netsem.pipeline.report import Report
-from packetizers.wire import DEFAULT_MTU, MAX_DATAGRAM
+from packetizers.wire import DEFAULT_MTU, DEFAULT_PORT, MAX_DATAGRAM
 
 
 def print_report(report: Report, as_json: bool) -> None:
@@ -115,7 +115,8 @@ def endpoint(value: str) -> tuple[str, int]:
 
 
 @click.command()
-@click.option("--listen", required=True, metavar="HOST:PORT", help="Address to receive netsem datagrams on.")
+@click.option("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True, metavar="HOST:PORT",
+              help="Address to receive netsem datagrams on (the default port is the Wireshark dissector's).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for frame-STREAM-ID.png and .json per frame.")
 @click.option("--frames", type=click.IntRange(1), help="Stop after this many frames (default: run until Ctrl-C).")
