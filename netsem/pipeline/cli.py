@@ -148,8 +148,12 @@ def recv(listen, out_dir, frames, frame_timeout, as_json) -> None:
                        f"{report['units_total']} units{lost} -> {report.get('image', report.get('error'))}")
 
     async def main() -> None:
-        await serve_receiver(address, Path(out_dir), limits=ReassemblerLimits(frame_timeout=frame_timeout),
-                             max_frames=frames, on_report=show, summary=summary)
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(functools.partial(
+                serve_receiver, address, Path(out_dir), limits=ReassemblerLimits(frame_timeout=frame_timeout),
+                max_frames=frames, on_report=show, summary=summary,
+            ))
+            click.echo(f"netsem recv: listening on {bound[0]}:{bound[1]}, writing to {out_dir}", err=True)
 
     def print_summary() -> None:
         click.echo(json.dumps({"frames_decoded": summary.frames_decoded,
