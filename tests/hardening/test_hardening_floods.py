@@ -21,8 +21,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from flood import flood  # noqa: E402
 
-from packetizers.packetizer import LatentFrame, Packetizer  # noqa: E402
-from packetizers.wire import Layout, PartitionKind  # noqa: E402
+from netsem.codecs.registry import get_codec  # noqa: E402
+from netsem.pipeline.frames import latent_frame  # noqa: E402
+from packetizers.packetizer import Packetizer  # noqa: E402
+from packetizers.wire import PartitionKind  # noqa: E402
 
 FLOOD_DATAGRAMS = 1_000_000
 RSS_GROWTH_LIMIT = 64 * 2**20
@@ -82,9 +84,10 @@ def interrupt(process: subprocess.Popen) -> tuple[float, str, str]:
 
 
 def valid_datagrams(frame_id: int) -> list[bytes]:
-    image = np.random.default_rng(frame_id).integers(0, 256, size=(3, 24, 32))
-    frame = LatentFrame(image, Layout.CHW, 8, False, codec_id=1, image_size=(24, 32))  # codec 1: raw pixels
-    return Packetizer(PartitionKind.CHANNEL).packetize(frame, frame_id)
+    """A decodable frame: a small random image through the raw-pixel codec."""
+    codec = get_codec("raw")
+    image = np.random.default_rng(frame_id).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+    return Packetizer(PartitionKind.CHANNEL).packetize(latent_frame(codec.encode(image), codec.codec_id), frame_id)
 
 
 def send_all(datagrams: list[bytes], address: tuple[str, int]) -> None:
