@@ -36,6 +36,9 @@ def session_options(command):
                   help="Seeded random permutation of units before grouping them into datagrams.")
     @click.option("--netem", default="", metavar="'WORDS'",
                   help="Impairments in `tc netem` syntax, e.g. 'loss random 20%' or 'loss gemodel 1% 10% 70% 0.1%'.")
+    @click.option("--phy", default="", metavar="'SPEC'",
+                  help="Physical layer per datagram, e.g. 'mimo 2x2 rayleigh snr 6dB ldpc 1/2 qpsk precoder svd "
+                       "detector lmmse csi-error 0.1' (grammar: netsem/phy/README.md). A failed CRC drops the datagram.")
     @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
                   help="Seed of every random decision (interleaving, loss, noise).")
     @click.option("--mtu", type=click.IntRange(100, MAX_DATAGRAM), default=DEFAULT_MTU, show_default=True,
@@ -45,10 +48,11 @@ def session_options(command):
     @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write the reconstruction (PNG).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
     @functools.wraps(command)
-    def wrapper(image, codec, partition, interleave, netem, seed, mtu, frame_timeout, out, as_json, **extra):
+    def wrapper(image, codec, partition, interleave, netem, phy, seed, mtu, frame_timeout, out, as_json, **extra):
         from emulator.grammar import NetemSpecError, parse_netem
         from netsem.codecs.base import CodecError
         from netsem.pipeline.images import ImageError
+        from netsem.phy import PhySpecError, parse_phy_spec
         from netsem.pipeline.session import SessionOptions
         from netsem.pipeline.simulate import NothingDelivered
         from netsem.pipeline.send import ReceiverUnreachable
@@ -56,11 +60,13 @@ def session_options(command):
 
         try:
             parse_netem(netem)  # fail on bad words before any work
+            if phy:
+                parse_phy_spec(phy)
             options = SessionOptions(image=image, codec=codec, partition=partition, interleave=interleave == "on",
-                                     netem=netem, seed=seed, mtu=mtu, frame_timeout=frame_timeout, out=out)
+                                     netem=netem, phy=phy, seed=seed, mtu=mtu, frame_timeout=frame_timeout, out=out)
             report = command(options, **extra)
-        except (ImageError, CodecError, NetemSpecError, NothingArrived, NothingDelivered, ReceiverUnreachable,
-                ValueError, OSError) as error:
+        except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
+                ReceiverUnreachable, ValueError, OSError) as error:
             raise click.ClickException(str(error)) from None
         if isinstance(report, Report):
             print_report(report, as_json)

@@ -42,6 +42,7 @@ class Report:
     partition: str
     interleave: bool
     netem: str
+    phy: str
     seed: int
     image: str
     image_size: tuple[int, int]
@@ -74,7 +75,7 @@ class Report:
         return [
             ("codec", f"{self.codec}  ({self.partition} partition, interleave {'on' if self.interleave else 'off'})"),
             ("image", f"{self.image}  {self.image_size[1]}x{self.image_size[0]}"),
-            ("network", f"{self.transport}  netem: {self.netem or '(none)'}  seed {self.seed}"),
+            ("network", f"{self.transport}  netem: {self.netem or '(none)'}  phy: {self.phy or '(none)'}  seed {self.seed}"),
             ("PSNR", f"{db(self.psnr_db)}   (lossless {db(self.lossless_psnr_db)})"),
             ("SSIM", f"{self.ssim:.4f}"),
             ("datagrams", f"{self.datagrams_received} / {self.datagrams_sent} received"),

@@ -17,12 +17,11 @@ import time
 
 import trio
 
-from emulator.grammar import parse_netem
 from emulator.link import Link
 from emulator.pcap import CaptureWriter
 from emulator.proxy import serve_proxy
 from netsem.pipeline.report import Report
-from netsem.pipeline.session import Outgoing, SessionOptions, finish, prepare
+from netsem.pipeline.session import Outgoing, SessionOptions, build_link, finish, prepare
 from netsem.pipeline.udp import receive_frames, send_datagrams, udp_socket
 from packetizers.reassembler import Frame, Reassembler
 
@@ -43,7 +42,7 @@ async def _transmit(outgoing: Outgoing, link: Link, capture: CaptureWriter | Non
 def transmit_udp(outgoing: Outgoing, pcap: str | None = None) -> tuple[Frame, dict, dict]:
     """The frame as the receiver socket gets it, with receiver and link counters."""
     options = outgoing.options
-    link = Link(parse_netem(options.netem), seed=options.seed)
+    link = build_link(options)
     if pcap is None:
         frame, receiver = trio.run(_transmit, outgoing, link, None)
     else:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emulator.grammar import parse_netem
+from emulator.link import Link
 from netsem.codecs.base import Codec, CodecError, EncodedLatent
 from netsem.codecs.registry import get_codec
 from netsem.pipeline.frames import encoded_from_frame, latent_frame
@@ -28,6 +30,7 @@ class SessionOptions:
     partition: str = "channel"
     interleave: bool = True
     netem: str = ""
+    phy: str = ""  # PHY stage spec (netsem/phy/spec.py); empty: no physical layer
     seed: int = 0
     mtu: int = DEFAULT_MTU
     frame_timeout: float = 0.25
@@ -49,6 +52,16 @@ class Outgoing:
     datagrams: list[bytes]
     encode_s: float  # encode + packetize
     cache: EncodingCache | None = None
+
+
+def build_link(options: SessionOptions) -> Link:
+    """The emulated path of a session: netem's chain, then the PHY stage if one is asked for."""
+    stages = []
+    if options.phy:
+        from netsem.phy import phy_stage
+
+        stages.append(phy_stage(options.phy, options.seed))
+    return Link(parse_netem(options.netem), seed=options.seed, stages=stages)
 
 
 class EncodingCache:
@@ -96,6 +109,7 @@ def finish(outgoing: Outgoing, frame: Frame, *, network_s: float, transport: str
     wire_bytes = sum(map(len, outgoing.datagrams))
     return Report(
         codec=options.codec, partition=options.partition, interleave=options.interleave, netem=options.netem,
+        phy=options.phy,
         seed=options.seed, image=outgoing.label, image_size=image.shape[:2],
         psnr_db=psnr_db(image, reconstruction), ssim=ssim(image, reconstruction),
         lossless_psnr_db=psnr_db(image, lossless),

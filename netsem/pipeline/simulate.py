@@ -7,18 +7,16 @@ seed and options the received mask and metrics equal those of `netsem send`.
 
 from __future__ import annotations
 
-from emulator.grammar import parse_netem
-from emulator.link import Link
 from emulator.offline import run_offline
 from netsem.pipeline.report import Report
-from netsem.pipeline.session import Outgoing, SessionOptions, finish, prepare
+from netsem.pipeline.session import Outgoing, SessionOptions, build_link, finish, prepare
 from packetizers.reassembler import Frame, Reassembler
 
 
 def transmit_virtual(outgoing: Outgoing) -> tuple[Frame, dict, dict]:
     """The frame as the receiver gets it, with receiver and link counters."""
     options = outgoing.options
-    link = Link(parse_netem(options.netem), seed=options.seed)
+    link = build_link(options)
     result = run_offline(link, ((0.0, datagram) for datagram in outgoing.datagrams))
     reassembler = Reassembler(options.reassembler_limits())
     frames = []
