@@ -1,0 +1,110 @@
+"""`netsem models`, `netsem train`, `netsem evaluate` (click commands, imported lazily)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+def models() -> None:
+    """List the registered codecs: id, parameters, latent for 768x512, bits, weight file."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .base import CodecError
+    from .registry import JPEG_ID, LEARNED, RAW_ID, get_codec
+
+    t = Table(title="netsem codecs (latent shape and bits/pixel for a 768x512 image)")
+    for col in ("name", "id", "layout", "params", "latent 768x512", "bits/elem", "bpp", "weights"):
+        t.add_column(col)
+    w, h = 768, 512
+    from .raw import RawCodec
+
+    raw = RawCodec()
+    shape = raw.latent_shape(h, w)
+    n = 1
+    for s in shape:
+        n *= s
+    t.add_row("raw", str(RAW_ID), "chw", "0", "x".join(map(str, shape)), "8",
+              f"{n * 8 / (h * w):.3f}", "-")
+    for spec in LEARNED.values():
+        path = spec.weights
+        try:
+            c = get_codec(spec.name)
+            params = f"{c.num_parameters:,}"
+            shape = c.latent_shape(h, w)
+            rel = f"{path.parent.name}/{path.name} ({path.stat().st_size / 1e6:.1f} MB)"
+        except CodecError as exc:
+            from .learned import LearnedCodec  # noqa: F401
+            from .models import build_net, count_parameters
+
+            params = f"{count_parameters(build_net(spec.config)):,}"
+            cc, gh, gw = spec.config.latent_channels, h // 16, w // 16
+            shape = (cc, gh, gw) if spec.layout == "chw" else (gh * gw, cc)
+            rel = f"MISSING ({exc})"
+        n = 1
+        for s in shape:
+            n *= s
+        t.add_row(spec.name, str(spec.codec_id), spec.layout, params, "x".join(map(str, shape)),
+                  str(spec.config.bit_width), f"{n * spec.config.bit_width / (h * w):.3f}", rel)
+    t.add_row("jpeg", str(JPEG_ID), "bytes", "0", "restart intervals", "-", "quality-set", "-")
+    Console(width=160).print(t)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("../shared/data/photos"), show_default=True,
+              help="Folder of training photographs (JPEG/PNG).")
+@click.option("--no-skimage", is_flag=True, help="Do not add scikit-image's bundled photos.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/train"),
+              show_default=True, help="Where NAME.safetensors and NAME.log are written.")
+@click.option("--steps", type=int, default=10000, show_default=True)
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--crop", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine",
+              show_default=True)
+@click.option("--warmup", type=int, default=300, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--drop", type=click.Choice(["registry", "none", "channel", "mixed"]),
+              default="registry", show_default=True,
+              help="Unit drops in training (default: the codec's registered recipe).")
+@click.option("--drop-apply", type=float, default=0.5, show_default=True,
+              help="Share of training samples that get unit drops.")
+@click.option("--drop-max", type=float, default=0.5, show_default=True,
+              help="Their drop rate is drawn from U(0, drop-max).")
+@click.option("--amp", is_flag=True, help="bf16 autocast (GPU); GDN stays in fp32.")
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda")
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--max-seconds", type=float, default=None, help="Stop early (checkpoint kept).")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Continue from this weight file (step count continues).")
+def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmup, seed, drop,
+          drop_apply, drop_max, amp, device, threads, max_seconds, init) -> None:
+    """Train codec NAME on the photographs; writes OUT/NAME.safetensors (copy it to
+    netsem/weights/ to ship it)."""
+    import torch
+
+    from .data import load_training_images
+    from .registry import LEARNED
+    from .train import TrainOptions
+    from .train import train as run_training
+
+    if name not in LEARNED:
+        raise click.UsageError(f"{name!r} is not a trainable codec: {', '.join(LEARNED)}")
+    if threads:
+        torch.set_num_threads(threads)
+    spec = LEARNED[name]
+    opts = TrainOptions(steps=steps, batch=batch, crop=crop, lr=lr, schedule=schedule,
+                        warmup=warmup, seed=seed, drop=spec.drop if drop == "registry" else drop,
+                        drop_apply=drop_apply, drop_max=drop_max, amp=amp,
+                        max_seconds=max_seconds)
+    images = load_training_images(photos, skimage_extras=not no_skimage)
+    click.echo(f"{len(images)} training images (with scales), drop={opts.drop}")
+    run_training(name, spec.config, images, out, opts, device=device, init=init)
+
+
+from .evaluate import evaluate  # noqa: E402,F401

@@ -1,0 +1,188 @@
+"""`jpeg`: a real baseline JPEG stream with restart markers, cut at the marker boundaries.
+
+Segment 0 is the header (SOI .. SOS); segment i >= 1 is restart interval i-1 (its entropy-
+coded bytes plus the RST marker that ends it, or EOI for the last).  The segments
+concatenate to the exact stream.  Since the Huffman tables are the standard ones
+(``optimize=False``) the receiver can rebuild a lost header from (H, W, quality), so no
+segment is special.  A lost interval is decoded with a received interval's bytes in its
+place (DC prediction restarts at every marker, so intervals are position-independent) and
+its pixel rows are then concealed by vertical interpolation between the received rows.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .base import CodecError, check_image
+from .registry import JPEG_ID
+
+MCU = 16  # 4:2:0 chroma subsampling: 16x16 MCUs
+
+
+@dataclass(frozen=True)
+class JpegStream:
+    stream: bytes
+    offsets: tuple[int, ...]  # segment i = stream[offsets[i]:offsets[i+1]] (last: to the end)
+    image_size: tuple[int, int]
+    quality: int
+
+    @property
+    def segments(self) -> dict[int, bytes]:
+        ends = (*self.offsets[1:], len(self.stream))
+        return {i: self.stream[a:b] for i, (a, b) in enumerate(zip(self.offsets, ends))}
+
+
+def _scan_start(data: bytes) -> int:
+    """Offset of the first entropy-coded byte (just after the SOS segment)."""
+    i = 2
+    while i < len(data):
+        if data[i] != 0xFF:
+            raise CodecError("malformed JPEG header")
+        marker = data[i + 1]
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:
+            return i + 2 + length
+        i += 2 + length
+    raise CodecError("JPEG stream has no SOS marker")
+
+
+def split_stream(data: bytes) -> list[int]:
+    """Segment offsets: header, then one per restart interval (marker included)."""
+    start = _scan_start(data)
+    offsets = [0, start]
+    i = start
+    n = len(data)
+    while i < n - 1:
+        if data[i] == 0xFF:
+            nxt = data[i + 1]
+            if 0xD0 <= nxt <= 0xD7:
+                offsets.append(i + 2)
+                i += 2
+                continue
+            if nxt == 0xD9:
+                break
+        i += 1
+    if offsets[-1] >= n:
+        offsets.pop()
+    return offsets
+
+
+class JpegCodec:
+    name = "jpeg"
+    codec_id = JPEG_ID
+    layout = "bytes"
+
+    def __init__(self, quality: int = 75, restart_rows: int = 1) -> None:
+        if not 1 <= quality <= 95:
+            raise CodecError(f"jpeg quality {quality} outside 1..95")
+        self.quality = quality
+        self.restart_rows = restart_rows
+
+    def _save(self, image: np.ndarray, quality: int) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(image).save(
+            buf, format="JPEG", quality=quality, subsampling="4:2:0", optimize=False,
+            restart_marker_rows=self.restart_rows,
+        )
+        return buf.getvalue()
+
+    def intervals(self, image_size: tuple[int, int]) -> int:
+        h, _ = image_size
+        rows = -(-h // MCU)
+        return -(-rows // self.restart_rows)
+
+    def encode(self, image: np.ndarray, quality: int | None = None) -> JpegStream:
+        image = check_image(image)
+        q = self.quality if quality is None else quality
+        data = self._save(image, q)
+        offsets = split_stream(data)
+        want = 1 + self.intervals(image.shape[:2])
+        if len(offsets) != want:
+            raise CodecError(f"expected {want} JPEG segments, found {len(offsets)}")
+        return JpegStream(data, tuple(offsets), image.shape[:2], q)
+
+    def header(self, image_size: tuple[int, int], quality: int) -> bytes:
+        """The header any image of this size and quality gets (standard Huffman tables)."""
+        data = self._save(np.zeros((*image_size, 3), np.uint8), quality)
+        return data[: _scan_start(data)]
+
+    def encode_to_bytes(self, image: np.ndarray, target_bytes: int) -> JpegStream:
+        """The highest quality whose stream fits ``target_bytes`` (quality 1 if none fits)."""
+        lo, hi, best = 1, 95, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            s = self.encode(image, mid)
+            if len(s.stream) <= target_bytes:
+                best, lo = s, mid + 1
+            else:
+                hi = mid - 1
+        return best if best is not None else self.encode(image, 1)
+
+    def decode(
+        self, segments: dict[int, bytes], image_size: tuple[int, int], quality: int | None = None
+    ) -> np.ndarray:
+        """Rebuild the image from the received segments; lost intervals' rows are concealed."""
+        h, w = image_size
+        q = self.quality if quality is None else quality
+        n = self.intervals(image_size)
+        header = segments.get(0) or self.header(image_size, q)
+        bodies = {i: segments[i + 1][:-2] for i in range(n) if (i + 1) in segments}
+        # a donor of the same MCU count: any received full-length interval
+        last_short = (-(-h // MCU)) % self.restart_rows != 0
+        full = [i for i in bodies if not (last_short and i == n - 1)]
+        if not bodies or (not full and n > 1):
+            return np.full((h, w, 3), 128, np.uint8)
+        parts = [header]
+        lost_rows = np.zeros(h, dtype=bool)
+        for i in range(n):
+            body = bodies.get(i)
+            if body is None:
+                lost_rows[i * MCU * self.restart_rows : (i + 1) * MCU * self.restart_rows] = True
+                if last_short and i == n - 1:
+                    break  # truncated stream: libjpeg fills the rest, concealed below
+                body = bodies[full[0]]
+            parts.append(body)
+            if i < n - 1:
+                parts.append(bytes([0xFF, 0xD0 + (i % 8)]))
+        parts.append(b"\xff\xd9")
+        from PIL import ImageFile
+
+        old = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            with Image.open(io.BytesIO(b"".join(parts))) as im:
+                img = np.asarray(im.convert("RGB"))
+        except Exception as exc:
+            raise CodecError(f"jpeg: cannot decode the received stream ({exc})") from None
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = old
+        if img.shape[:2] != (h, w):
+            raise CodecError(f"jpeg: decoded size {img.shape[:2]} != {(h, w)}")
+        return conceal_rows(img, lost_rows)
+
+
+def conceal_rows(img: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    """Replace lost rows by linear interpolation between the nearest received rows."""
+    if not lost.any():
+        return img
+    good = np.flatnonzero(~lost)
+    if good.size == 0:
+        return np.full_like(img, 128)
+    out = img.astype(np.float32)
+    bad = np.flatnonzero(lost)
+    above = np.searchsorted(good, bad) - 1
+    for r, a in zip(bad, above):
+        lo = good[a] if a >= 0 else None
+        hi = good[a + 1] if a + 1 < good.size else None
+        if lo is None:
+            out[r] = out[hi]
+        elif hi is None:
+            out[r] = out[lo]
+        else:
+            t = (r - lo) / (hi - lo)
+            out[r] = (1 - t) * out[lo] + t * out[hi]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)

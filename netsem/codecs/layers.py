@@ -1,0 +1,153 @@
+"""Small torch building blocks: GDN, seed 003's Semantic Equalization, windowed attention.
+
+compressai is not installable here (FACTS.md), so GDN is written out (Ballé et al. 2016).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalization: y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2).
+
+    ``inverse=True`` multiplies instead (IGDN, for the decoder).  Parameters are kept
+    non-negative by squaring a free parameter (with a small floor on beta).  Always runs in
+    fp32, also under autocast, since x^2 sums lose too much precision in bf16.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False) -> None:
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(math.sqrt(0.1) * torch.eye(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x = x.float()
+            beta = self.beta.float() ** 2 + 1e-6
+            gamma = (self.gamma.float() ** 2)[:, :, None, None]
+            norm = F.conv2d(x * x, gamma, beta)
+            y = x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+        return y.to(dtype)
+
+
+class DynamicScale(nn.Module):
+    """Seed 003 §IV-B: z_i = tanh(gamma_i * W~_i f / ||W~_i||_2).
+
+    W~ = [W, b] is a 1x1 projection whose rows (weights with bias) are normalised to unit
+    length; gamma = Gamma(condition) comes from a 4-layer MLP with widths (1, 16, 16, 16, c)
+    (576 + 17c parameters), normalised so that the c scales average ``gain`` (a learned
+    positive scalar): no channel can take a larger share by growing its own weights.
+    """
+
+    def __init__(self, in_channels: int, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(channels, in_channels) / math.sqrt(in_channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(1, 16), nn.ReLU(),
+            nn.Linear(16, 16), nn.ReLU(),
+            nn.Linear(16, 16), nn.ReLU(),
+            nn.Linear(16, channels),
+        )
+        self.log_gain = nn.Parameter(torch.tensor(math.log(2.0)))
+
+    def gamma(self, condition: float = 1.0) -> torch.Tensor:
+        cond = torch.full((1, 1), float(condition), device=self.weight.device)
+        logits = self.mlp(cond)[0]
+        share = torch.softmax(logits, dim=0) * logits.numel()  # mean 1
+        return self.log_gain.exp() * share
+
+    def forward(self, f: torch.Tensor, condition: float = 1.0) -> torch.Tensor:
+        w_aug = torch.cat([self.weight, self.bias[:, None]], dim=1)
+        w_aug = w_aug / w_aug.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        w_aug = w_aug * self.gamma(condition)[:, None]
+        w, b = w_aug[:, :-1], w_aug[:, -1]
+        z = F.conv2d(f, w[:, :, None, None].to(f.dtype), b.to(f.dtype))
+        return torch.tanh(z)
+
+
+def broadcast_matrix(channels: int, k: int) -> torch.Tensor:
+    """Seed 003 §IV-C: B~_ij = 1/K for j among the K nearest neighbours of i, else 0.
+
+    Channels are nodes on a ring; the K nearest neighbours of channel i are i itself and the
+    channels at ring distance 1, 2, ... (ties broken towards the lower index).
+    """
+    if not 1 <= k <= channels:
+        raise ValueError(f"K={k} must be in 1..{channels}")
+    b = torch.zeros(channels, channels)
+    offsets = [0]
+    d = 1
+    while len(offsets) < k:
+        offsets.append(-d)
+        if len(offsets) < k:
+            offsets.append(d)
+        d += 1
+    for i in range(channels):
+        for o in offsets:
+            b[i, (i + o) % channels] = 1.0 / k
+    return b
+
+
+class NeighbourBroadcast(nn.Module):
+    """Z~ = B~ Z applied at every spatial position; B~ is fixed (a buffer, not learned)."""
+
+    def __init__(self, channels: int, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.register_buffer("matrix", broadcast_matrix(channels, k), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ij,bjhw->bihw", self.matrix.to(z.dtype), z)
+
+
+class WindowBlock(nn.Module):
+    """A Swin-style block on (B, H, W, C): windowed multi-head self-attention, then an MLP.
+
+    Odd blocks shift the windows by half a window with torch.roll (the wrapped border is not
+    masked: a simplification of Swin's shifted-window mask).  Grids that are not a multiple
+    of the window are zero-padded inside the block and cropped back.
+    """
+
+    def __init__(self, dim: int, heads: int, window: int, shift: bool, mlp_ratio: float = 2.0):
+        super().__init__()
+        self.heads, self.window, self.shift = heads, window, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def _attend(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws = self.window
+        s = ws // 2 if self.shift else 0
+        if s:
+            x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
+        ph, pw = (-h) % ws, (-w) % ws
+        if ph or pw:
+            x = F.pad(x, (0, 0, 0, pw, 0, ph))
+        hp, wp = h + ph, w + pw
+        win = x.view(b, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+        win = win.reshape(-1, ws * ws, c)
+        qkv = self.qkv(win).view(win.shape[0], ws * ws, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(1, 2).reshape(-1, ws * ws, c)
+        out = self.proj(out)
+        out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+        out = out.reshape(b, hp, wp, c)[:, :h, :w]
+        if s:
+            out = torch.roll(out, shifts=(s, s), dims=(1, 2))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self._attend(self.norm1(x))
+        return x + self.mlp(self.norm2(x))

@@ -1,0 +1,200 @@
+"""The learned codecs' networks (torch).  Both keep their latent as a (B, C, h, w) map in
+units of quantizer steps; the Swin codec's wrapper reads it as N = h*w tokens of D = C dims.
+
+Quantization (seed 003 §II-A): the encoder output is bounded to [-A, A], A = 2^(b-1) - 1;
+training adds U(-0.5, 0.5) noise, inference rounds.  The decoder sees q / A.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import GDN, DynamicScale, NeighbourBroadcast, WindowBlock
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    arch: str = "cnn"  # "cnn" | "swin"
+    latent_channels: int = 64  # C (cnn) or D token dims (swin)
+    hidden: int = 128  # N (cnn) or the widest stage (swin)
+    bit_width: int = 6
+    down: int = 16
+    sem_scale: bool = False  # seed 003 Dynamic Scale (cnn)
+    sem_broadcast: bool = False  # seed 003 Neighbouring Semantic Broadcast (cnn)
+    broadcast_k: int = 3
+    masked: bool = False  # the decoder is also given the received mask
+
+    @property
+    def amplitude(self) -> int:
+        return (1 << (self.bit_width - 1)) - 1
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> NetConfig:
+        data = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        return cls(**data)
+
+
+def build_net(config: NetConfig) -> nn.Module:
+    if config.arch == "cnn":
+        return CNNNet(config)
+    if config.arch == "swin":
+        return SwinNet(config)
+    raise ValueError(f"unknown architecture {config.arch!r}")
+
+
+class _Bounded(nn.Module):
+    """Shared quantization / training plumbing."""
+
+    config: NetConfig
+
+    def quantize(self, y: torch.Tensor, noise: bool) -> torch.Tensor:
+        if noise:
+            return y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        return torch.round(y)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, noise: bool = True
+    ) -> torch.Tensor:
+        """Training/eval pass: image in [0,1] -> reconstruction; mask (B,C,h,w) of kept elements."""
+        y = self.quantize(self.analysis(x), noise)
+        if mask is not None:
+            y = y * mask
+        return self.synthesis(y, mask)
+
+
+class CNNNet(_Bounded):
+    """Ballé-style convolutional autoencoder: 4 stride-2 5x5 convs with GDN (16x down)."""
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        if config.down != 16:
+            raise ValueError("the cnn codec downsamples by 16")
+        self.config = config
+        n, c = config.hidden, config.latent_channels
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, n, 5, 2, 2), GDN(n),
+            nn.Conv2d(n, n, 5, 2, 2), GDN(n),
+            nn.Conv2d(n, n, 5, 2, 2), GDN(n),
+            nn.Conv2d(n, n, 5, 2, 2),
+        )
+        if config.sem_scale:
+            self.head = DynamicScale(n, c)
+        else:
+            self.head = nn.Conv2d(n, c, 1)
+        self.broadcast = NeighbourBroadcast(c, config.broadcast_k) if config.sem_broadcast else None
+        cin = 2 * c if config.masked else c
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(cin, n, 5, 2, 2, 1), GDN(n, inverse=True),
+            nn.ConvTranspose2d(n, n, 5, 2, 2, 1), GDN(n, inverse=True),
+            nn.ConvTranspose2d(n, n, 5, 2, 2, 1), GDN(n, inverse=True),
+            nn.ConvTranspose2d(n, 3, 5, 2, 2, 1),
+        )
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.encoder(x - 0.5)
+        if self.config.sem_scale:
+            u = self.head(f)  # tanh-bounded already
+        else:
+            u = self.head(f).clamp(-1.0, 1.0)
+        if self.broadcast is not None:
+            u = self.broadcast(u)
+        return u * self.config.amplitude
+
+    def synthesis(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        z = y / self.config.amplitude
+        if self.config.masked:
+            m = torch.ones_like(z) if mask is None else mask.to(z.dtype)
+            z = torch.cat([z, m * 2.0 - 1.0], dim=1)
+        return self.decoder(z) + 0.5
+
+
+class _ToTokens(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B,C,H,W) -> (B,H,W,C)
+        return x.permute(0, 2, 3, 1)
+
+
+class _ToMap(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B,H,W,C) -> (B,C,H,W)
+        return x.permute(0, 3, 1, 2)
+
+
+class SwinNet(_Bounded):
+    """A small windowed-attention (Swin-like) token codec: stages at /4, /8, /16 with two
+    window blocks each (window 8, alternating shift); tokens at /16 carry D dims."""
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        if config.down != 16:
+            raise ValueError("the swin codec downsamples by 16")
+        self.config = config
+        d3 = config.hidden
+        d1, d2 = d3 // 2, (3 * d3) // 4
+        heads = lambda d: max(1, d // 32)  # noqa: E731
+        w = 8
+
+        def stage(d: int) -> list[nn.Module]:
+            return [WindowBlock(d, heads(d), w, False), WindowBlock(d, heads(d), w, True)]
+
+        self.embed = nn.Conv2d(3, d1, 4, 4)
+        self.enc1 = nn.Sequential(_ToTokens(), *stage(d1), _ToMap())
+        self.merge2 = nn.Conv2d(d1, d2, 2, 2)
+        self.enc2 = nn.Sequential(_ToTokens(), *stage(d2), _ToMap())
+        self.merge3 = nn.Conv2d(d2, d3, 2, 2)
+        self.enc3 = nn.Sequential(_ToTokens(), *stage(d3))
+        self.head = nn.Sequential(nn.LayerNorm(d3), nn.Linear(d3, config.latent_channels))
+        cin = 2 * config.latent_channels if config.masked else config.latent_channels
+        self.unhead = nn.Linear(cin, d3)
+        self.dec3 = nn.Sequential(*stage(d3), _ToMap())
+        self.up2 = nn.Sequential(nn.Conv2d(d3, 4 * d2, 1), nn.PixelShuffle(2))
+        self.dec2 = nn.Sequential(_ToTokens(), *stage(d2), _ToMap())
+        self.up1 = nn.Sequential(nn.Conv2d(d2, 4 * d1, 1), nn.PixelShuffle(2))
+        self.dec1 = nn.Sequential(_ToTokens(), *stage(d1), _ToMap())
+        self.out = nn.Sequential(
+            nn.Conv2d(d1, 4 * 32, 3, 1, 1), nn.PixelShuffle(2), nn.GELU(),
+            nn.Conv2d(32, 4 * 3, 3, 1, 1), nn.PixelShuffle(2),
+        )
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.enc1(self.embed(x - 0.5))
+        h = self.enc2(self.merge2(h))
+        t = self.enc3(self.merge3(h))  # (B, gh, gw, d3)
+        u = torch.tanh(self.head(t))
+        return u.permute(0, 3, 1, 2) * self.config.amplitude
+
+    def synthesis(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        z = y / self.config.amplitude
+        if self.config.masked:
+            m = torch.ones_like(z) if mask is None else mask.to(z.dtype)
+            z = torch.cat([z, m * 2.0 - 1.0], dim=1)
+        t = self.unhead(z.permute(0, 2, 3, 1))
+        h = self.dec3(t)
+        h = self.dec2(self.up2(h))
+        h = self.dec1(self.up1(h))
+        return self.out(h) + 0.5
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad a (B, 3, H, W) batch on the bottom/right to a multiple of ``multiple``."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)

@@ -1,0 +1,227 @@
+"""Train a learned codec (CPU or GPU) and write its weights as safetensors.
+
+Reproducible: seeded crops, flips, quantization noise and unit drops; the learning-rate
+schedule depends only on the step count.  A run can be cut into phases (``--init`` resumes
+from a weight file: Adam's moments restart, the step counter and schedule continue).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .models import NetConfig, build_net, count_parameters
+from .weights import load_state, save_state
+
+DROP_MODES = ("none", "channel", "mixed")
+
+
+@dataclass
+class TrainOptions:
+    steps: int = 10000
+    batch: int = 16
+    crop: int = 256
+    lr: float = 2e-4
+    schedule: str = "cosine"  # "cosine" (decay to 5 % over the run) | "constant"
+    warmup: int = 300
+    seed: int = 0
+    drop: str = "channel"  # unit drops during training: none | channel | mixed
+    drop_apply: float = 0.5  # share of samples that get drops
+    drop_max: float = 0.5  # their drop rate ~ U(0, drop_max)
+    max_seconds: float | None = None
+    log_every: int = 100
+    checkpoint_every: float = 120.0  # seconds
+    amp: bool = False  # bf16 autocast (GDN stays fp32)
+
+
+def lr_at(step: int, opts: TrainOptions, start: int, total: int) -> float:
+    if step - start < opts.warmup:
+        w = (step - start + 1) / opts.warmup
+    else:
+        w = 1.0
+    if opts.schedule == "constant":
+        return opts.lr * w
+    progress = min(1.0, max(0.0, (step - start) / max(1, total - start)))
+    return opts.lr * w * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class CropSampler:
+    """Random crops with horizontal/vertical flips from images held on the device."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, device: torch.device, seed: int):
+        self.images = [
+            torch.from_numpy(np.array(a)).permute(2, 0, 1).contiguous().to(device)
+            for a in images
+            if a.shape[0] >= crop and a.shape[1] >= crop
+        ]
+        if not self.images:
+            raise ValueError(f"no training image is at least {crop}x{crop}")
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = []
+        c = self.crop
+        for _ in range(n):
+            img = self.images[int(self.rng.integers(len(self.images)))]
+            _, h, w = img.shape
+            y, x = int(self.rng.integers(h - c + 1)), int(self.rng.integers(w - c + 1))
+            t = img[:, y : y + c, x : x + c]
+            if self.rng.random() < 0.5:
+                t = t.flip(2)
+            if self.rng.random() < 0.5:
+                t = t.flip(1)
+            out.append(t)
+        return torch.stack(out).float() / 255.0
+
+
+def drop_mask(
+    shape: tuple[int, ...], opts: TrainOptions, gen: torch.Generator, device: torch.device
+) -> torch.Tensor | None:
+    """(B, C, h, w) float mask of kept latent elements, or None when nothing is dropped."""
+    if opts.drop == "none":
+        return None
+    b, c, h, w = shape
+    apply = torch.rand(b, generator=gen) < opts.drop_apply
+    rate = torch.rand(b, generator=gen) * opts.drop_max * apply
+    masks = []
+    for i in range(b):
+        kind = "channel"
+        if opts.drop == "mixed":
+            kind = ("channel", "token", "spatial")[int(torch.randint(3, (1,), generator=gen))]
+        keep = 1.0 - float(rate[i])
+        if kind == "channel":
+            m = (torch.rand(c, 1, 1, generator=gen) < keep).expand(c, h, w)
+        elif kind == "token":
+            m = (torch.rand(1, h, w, generator=gen) < keep).expand(c, h, w)
+        else:  # spatial blocks of 4x4 positions
+            bh, bw = -(-h // 4), -(-w // 4)
+            blocks = torch.rand(1, bh, bw, generator=gen) < keep
+            m = blocks.repeat_interleave(4, 1).repeat_interleave(4, 2)[:, :h, :w].expand(c, h, w)
+        masks.append(m)
+    return torch.stack(masks).float().to(device)
+
+
+def psnr(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def train(
+    name: str,
+    config: NetConfig,
+    images: list[np.ndarray],
+    out_dir: Path,
+    opts: TrainOptions,
+    device: str = "cpu",
+    init: Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``config`` and write ``out_dir/name.safetensors`` (fp16 weights + metadata)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device)
+    torch.manual_seed(opts.seed)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    net = build_net(config).to(dev)
+    start = 0
+    history: list = []
+    if init is not None:
+        state, meta = load_state(init)
+        if NetConfig.from_json(meta["config"]) != config:
+            raise ValueError(f"{init} was trained with another config: {meta['config']}")
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        start = int(meta.get("step", 0))
+        history = json.loads(meta.get("history", "[]"))
+    total = start + opts.steps
+    opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    sampler = CropSampler(images, opts.crop, dev, opts.seed + 1000 * start)
+    gen = torch.Generator().manual_seed(opts.seed + 7 + 1000 * start)
+    log_path = out_dir / f"{name}.log"
+    log = log_path.open("a")
+    out_path = out_dir / f"{name}.safetensors"
+    n_params = count_parameters(net)
+    header = (
+        f"# {name}: {n_params} parameters, config {config.to_json()}, options {opts}, "
+        f"device {device}, torch {torch.__version__}, steps {start}->{total}"
+    )
+    print(header, file=log, flush=True)
+    print(header, flush=True)
+
+    def checkpoint(step: int) -> None:
+        phase = {"from": start, "to": step, "options": opts.__dict__, "device": device}
+        meta = {
+            "name": name,
+            "config": config.to_json(),
+            "step": str(step),
+            "history": json.dumps(history + [phase]),
+            "parameters": str(n_params),
+        }
+        save_state(out_path, {k: v.detach() for k, v in net.state_dict().items()}, meta)
+
+    bar = None
+    if progress and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        bar = Progress(transient=False)
+        task = bar.add_task(name, total=opts.steps)
+        bar.start()
+    t0 = time.monotonic()
+    last_ck = t0
+    run_mse = 0.0
+    step = start
+    net.train()
+    try:
+        for step in range(start, total):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, opts, start, total)
+            x = sampler.batch(opts.batch)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts.amp):
+                y = net.quantize(net.analysis(x).float(), noise=True)
+                mask = drop_mask(tuple(y.shape), opts, gen, dev)
+                if mask is not None:
+                    y = y * mask
+                xh = net.synthesis(y, mask)
+            loss = torch.mean((xh.float() - x) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            run_mse += float(loss.detach()) if (step + 1) % opts.log_every == 0 else 0.0
+            if (step + 1) % opts.log_every == 0:
+                el = time.monotonic() - t0
+                line = (
+                    f"step {step + 1}/{total} loss {float(loss):.5f} psnr {psnr(float(loss)):.2f} "
+                    f"lr {opt.param_groups[0]['lr']:.2e} {(step + 1 - start) / el:.1f} it/s "
+                    f"elapsed {el:.0f}s"
+                )
+                print(line, file=log, flush=True)
+                if bar is None:
+                    print(f"[{name}] {line}", flush=True)
+            if bar is not None:
+                bar.update(task, advance=1)
+            now = time.monotonic()
+            if now - last_ck > opts.checkpoint_every:
+                checkpoint(step + 1)
+                last_ck = now
+            if opts.max_seconds is not None and now - t0 > opts.max_seconds:
+                print(f"# time limit reached at step {step + 1}", file=log, flush=True)
+                break
+        step += 1
+    finally:
+        if bar is not None:
+            bar.stop()
+    checkpoint(step)
+    el = time.monotonic() - t0
+    print(f"# done: {step - start} steps in {el:.0f}s, wrote {out_path}", file=log, flush=True)
+    print(f"[{name}] done: {step - start} steps in {el:.0f}s -> {out_path}", flush=True)
+    log.close()
+    return out_path
