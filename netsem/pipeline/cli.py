@@ -8,6 +8,7 @@ import json
 import click
 
 from netsem.pipeline.report import Report
+from netsem.pipeline import DEFAULT_CODEC
 from packetizers.wire import DEFAULT_MTU, DEFAULT_PORT, MAX_DATAGRAM
 
 
@@ -28,7 +29,7 @@ def session_options(command):
     """The options `send` and `simulate` share, so both take exactly the same words."""
 
     @click.argument("image", required=False, type=click.Path(dir_okay=False))
-    @click.option("--codec", default="raw", show_default=True, help="Registered codec name (see `netsem models`).")
+    @click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="Registered codec name (see `netsem models`).")
     @click.option("--partition", type=click.Choice(["channel", "token", "spatial"]), default="channel",
                   show_default=True,
                   help="What one transmission unit is: a feature channel, a token/position, or a block of positions.")
@@ -200,7 +201,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 @click.command()
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False))
-@click.option("--codec", "codecs", multiple=True, default=("raw",), show_default=True,
+@click.option("--codec", "codecs", multiple=True, default=(DEFAULT_CODEC,), show_default=True,
               help="Codec(s); repeat or comma-separate.")
 @click.option("--partition", "partitions", multiple=True, default=("channel",), show_default=True,
               help="Partition(s): channel, token, spatial.")

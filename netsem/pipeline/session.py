@@ -12,6 +12,7 @@ from emulator.grammar import parse_netem
 from emulator.link import Link
 from netsem.codecs.base import Codec, CodecError, EncodedLatent
 from netsem.codecs.registry import get_codec
+from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.frames import encoded_from_frame, latent_frame
 from netsem.pipeline.images import load_image, save_image
 from netsem.pipeline.metrics import psnr_db, ssim
@@ -26,7 +27,7 @@ PARTITIONS = {"channel": PartitionKind.CHANNEL, "token": PartitionKind.TOKEN, "s
 @dataclass(frozen=True)
 class SessionOptions:
     image: str | None = None
-    codec: str = "raw"
+    codec: str = DEFAULT_CODEC
     partition: str = "channel"
     interleave: bool = True
     netem: str = ""
