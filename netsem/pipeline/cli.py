@@ -28,7 +28,7 @@ def print_report(report: Report, as_json: bool) -> None:
 def session_options(command):
     """The options `send` and `simulate` share, so both take exactly the same words."""
 
-    @click.argument("image", required=False, type=click.Path(dir_okay=False))
+    @click.argument("image", required=False)
     @click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="Registered codec name (see `netsem models`).")
     @click.option("--partition", type=click.Choice(["channel", "token", "spatial"]), default="channel",
                   show_default=True,
@@ -84,7 +84,7 @@ def session_options(command):
 @click.option("--pcap", type=click.Path(dir_okay=False, writable=True),
               help="Write what the in-process emulator saw and did to a pcapng file (Wireshark, `netsem inspect`).")
 def send(options, destination, pcap) -> Report | dict:
-    """Send IMAGE (default: scikit-image's astronaut) through a codec over real UDP on 127.0.0.1.
+    """Send IMAGE (a file, or skimage:NAME; default skimage:astronaut) through a codec over real UDP.
 
     The image is encoded, its latent partitioned into units and packed into binary datagrams,
     sent from one UDP socket through an in-process netem emulator (--netem) to another socket,
@@ -200,7 +200,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
 
 
 @click.command()
-@click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.argument("images", nargs=-1)
 @click.option("--codec", "codecs", multiple=True, default=(DEFAULT_CODEC,), show_default=True,
               help="Codec(s); repeat or comma-separate.")
 @click.option("--partition", "partitions", multiple=True, default=("channel",), show_default=True,
@@ -216,8 +216,11 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="Results file: .csv or .json.")
 def sweep(images, codecs, partitions, interleave, losses, netem, seeds, mtu, transport, out) -> None:
-    """Run every combination of IMAGES (default: astronaut) x codecs x partitions x interleaving
-    x impairments x seeds and write one row per run with its configuration and versions."""
+    """Run every combination of IMAGES x codecs x partitions x interleaving x impairments x seeds
+    and write one row per run with its configuration and versions.
+
+    IMAGES are files or scikit-image photographs named skimage:NAME (default: skimage:astronaut).
+    """
     from pathlib import Path
 
     from rich.progress import Progress

@@ -14,12 +14,25 @@ class ImageError(Exception):
     """An image that cannot be read (one-line message)."""
 
 
+BUNDLED_PREFIX = "skimage:"  # e.g. skimage:coffee, a photograph scikit-image ships
+
+
 def load_image(path: str | None) -> tuple[np.ndarray, str]:
-    """RGB uint8 (H, W, 3) and a label; None loads the bundled default photograph."""
+    """RGB uint8 (H, W, 3) and a label; None loads the bundled default photograph, and
+    `skimage:NAME` one of scikit-image's bundled photographs."""
     if path is None:
+        path = BUNDLED_PREFIX + DEFAULT_IMAGE
+    if path.startswith(BUNDLED_PREFIX):
         from skimage import data
 
-        return np.ascontiguousarray(data.astronaut()), f"{DEFAULT_IMAGE} (scikit-image)"
+        name = path[len(BUNDLED_PREFIX):]
+        loader = getattr(data, name, None)
+        if name.startswith("_") or not callable(loader):
+            raise ImageError(f"scikit-image has no photograph named {name!r} (try astronaut, coffee, chelsea, rocket)")
+        image = np.asarray(loader())
+        if image.ndim != 3 or image.shape[2] not in (3, 4):
+            raise ImageError(f"scikit-image's {name!r} is not an RGB photograph")
+        return np.ascontiguousarray(image[:, :, :3]), f"{name} (scikit-image)"
     file = Path(path)
     if not file.is_file():
         raise ImageError(f"image not found: {path}")

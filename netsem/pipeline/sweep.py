@@ -80,7 +80,7 @@ def write_results(rows: list[dict], path: Path, grid: SweepGrid) -> None:
     """CSV (one row per run, versions as columns) or JSON (config, versions, rows)."""
     found = versions()
     if path.suffix == ".json":
-        config = {**asdict(grid), "images": [image or "astronaut (scikit-image)" for image in grid.images]}
+        config = {**asdict(grid), "images": [image or "skimage:astronaut" for image in grid.images]}
         path.write_text(json.dumps({"config": config, "versions": found, "rows": rows}, indent=1, default=str))
         return
     with path.open("w", newline="") as handle:
