@@ -71,7 +71,9 @@ class Report:
         return json.dumps({k: finite(v) for k, v in asdict(self).items()}, indent=None, sort_keys=False)
 
     def rows(self) -> list[tuple[str, str]]:
-        db = lambda v: "lossless (inf)" if math.isinf(v) else f"{v:.2f} dB"  # noqa: E731
+        def db(value: float) -> str:
+            return "identical (inf)" if math.isinf(value) else f"{value:.2f} dB"
+
         return [
             ("codec", f"{self.codec}  ({self.partition} partition, interleave {'on' if self.interleave else 'off'})"),
             ("image", f"{self.image}  {self.image_size[1]}x{self.image_size[0]}"),
