@@ -57,7 +57,7 @@ def test_unreachable_receiver_is_reported_without_hanging(tiny_png):
 
 
 def test_json_report_has_the_documented_keys(tiny_png):
-    result = netsem("simulate", tiny_png, "--json", "--netem", "loss random 10%", "--seed", "2")
+    result = netsem("simulate", tiny_png, "--codec", "raw", "--json", "--netem", "loss random 10%", "--seed", "2")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert REPORT_KEYS <= report.keys()
