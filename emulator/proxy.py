@@ -43,37 +43,37 @@ class ProxyStats:
     replies_without_client: int = 0  # replies before any client sent anything
 
 
-def bind_listen_socket(address: tuple[str, int]) -> socket.socket:
-    """A non-blocking UDP socket bound to `address`; ProxyError with a clear message on failure."""
+def _udp_socket(address: tuple[str, int], verb: str) -> tuple[socket.socket, tuple]:
+    """A UDP socket of the family `address` resolves to, and the resolved address."""
     host, port = address
     try:
         family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        return socket.socket(family, socket.SOCK_DGRAM), sockaddr
     except OSError as error:
-        raise ProxyError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+        raise ProxyError(f"cannot {verb} {host}:{port}: {error.strerror or error}") from None
+
+
+def bind_listen_socket(address: tuple[str, int]) -> socket.socket:
+    """A non-blocking UDP socket bound to `address`; ProxyError with a clear message on failure."""
+    sock, sockaddr = _udp_socket(address, "listen on")
     try:
         sock.bind(sockaddr)
     except OSError as error:
         sock.close()
         reason = "address already in use" if error.errno == errno.EADDRINUSE else (error.strerror or str(error))
-        raise ProxyError(f"cannot listen on {host}:{port}: {reason}") from None
+        raise ProxyError(f"cannot listen on {address[0]}:{address[1]}: {reason}") from None
     sock.setblocking(False)
     return sock
 
 
 def connect_forward_socket(address: tuple[str, int]) -> socket.socket:
     """A non-blocking UDP socket connected to the target, so ICMP errors are reported to us."""
-    host, port = address
-    try:
-        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-    except OSError as error:
-        raise ProxyError(f"cannot forward to {host}:{port}: {error.strerror or error}") from None
+    sock, sockaddr = _udp_socket(address, "forward to")
     try:
         sock.connect(sockaddr)
     except OSError as error:
         sock.close()
-        raise ProxyError(f"cannot forward to {host}:{port}: {error.strerror or error}") from None
+        raise ProxyError(f"cannot forward to {address[0]}:{address[1]}: {error.strerror or error}") from None
     sock.setblocking(False)
     return sock
 
