@@ -119,10 +119,12 @@ def summarise(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             lossless[(c, p)] = mp
     for (c, p, rate), rs in sorted(groups.items()):
         mp = float(np.mean([r["psnr"] for r in rs]))
+        base = lossless.get((c, p), mp)
         table.append(dict(codec=c, partition=p, rate=rate, psnr=mp,
                           ssim=float(np.mean([r["ssim"] for r in rs])),
                           bpp=float(np.mean([r["bpp"] for r in rs])),
-                          kept=mp / lossless.get((c, p), mp)))
+                          # raw's lossless PSNR is infinite: no meaningful share kept
+                          kept=mp / base if np.isfinite(base) else float("nan")))
     spread = []
     for (c, p, rate), rs in sorted(groups.items()):
         if abs(rate - 0.1) > 1e-9:
@@ -183,7 +185,8 @@ def evaluate(codecs, partitions, rates, seeds, images, block, jpeg_match, out) -
     for (c, p), d in keyed.items():
         cells = [f"{d[r]['psnr']:.2f} / {d[r]['ssim']:.3f}" if r in d else "-" for r in rate_list]
         last = d[max(d)]
-        t.add_row(c, p, f"{d[min(d)]['bpp']:.3f}", *cells, f"{last['kept']:.0%}")
+        kept = f"{last['kept']:.0%}" if np.isfinite(last["kept"]) else "-"
+        t.add_row(c, p, f"{d[min(d)]['bpp']:.3f}", *cells, kept)
     con.print(t)
     s = Table(title="PSNR drop at 10 % loss (dB): mean, variance over image x seed, max, "
                     "variance of per-image means")
