@@ -140,6 +140,7 @@ def recv(listen, out_dir, frames, frame_timeout, as_json) -> None:
     import trio
 
     from netsem.pipeline.recv import ReceiverSummary, serve_receiver
+    from netsem.pipeline.udp import run_trio
     from packetizers.reassembler import ReassemblerLimits
 
     address = endpoint(listen)
@@ -183,7 +184,7 @@ def recv(listen, out_dir, frames, frame_timeout, as_json) -> None:
                    err=True)
 
     try:
-        interrupted = trio.run(main)
+        interrupted = run_trio(main)
     except OSError as error:
         raise click.ClickException(f"cannot listen on {listen}: {error.strerror}") from None
     print_summary()

@@ -22,7 +22,7 @@ from emulator.pcap import CaptureWriter
 from emulator.proxy import serve_proxy
 from netsem.pipeline.report import Report
 from netsem.pipeline.session import Outgoing, SessionOptions, build_link, finish, prepare
-from netsem.pipeline.udp import receive_frames, send_datagrams, udp_socket
+from netsem.pipeline.udp import NothingArrived, receive_frames, run_trio, send_datagrams, udp_socket
 from packetizers.reassembler import Frame, Reassembler
 
 
@@ -43,11 +43,16 @@ def transmit_udp(outgoing: Outgoing, pcap: str | None = None) -> tuple[Frame, di
     """The frame as the receiver socket gets it, with receiver and link counters."""
     options = outgoing.options
     link = build_link(options)
-    if pcap is None:
-        frame, receiver = trio.run(_transmit, outgoing, link, None)
-    else:
-        with CaptureWriter(pcap) as capture:
-            frame, receiver = trio.run(_transmit, outgoing, link, capture)
+    try:
+        if pcap is None:
+            frame, receiver = run_trio(_transmit, outgoing, link, None)
+        else:
+            with CaptureWriter(pcap) as capture:
+                frame, receiver = run_trio(_transmit, outgoing, link, capture)
+    except NothingArrived:
+        if link.counters.sent == 0:
+            raise NothingArrived(f"the emulated link delivered none of the {len(outgoing.datagrams)} datagrams") from None
+        raise
     return frame, receiver, link.counters.as_dict()
 
 

@@ -18,6 +18,28 @@ RECEIVE_BUFFER = 8 * 2**20  # a whole raw-pixel frame in flight must not overflo
 SEND_BATCH = 32  # datagrams sent between yields, so an in-process receiver keeps draining
 
 
+def run_trio(async_fn, *args):
+    """`trio.run`, re-raising a lone exception from inside nurseries as itself.
+
+    trio wraps whatever escapes a nursery in an ExceptionGroup; callers here expect the plain
+    exception (NothingArrived, OSError, ...) so the CLI can print it as one line.
+    """
+    try:
+        return trio.run(async_fn, *args)
+    except BaseExceptionGroup as group:
+        leaves = []
+        pending = [group]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, BaseExceptionGroup):
+                pending.extend(item.exceptions)
+            else:
+                leaves.append(item)
+        if len(leaves) == 1:
+            raise leaves[0] from None
+        raise
+
+
 class NothingArrived(Exception):
     """No datagram reached the receiver in time (receiver or emulator unreachable)."""
 

@@ -34,6 +34,9 @@ def tiny_png(tmp_path_factory) -> str:
         (["simulate", "--netem", "frobnicate 3"], "frobnicate"),
         (["send", "--mtu", "70000"], "70000"),
         (["recv", "--listen", "nonsense", "--out", "/tmp/x"], "HOST:PORT"),
+        (["send", "--netem", "loss 100%"], "delivered none of the"),
+        (["simulate", "--netem", "loss 100%"], "delivered none of the"),
+        (["send", "--phy", "mimo 2x2 snr 99dB"], "snr 99dB"),
     ],
 )
 def test_misuse_prints_one_line_and_exits_non_zero(args, message):
