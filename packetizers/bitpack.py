@@ -4,10 +4,13 @@
 byte is zero-padded. Signed values are stored two's complement in `bit_width` bits.
 Widths 8 and 16 are plain byte copies; widths below 8 pack 8 elements into `bit_width`
 bytes through one uint64 word per group (vectorised, no per-bit expansion); other widths
-go through numpy's bit (un)packing.
+go through numpy's bit packing. Unpacking reads each element from the 3-byte window where it
+starts, for every width but 8 and 16.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
@@ -60,30 +63,39 @@ def pack(values: np.ndarray, bit_width: int) -> bytes:
     return np.packbits(bits.ravel()).tobytes()
 
 
+_CACHED_POSITIONS = 1 << 17  # elements: caches stay small (8 x 1.5 MB) whatever peers send
+
+
+def _bit_positions(count: int, bit_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For element i: the byte where it starts, and how far right to shift the 24-bit window
+    that starts there (an element of <= 16 bits at bit offset <= 7 fits in 3 bytes)."""
+    if count <= _CACHED_POSITIONS:
+        return _cached_bit_positions(count, bit_width)
+    return _compute_bit_positions(count, bit_width)
+
+
+def _compute_bit_positions(count: int, bit_width: int) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.arange(count, dtype=np.int64) * bit_width
+    return starts >> 3, (24 - bit_width - (starts & 7)).astype(np.uint32)
+
+
+_cached_bit_positions = lru_cache(maxsize=8)(_compute_bit_positions)
+
+
 def unpack(data: bytes | memoryview, count: int, bit_width: int, signed: bool) -> np.ndarray:
     """Inverse of `pack`: `count` elements as `element_dtype(bit_width, signed)`."""
     buffer = np.frombuffer(data, dtype=np.uint8, count=packed_size(count, bit_width))
     if bit_width == 8:
-        raw = buffer.astype(np.int64)
+        raw = buffer
     elif bit_width == 16:
-        raw = buffer.view(">u2").astype(np.int64)
-    elif bit_width < 8:
-        groups = -(-count // 8)
-        padded = np.zeros((groups, 8), dtype=np.uint8)
-        flat = np.zeros(groups * bit_width, dtype=np.uint8)
-        flat[: buffer.size] = buffer
-        padded[:, 8 - bit_width :] = flat.reshape(groups, bit_width)
-        words = padded.view(">u8").astype(np.uint64).reshape(groups)
-        mask = np.uint64((1 << bit_width) - 1)
-        out = np.empty((groups, 8), dtype=np.uint64)
-        for i in range(8):
-            out[:, i] = (words >> np.uint64(bit_width * (7 - i))) & mask
-        raw = out.reshape(-1)[:count].astype(np.int64)
+        raw = buffer.view(">u2")
     else:
-        bits = np.unpackbits(buffer)[: count * bit_width].reshape(count, bit_width)
-        full = np.zeros((count, 16), dtype=np.uint8)
-        full[:, 16 - bit_width :] = bits
-        raw = np.packbits(full, axis=1).view(">u2").reshape(count).astype(np.int64)
+        wide = np.zeros(buffer.size + 2, dtype=np.uint32)
+        wide[: buffer.size] = buffer
+        windows = (wide[:-2] << 16) | (wide[1:-1] << 8) | wide[2:]
+        first_byte, shift = _bit_positions(count, bit_width)
+        raw = (windows[first_byte] >> shift) & np.uint32((1 << bit_width) - 1)
     if signed:
+        raw = raw.astype(np.int32)
         raw = np.where(raw >= (1 << (bit_width - 1)), raw - (1 << bit_width), raw)
     return raw.astype(element_dtype(bit_width, signed))

@@ -110,3 +110,9 @@ def test_bit_packing_round_trips_at_every_width(bit_width, signed, count, seed):
 def test_bit_packing_is_msb_first():
     assert bitpack.pack(np.array([1, 2, 3]), 2) == bytes([0b01101100])
     assert bitpack.pack(np.array([0x1FF]), 9) == bytes([0xFF, 0x80])
+
+
+@pytest.mark.parametrize("bit_width", [3, 6, 11])
+def test_bit_packing_round_trips_frames_larger_than_the_position_cache(bit_width):
+    values = np.random.default_rng(bit_width).integers(0, 1 << bit_width, size=(1 << 17) + 1001)
+    np.testing.assert_array_equal(bitpack.unpack(bitpack.pack(values, bit_width), values.size, bit_width, False), values)
