@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import trio
 
 from emulator.grammar import parse_netem

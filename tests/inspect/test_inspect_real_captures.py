@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
