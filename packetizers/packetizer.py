@@ -11,7 +11,6 @@ per datagram a header, a slice and a CRC.
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -33,6 +32,7 @@ from packetizers.wire import (
     Layout,
     MessageType,
     PartitionKind,
+    with_crc,
 )
 
 UNIT_ID_SIZE = 4
@@ -204,5 +204,5 @@ class Packetizer:
                 ids,
                 packed[start : start + length],
             ))
-            datagrams.append(body + zlib.crc32(body).to_bytes(CRC_SIZE, "big"))
+            datagrams.append(with_crc(body))
         return datagrams

@@ -181,6 +181,20 @@ def frame_wide_bytes(datagram: bytes) -> bytes:
     return datagram[:FRAME_WIDE_SIZE]
 
 
+def with_crc(body: bytes) -> bytes:
+    """`body` followed by its CRC-32, as every datagram ends."""
+    return body + zlib.crc32(body).to_bytes(CRC_SIZE, "big")
+
+
+def rewrite_header(datagram: bytes, **fields) -> bytes:
+    """The datagram with some fixed-header fields replaced and a valid CRC again: what a
+    hostile or buggy peer can send (tests, the fuzzer and the flood generator use it)."""
+    values = list(FIXED_HEADER_STRUCT.unpack_from(datagram))
+    for name, value in fields.items():
+        values[FIELD_NAMES.index(name)] = value
+    return with_crc(FIXED_HEADER_STRUCT.pack(*values) + datagram[HEADER_SIZE:-CRC_SIZE])
+
+
 def peek_header(datagram: bytes) -> Header | None:
     """The fixed header, or None when the datagram is too short or not netsem's."""
     if len(datagram) < HEADER_SIZE + CRC_SIZE or datagram[:4] != MAGIC:

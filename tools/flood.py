@@ -11,22 +11,12 @@ from __future__ import annotations
 
 import argparse
 import socket
-import struct
 import time
-import zlib
 
 import numpy as np
 
 from packetizers.packetizer import LatentFrame, Packetizer
-from packetizers.wire import FIELD_NAMES, FIXED_HEADER_STRUCT, HEADER_SIZE, Layout, PartitionKind
-
-
-def _rewrite(datagram: bytes, **fields) -> bytes:
-    values = list(FIXED_HEADER_STRUCT.unpack_from(datagram))
-    for name, value in fields.items():
-        values[FIELD_NAMES.index(name)] = value
-    body = FIXED_HEADER_STRUCT.pack(*values) + datagram[HEADER_SIZE:-4]
-    return body + struct.pack(">I", zlib.crc32(body))
+from packetizers.wire import Layout, PartitionKind, rewrite_header
 
 
 def flood_pool(size: int = 3000, seed: int = 0) -> list[bytes]:
@@ -41,9 +31,9 @@ def flood_pool(size: int = 3000, seed: int = 0) -> list[bytes]:
         if kind == 0:
             pool.append(rng.bytes(int(rng.integers(1, 1400))))
         elif kind == 1:
-            pool.append(_rewrite(template, frame_id=10**6 + index, dim0=2**31 - 1, dim1=2**20, dim2=2**20))
+            pool.append(rewrite_header(template, frame_id=10**6 + index, dim0=2**31 - 1, dim1=2**20, dim2=2**20))
         else:
-            pool.append(_rewrite(template, frame_id=2 * 10**6 + index))  # one datagram of many: never completes
+            pool.append(rewrite_header(template, frame_id=2 * 10**6 + index))  # one datagram of many: never completes
     return pool
 
 

@@ -22,7 +22,6 @@ import random
 import struct
 import sys
 import traceback
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ import numpy as np
 from netsem.inspect.datagram import Rejected, parse_datagram
 from packetizers.packetizer import LatentFrame, Packetizer
 from packetizers.reassembler import Reassembler
-from packetizers.wire import FIELD_NAMES, FIXED_HEADER_STRUCT, HEADER_SIZE, Layout, PartitionKind
+from packetizers.wire import FIELD_NAMES, FIXED_HEADER_STRUCT, HEADER_SIZE, Layout, PartitionKind, with_crc
 
 POLL_EVERY = 64  # inputs between reassembler polls
 TICK = 0.01  # seconds of receiver clock per input
@@ -66,10 +65,6 @@ def seed_frames() -> list[list[bytes]]:
         (LatentFrame(rng.integers(0, 4096, (2, 32, 32)), Layout.CHW, 12, False), PartitionKind.CHANNEL, 500),
     ]
     return [Packetizer(kind, seed=i, mtu=mtu).packetize(frame, i) for i, (frame, kind, mtu) in enumerate(frames)]
-
-
-def with_crc(body: bytes) -> bytes:
-    return body + zlib.crc32(body).to_bytes(4, "big")
 
 
 def with_frame_id(datagram: bytes, frame_id: int) -> bytes:

@@ -1,7 +1,6 @@
 """Reassembler: every bad input is rejected under a named reason, memory stays bounded."""
 
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ from hypothesis import strategies as st
 
 from packetizers.packetizer import LatentFrame, Packetizer
 from packetizers.reassembler import Reassembler, ReassemblerLimits, RejectReason
-from packetizers.wire import FIELD_NAMES, FIXED_HEADER_STRUCT, HEADER_SIZE, Layout, PartitionKind, peek_header
+from packetizers.wire import HEADER_SIZE, Layout, PartitionKind, peek_header, rewrite_header, with_crc
 
 LATENT = np.random.default_rng(0).integers(0, 64, size=(16, 8, 8))
 
@@ -18,15 +17,6 @@ LATENT = np.random.default_rng(0).integers(0, 64, size=(16, 8, 8))
 def make_datagrams(frame_id=0, partition=PartitionKind.TOKEN, latent=LATENT, stream_id=0):
     frame = LatentFrame(latent, Layout.CHW, 6, False, codec_id=1, image_size=(128, 128), stream_id=stream_id)
     return Packetizer(partition, seed=9, mtu=300).packetize(frame, frame_id)
-
-
-def with_fields(datagram: bytes, **fields) -> bytes:
-    """Rewrite header fields and fix up the CRC, as a hostile peer would."""
-    values = list(FIXED_HEADER_STRUCT.unpack_from(datagram))
-    for name, value in fields.items():
-        values[FIELD_NAMES.index(name)] = value
-    body = FIXED_HEADER_STRUCT.pack(*values) + datagram[HEADER_SIZE:-4]
-    return body + struct.pack(">I", zlib.crc32(body))
 
 
 def reject_reason(datagram: bytes, reassembler: Reassembler | None = None) -> RejectReason | None:
@@ -47,23 +37,23 @@ def test_valid_datagram_is_accepted():
         (lambda d: d[:4] + b"\x02" + d[5:], RejectReason.BAD_VERSION),
         (lambda d: d[:-10] + bytes([d[-10] ^ 1]) + d[-9:], RejectReason.BAD_CRC),
         (lambda d: d[:-7], RejectReason.TRUNCATED),
-        (lambda d: with_fields(d, msg_type=9), RejectReason.UNSUPPORTED_TYPE),
-        (lambda d: with_fields(d + b"\0\0\0\0")[:-4] + d[-4:], RejectReason.BAD_CRC),
-        (lambda d: with_fields(d + b"\0\0\0\0"), RejectReason.BAD_LENGTH),
-        (lambda d: with_fields(d, layout=7), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, partition=3), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, bit_width=0), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, bit_width=17), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, flags=0x80), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, datagram_index=60000), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, unit_count=999), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, dim0=2**31, dim1=2**31, dim2=2**31), RejectReason.TOO_LARGE),
-        (lambda d: with_fields(d, dim0=4000, dim1=1000, unit_count=1000 * 8), RejectReason.TOO_LARGE),
-        (lambda d: with_fields(d, bit_width=5), RejectReason.BAD_LENGTH),
-        (lambda d: with_fields(d, sub_index=1, sub_count=2), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, scale=float("nan")), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, scale=-1.0), RejectReason.BAD_HEADER),
-        (lambda d: with_fields(d, reserved=255), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, msg_type=9), RejectReason.UNSUPPORTED_TYPE),
+        (lambda d: rewrite_header(d + b"\0\0\0\0")[:-4] + d[-4:], RejectReason.BAD_CRC),
+        (lambda d: rewrite_header(d + b"\0\0\0\0"), RejectReason.BAD_LENGTH),
+        (lambda d: rewrite_header(d, layout=7), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, partition=3), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, bit_width=0), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, bit_width=17), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, flags=0x80), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, datagram_index=60000), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, unit_count=999), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, dim0=2**31, dim1=2**31, dim2=2**31), RejectReason.TOO_LARGE),
+        (lambda d: rewrite_header(d, dim0=4000, dim1=1000, unit_count=1000 * 8), RejectReason.TOO_LARGE),
+        (lambda d: rewrite_header(d, bit_width=5), RejectReason.BAD_LENGTH),
+        (lambda d: rewrite_header(d, sub_index=1, sub_count=2), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, scale=float("nan")), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, scale=-1.0), RejectReason.BAD_HEADER),
+        (lambda d: rewrite_header(d, reserved=255), RejectReason.BAD_HEADER),
     ],
 )
 def test_bad_datagrams_are_rejected_with_a_named_reason(mutate, reason):
@@ -79,7 +69,7 @@ def test_unit_ids_out_of_range_are_rejected():
     ids = bytearray(datagram[HEADER_SIZE : HEADER_SIZE + 4 * header.unit_count_here])
     ids[0:4] = struct.pack(">I", header.unit_count)
     body = datagram[:HEADER_SIZE] + bytes(ids) + datagram[HEADER_SIZE + len(ids) : -4]
-    assert reject_reason(body + struct.pack(">I", zlib.crc32(body))) == RejectReason.UNIT_OUT_OF_RANGE
+    assert reject_reason(with_crc(body)) == RejectReason.UNIT_OUT_OF_RANGE
 
 
 def test_duplicates_inconsistent_and_late_datagrams_are_rejected():
@@ -87,7 +77,7 @@ def test_duplicates_inconsistent_and_late_datagrams_are_rejected():
     reassembler = Reassembler()
     assert reassembler.receive(datagrams[0], 0.0) is None
     assert reassembler.receive(datagrams[0], 0.0) == RejectReason.DUPLICATE
-    assert reassembler.receive(with_fields(datagrams[1], scale=2.0), 0.0) == RejectReason.INCONSISTENT
+    assert reassembler.receive(rewrite_header(datagrams[1], scale=2.0), 0.0) == RejectReason.INCONSISTENT
     for datagram in datagrams[1:]:
         assert reassembler.receive(datagram, 0.0) is None
     (frame,) = reassembler.poll(0.0)
@@ -101,7 +91,7 @@ def test_a_datagram_claiming_already_received_units_is_a_duplicate():
     datagrams = make_datagrams()
     reassembler = Reassembler()
     reassembler.receive(datagrams[0], 0.0)
-    assert reassembler.receive(with_fields(datagrams[0], datagram_index=1), 0.0) == RejectReason.DUPLICATE
+    assert reassembler.receive(rewrite_header(datagrams[0], datagram_index=1), 0.0) == RejectReason.DUPLICATE
 
 
 def test_incomplete_frame_is_delivered_at_its_deadline_with_its_mask():
@@ -171,7 +161,7 @@ def test_mutated_datagrams_never_raise(datagram, edits, fix_crc, cut):
         mutated[position % len(mutated)] = value
     mutated = bytes(mutated[: len(mutated) - cut])
     if fix_crc and len(mutated) > 4:
-        mutated = mutated[:-4] + struct.pack(">I", zlib.crc32(mutated[:-4]))
+        mutated = with_crc(mutated[:-4])
     reassembler = Reassembler()
     reason = reassembler.receive(mutated, 0.0)
     accepted = reason is None
