@@ -52,14 +52,20 @@ def starts_with_digit(word: str) -> bool:
     return bool(word) and word[0].isdigit()
 
 
-def parse_time_ns(word: str) -> int:
-    """A time as iproute2 >= 6.9 reads it; a bare number is nanoseconds. Negative is an error."""
+def _scaled(word: str, units: dict[str, float], kind: str) -> float:
+    """The number in `word` times the factor of its unit suffix (none: factor 1)."""
     value, unit = split_number(word)
     if unit:
-        scale = _TIME_UNITS_NS.get(unit.lower())
+        scale = units.get(unit.lower())
         if scale is None:
-            raise ValueError(f"unknown time unit {unit!r}")
+            raise ValueError(f"unknown {kind} unit {unit!r}")
         value *= scale
+    return value
+
+
+def parse_time_ns(word: str) -> int:
+    """A time as iproute2 >= 6.9 reads it; a bare number is nanoseconds. Negative is an error."""
+    value = _scaled(word, _TIME_UNITS_NS, "time")
     if value < 0:
         raise ValueError("negative time")
     return int(value)
@@ -85,12 +91,7 @@ def parse_rate_bytes_per_s(word: str) -> int:
     """A rate as `get_rate64`: bits/s unless a unit says otherwise (`Mbps` is megaBYTES/s)."""
     if "%" in word:
         raise ValueError("a rate in % of the device speed needs a network device; give an absolute rate")
-    value, unit = split_number(word)
-    if unit:
-        scale = _RATE_UNITS_BITS.get(unit.lower())
-        if scale is None:
-            raise ValueError(f"unknown rate unit {unit!r}")
-        value *= scale
+    value = _scaled(word, _RATE_UNITS_BITS, "rate")
     if value < 0:
         raise ValueError("negative rate")
     return int(value / 8)
@@ -98,12 +99,7 @@ def parse_rate_bytes_per_s(word: str) -> int:
 
 def parse_size(word: str) -> int:
     """A size as `get_size` (used by `limit`): "1k" is 1024. Must fit a u32."""
-    value, unit = split_number(word)
-    if unit:
-        scale = _SIZE_UNITS.get(unit.lower())
-        if scale is None:
-            raise ValueError(f"unknown size unit {unit!r}")
-        value *= scale
+    value = _scaled(word, _SIZE_UNITS, "size")
     if value < 0 or value > U32_MAX:
         raise ValueError("size out of range")
     return int(value)

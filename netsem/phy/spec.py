@@ -137,6 +137,14 @@ _WORDS = ("mimo", "siso", "awgn", "rayleigh", "rician", "snr", "ldpc", "uncoded"
           "detector", "csi-error", "iterations", "decoder", *MODULATIONS)
 
 
+def choice(keyword: str, value: str, options: tuple[str, ...], aliases: dict[str, str] | None = None) -> str:
+    """`value` (lower-cased, aliases resolved) if it is one of `options`, else a one-line error."""
+    resolved = (aliases or {}).get(value.lower(), value.lower())
+    if resolved not in options:
+        raise PhySpecError(f"'{keyword} {resolved}': choose {' or '.join(options)}")
+    return resolved
+
+
 def parse_phy_spec(text: str) -> PhySpec:
     """Parse the grammar above; raises PhySpecError (one line) on any problem."""
     tokens = text.replace(",", " ").split()
@@ -215,26 +223,14 @@ def parse_phy_spec(text: str) -> PhySpec:
             values["bits_per_symbol"] = MODULATIONS[low]
         elif low == "precoder":
             once("precoder", word)
-            value = take(word).lower()
-            if value not in ("svd", "none"):
-                raise PhySpecError(f"'precoder {value}': choose svd or none")
-            values["precoder"] = value
+            values["precoder"] = choice(low, take(word), ("svd", "none"))
         elif low == "power":
             once("power", word)
-            value = take(word).lower()
-            if value in ("waterfilling", "water-filling"):
-                value = "waterfill"
-            if value not in ("waterfill", "equal"):
-                raise PhySpecError(f"'power {value}': choose waterfill or equal")
-            values["power"] = value
+            values["power"] = choice(low, take(word), ("waterfill", "equal"),
+                                     {"waterfilling": "waterfill", "water-filling": "waterfill"})
         elif low == "detector":
             once("detector", word)
-            value = take(word).lower()
-            if value == "mmse":
-                value = "lmmse"
-            if value not in ("lmmse", "zf"):
-                raise PhySpecError(f"'detector {value}': choose lmmse or zf")
-            values["detector"] = value
+            values["detector"] = choice(low, take(word), ("lmmse", "zf"), {"mmse": "lmmse"})
         elif low in ("csi-error", "csi_error"):
             once("csi-error", word)
             value = take(word)
@@ -250,10 +246,7 @@ def parse_phy_spec(text: str) -> PhySpec:
             values["iterations"] = int(value)
         elif low == "decoder":
             once("decoder", word)
-            value = take(word).lower()
-            if value not in ("bp", "sionna"):
-                raise PhySpecError(f"'decoder {value}': choose bp or sionna")
-            values["decoder"] = value
+            values["decoder"] = choice(low, take(word), ("bp", "sionna"))
         else:
             raise PhySpecError(f"unknown PHY word {word!r} (known: {', '.join(sorted(set(_WORDS)))})")
         i += 1
