@@ -90,10 +90,12 @@ class _FrameState:
     """A frame being reassembled. Payloads are kept packed until delivery, when the whole
     frame is unpacked and scattered in a few vectorised steps."""
 
-    __slots__ = ("header", "partition", "unit_seen", "seen", "whole", "slices", "count", "first", "last", "nbytes")
+    __slots__ = ("header", "header_bytes", "partition", "unit_seen", "seen", "whole", "slices", "count", "first",
+                 "last", "nbytes")
 
-    def __init__(self, header: Header, partition: Partition, nbytes: int, now: float) -> None:
+    def __init__(self, header: Header, header_bytes: bytes, partition: Partition, nbytes: int, now: float) -> None:
         self.header = header
+        self.header_bytes = header_bytes  # the frame-wide header bytes it is found by
         self.partition = partition
         self.unit_seen = np.zeros(header.unit_count, dtype=bool)  # whole units received
         self.seen = np.zeros(header.datagram_count, dtype=bool)
@@ -270,7 +272,7 @@ class Reassembler:
         ):
             self._drop(next(iter(self._frames)))
             self.frames_evicted += 1
-        state = _FrameState(header, partition, nbytes, now)
+        state = _FrameState(header, header_bytes, partition, nbytes, now)
         self._frames[(header.stream_id, header.frame_id)] = state
         self._by_header[header_bytes] = state
         self._total_bytes += nbytes
@@ -278,7 +280,7 @@ class Reassembler:
 
     def _drop(self, key: tuple[int, int]) -> _FrameState:
         state = self._frames.pop(key)
-        del self._by_header[next(k for k, v in self._by_header.items() if v is state)]
+        del self._by_header[state.header_bytes]
         self._total_bytes -= state.nbytes
         self._delivered[key] = None
         while len(self._delivered) > self.limits.remembered_frames:
