@@ -1,4 +1,4 @@
-"""Latent -> datagrams: partition into units, interleave, group under the MTU, pack.
+"""Latent (or byte stream) -> datagrams: partition into units, interleave, group under the MTU, pack.
 
 Grouping is greedy over the (interleaved) unit order: units are added to the current
 datagram while header + unit ids + packed payload + CRC fit the MTU. A unit that does not
@@ -6,7 +6,8 @@ fit an empty datagram on its own is split into `sub_count` sub-units along its e
 order (see `partition.py`), one per datagram, balanced so their sizes differ by at most one
 element. The grouping depends only on geometry, bit width, MTU and seed, so it is computed
 once and cached; packetizing a frame is then one gather, one pack of the whole frame, and
-per datagram a header, a slice and a CRC.
+per datagram a header, a slice and a CRC. A byte stream (`StreamFrame`, e.g. a JPEG) is
+cut at the segments its encoder chose; its datagrams also carry each unit's span.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from packetizers import bitpack
 from packetizers.interleave import unit_order
-from packetizers.partition import DEFAULT_BLOCK, Partition, partition_for
+from packetizers.partition import DEFAULT_BLOCK, Partition, partition_for, segment_partition
 from packetizers.wire import (
     CRC_SIZE,
     DEFAULT_MTU,
@@ -32,10 +33,11 @@ from packetizers.wire import (
     Layout,
     MessageType,
     PartitionKind,
+    UNIT_ID_SIZE,
+    unit_entry_size,
     with_crc,
 )
 
-UNIT_ID_SIZE = 4
 MAX_DATAGRAMS_PER_FRAME = 0xFFFF
 
 
@@ -57,6 +59,20 @@ class LatentFrame:
 
 
 @dataclass(frozen=True)
+class StreamFrame:
+    """An encoded byte stream cut into independently decodable segments (layout bytes)."""
+
+    stream: bytes
+    segment_offsets: tuple[int, ...]  # segment i is stream[offsets[i]:offsets[i+1]] (the last: to the end)
+    codec_param: int = 0  # travels in dim1 (jpeg: the quality a lost header is rebuilt with)
+    codec_id: int = 0
+    image_size: tuple[int, int] = (0, 0)
+    stream_id: int = 0
+    importance: int = 0
+    kb_version: int = 0
+
+
+@dataclass(frozen=True)
 class DatagramPlan:
     """Which units (or which slice of one unit) each datagram of a frame carries.
 
@@ -67,6 +83,7 @@ class DatagramPlan:
     """
 
     unit_ids: tuple[bytes, ...]  # per datagram, ascending big-endian uint32 ids
+    unit_spans: tuple[bytes, ...]  # per datagram, the units' big-endian (offset, length); b"" unless bytes
     sub_index: tuple[int, ...]
     sub_count: tuple[int, ...]
     payload_start: tuple[int, ...]
@@ -88,18 +105,18 @@ def padded_length(elements: int) -> int:
     return -(-elements // 8) * 8
 
 
-def min_mtu(bit_width: int) -> int:
+def min_mtu(bit_width: int, layout: Layout = Layout.CHW) -> int:
     """The smallest MTU that still carries one element with its header."""
-    return HEADER_SIZE + UNIT_ID_SIZE + bitpack.packed_size(1, bit_width) + CRC_SIZE
+    return HEADER_SIZE + unit_entry_size(layout) + bitpack.packed_size(1, bit_width) + CRC_SIZE
 
 
-@lru_cache(maxsize=64)
-def plan_datagrams(partition: Partition, bit_width: int, mtu: int, seed: int, interleave: bool) -> DatagramPlan:
+def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interleave: bool) -> DatagramPlan:
     sizes = partition.unit_sizes()
     offsets = partition.unit_offsets
+    entry = unit_entry_size(partition.layout)
 
     def budget_bits(units: int) -> int:
-        return (mtu - HEADER_SIZE - CRC_SIZE - UNIT_ID_SIZE * units) * 8
+        return (mtu - HEADER_SIZE - CRC_SIZE - entry * units) * 8
 
     max_sub_elements = budget_bits(1) // bit_width
     groups: list[tuple[list[int], int, int]] = []  # (unit ids, sub index, sub count)
@@ -134,14 +151,24 @@ def plan_datagrams(partition: Partition, bit_width: int, mtu: int, seed: int, in
         starts.append(padded_elements * bit_width // 8)
         lengths.append(bitpack.packed_size(piece.size, bit_width))
         padded_elements += padded_length(piece.size)
+    spans = partition.layout == Layout.BYTES
     return DatagramPlan(
         unit_ids=tuple(np.asarray(ids, dtype=">u4").tobytes() for ids, _, _ in groups),
+        unit_spans=tuple(
+            np.stack([offsets[ids], sizes[ids]], axis=1).astype(">u4").tobytes() if spans else b""
+            for ids, _, _ in groups
+        ),
         sub_index=tuple(sub for _, sub, _ in groups),
         sub_count=tuple(count for _, _, count in groups),
         payload_start=tuple(starts),
         payload_len=tuple(lengths),
         padded_gather=np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64),
     )
+
+
+# Latent geometries repeat from frame to frame, so their plans are cached; a byte stream's
+# segments are new every frame and are planned with `build_plan` directly.
+plan_datagrams = lru_cache(maxsize=64)(build_plan)
 
 
 class Packetizer:
@@ -169,29 +196,45 @@ class Packetizer:
         self.mtu = mtu
         self.block = block
 
-    def partition_of(self, frame: LatentFrame) -> Partition:
+    def partition_of(self, frame: LatentFrame | StreamFrame) -> Partition:
+        if isinstance(frame, StreamFrame):
+            return segment_partition(frame.segment_offsets, len(frame.stream))
+        if self.partition_kind == PartitionKind.SEGMENT:
+            raise ValueError("the segment partition cuts byte streams (jpeg); a latent takes channel, token or spatial")
         return partition_for(frame.layout, frame.latent.shape, self.partition_kind, self.block, frame.token_grid)
 
-    def plan(self, frame: LatentFrame) -> DatagramPlan:
+    def plan(self, frame: LatentFrame | StreamFrame) -> DatagramPlan:
+        if isinstance(frame, StreamFrame):
+            if self.mtu < min_mtu(8, Layout.BYTES):
+                raise ValueError(f"--mtu {self.mtu} is too small: a datagram needs at least {min_mtu(8, Layout.BYTES)} bytes")
+            return build_plan(self.partition_of(frame), 8, self.mtu, self.seed, self.interleave)
         if self.mtu < min_mtu(frame.bit_width):
             raise ValueError(f"--mtu {self.mtu} is too small: a datagram needs at least {min_mtu(frame.bit_width)} bytes")
         return plan_datagrams(self.partition_of(frame), frame.bit_width, self.mtu, self.seed, self.interleave)
 
-    def packetize(self, frame: LatentFrame, frame_id: int) -> list[bytes]:
-        bitpack.check_range(frame.latent, frame.bit_width, frame.signed)
+    def packetize(self, frame: LatentFrame | StreamFrame, frame_id: int) -> list[bytes]:
+        """The frame's datagrams. A byte stream is always cut at its own segments, whatever
+        partition this packetizer was made for."""
         partition = self.partition_of(frame)
         plan = self.plan(frame)
         elements = np.zeros(partition.size + 1, dtype=np.int64)  # + the padding element
-        elements[:-1] = partition.to_units(frame.latent)
-        packed = bitpack.pack(elements[plan.padded_gather], frame.bit_width)
-        shape = tuple(frame.latent.shape) + (0,) * (3 - frame.latent.ndim)
-        flags = (Flags.INTERLEAVED if self.interleave else Flags.NONE) | (Flags.SIGNED if frame.signed else Flags.NONE)
+        if isinstance(frame, StreamFrame):
+            elements[:-1] = np.frombuffer(frame.stream, dtype=np.uint8)
+            bit_width, signed, scale, kind, layout = 8, False, 1.0, PartitionKind.SEGMENT, Layout.BYTES
+            shape = (len(frame.stream), frame.codec_param, 0)
+        else:
+            bitpack.check_range(frame.latent, frame.bit_width, frame.signed)
+            elements[:-1] = partition.to_units(frame.latent)
+            bit_width, signed, scale, kind, layout = frame.bit_width, frame.signed, frame.scale, self.partition_kind, frame.layout
+            shape = tuple(frame.latent.shape) + (0,) * (3 - frame.latent.ndim)
+        packed = bitpack.pack(elements[plan.padded_gather], bit_width)
+        flags = (Flags.INTERLEAVED if self.interleave else Flags.NONE) | (Flags.SIGNED if signed else Flags.NONE)
         frame_wide = FRAME_WIDE_STRUCT.pack(
-            MAGIC, VERSION, MessageType.DATA, int(flags), int(self.partition_kind), int(frame.layout),
-            frame.bit_width, frame.stream_id, frame.kb_version, frame.codec_id,
+            MAGIC, VERSION, MessageType.DATA, int(flags), int(kind), int(layout),
+            bit_width, frame.stream_id, frame.kb_version, frame.codec_id,
             frame.image_size[0], frame.image_size[1], frame_id, shape[0], shape[1], shape[2],
             partition.grid[0], partition.grid[1], partition.block[0], partition.block[1],
-            partition.unit_count, self.seed, float(frame.scale), plan.datagram_count,
+            partition.unit_count, self.seed, float(scale), plan.datagram_count,
         )
         pack_tail = PER_DATAGRAM_STRUCT.pack
         datagrams = []
@@ -202,6 +245,7 @@ class Packetizer:
                 pack_tail(frame.importance, 0, index, plan.sub_index[index], plan.sub_count[index],
                           len(ids) // UNIT_ID_SIZE, length),
                 ids,
+                plan.unit_spans[index],
                 packed[start : start + length],
             ))
             datagrams.append(with_crc(body))

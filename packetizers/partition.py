@@ -12,6 +12,7 @@ move between it and the latent.
 | nd     | channel | one token dimension d                  | latent[:, d] by token        |
 | nd     | token   | one token n                            | latent[n, :] by dimension    |
 | nd     | spatial | one block of the (gh, gw) token grid   | latent[tokens, :] as (t, d)  |
+| bytes  | segment | one segment of the stream (sender-cut) | its bytes in stream order    |
 
 Edge blocks are smaller when the map is not a multiple of the block size. A unit too big for
 one datagram is split into sub-units along this element order (for a chw channel that is
@@ -84,7 +85,9 @@ class Partition:
         return self.from_units(np.repeat(unit_received.astype(bool), self.unit_sizes()))
 
     def _is_identity(self) -> bool:
-        return (self.layout, self.kind) in ((Layout.CHW, PartitionKind.CHANNEL), (Layout.ND, PartitionKind.TOKEN))
+        return (self.layout, self.kind) in (
+            (Layout.CHW, PartitionKind.CHANNEL), (Layout.ND, PartitionKind.TOKEN), (Layout.BYTES, PartitionKind.SEGMENT)
+        )
 
 
 def unit_count_for(
@@ -171,6 +174,19 @@ def build_partition(
     np.cumsum(sizes, out=offsets[1:])
     uniform = int(sizes[0]) if (sizes == sizes[0]).all() else 0
     return Partition(layout, shape, kind, block, grid, count, offsets, uniform, order)
+
+
+def segment_partition(offsets: tuple[int, ...], length: int) -> Partition:
+    """The partition of a `length`-byte stream into segments starting at `offsets`.
+
+    Unlike the latent partitions it is not a function of the header: the sender cuts the
+    stream where its format allows (JPEG restart markers) and every datagram carries its
+    segments' spans.
+    """
+    bounds = np.asarray((*offsets, length), dtype=np.int64)
+    if bounds.size < 2 or bounds[0] != 0 or (np.diff(bounds) < 1).any():
+        raise PartitionError(f"segment offsets must start at 0 and increase within {length} bytes")
+    return Partition(Layout.BYTES, (int(length),), PartitionKind.SEGMENT, (0, 0), (0, 0), bounds.size - 1, bounds, 0, None)
 
 
 # Sender-side cache (trusted geometries). A receiver calls `build_partition` directly and

@@ -1,4 +1,4 @@
-"""Datagrams -> latent frames with a received-mask; sans-I/O.
+"""Datagrams -> latent frames (or byte streams) with a received-mask; sans-I/O.
 
     reassembler.receive(datagram, now)   # never raises on peer input; returns the reject reason or None
     reassembler.poll(now) -> [Frame]     # frames complete, or whose deadline passed
@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from packetizers import bitpack
-from packetizers.packetizer import UNIT_ID_SIZE, sub_unit_bounds
+from packetizers.packetizer import sub_unit_bounds
 from packetizers.partition import Partition, PartitionError, build_partition, unit_count_for, unit_sizes_of
 from packetizers.wire import (
     CRC_SIZE,
     FRAME_WIDE_SIZE,
     HEADER_SIZE,
+    LAYOUT_OFFSET,
     MAGIC,
     PER_DATAGRAM_STRUCT,
     VERSION,
@@ -35,8 +36,10 @@ from packetizers.wire import (
     Layout,
     MessageType,
     PartitionKind,
+    UNIT_ID_SIZE,
     crc_ok,
     peek_header,
+    unit_entry_size,
 )
 
 
@@ -70,12 +73,23 @@ class Frame:
     """A reassembled (possibly partial) frame."""
 
     header: Header  # the first datagram's header: frame-wide fields are valid
-    latent: np.ndarray  # missing elements are 0
+    latent: np.ndarray  # missing elements are 0; bytes layout: the uint8 stream
     received: np.ndarray  # bool, latent-shaped
     unit_received: np.ndarray  # bool (unit_count,): every element of the unit arrived
     datagrams_received: int
     first_arrival: float
     last_arrival: float
+    spans: np.ndarray | None = None  # bytes layout: (unit_count, 2) offset, length; -1 for units never seen
+
+    def segments(self) -> dict[int, bytes]:
+        """Bytes layout: the completely received segments, by unit id."""
+        if self.spans is None:
+            raise ValueError("only a byte-stream frame has segments")
+        return {
+            int(u): self.latent[o : o + n].tobytes()
+            for u, (o, n) in enumerate(self.spans.tolist())
+            if self.unit_received[u]
+        }
 
     @property
     def datagrams_expected(self) -> int:
@@ -90,13 +104,15 @@ class _FrameState:
     """A frame being reassembled. Payloads are kept packed until delivery, when the whole
     frame is unpacked and scattered in a few vectorised steps."""
 
-    __slots__ = ("header", "header_bytes", "partition", "unit_seen", "seen", "whole", "slices", "count", "first",
-                 "last", "nbytes")
+    __slots__ = ("header", "header_bytes", "partition", "spans", "unit_seen", "seen", "whole", "slices", "count",
+                 "first", "last", "nbytes")
 
-    def __init__(self, header: Header, header_bytes: bytes, partition: Partition, nbytes: int, now: float) -> None:
+    def __init__(self, header: Header, header_bytes: bytes, partition: Partition | None, nbytes: int,
+                 now: float) -> None:
         self.header = header
         self.header_bytes = header_bytes  # the frame-wide header bytes it is found by
-        self.partition = partition
+        self.partition = partition  # None for a byte stream: its units' spans come with the datagrams
+        self.spans = np.full((header.unit_count, 2), -1, dtype=np.int64) if partition is None else None
         self.unit_seen = np.zeros(header.unit_count, dtype=bool)  # whole units received
         self.seen = np.zeros(header.datagram_count, dtype=bool)
         self.whole: list[tuple[np.ndarray, bytes]] = []  # (unit ids, payload)
@@ -110,6 +126,8 @@ def frame_nbytes(header: Header, elements: int) -> int:
     """Upper bound of the memory a frame holds: packed payloads (at most one copy of the
     frame, duplicates being rejected), unit and datagram bitmaps, partition indices, and the
     delivered latent and mask."""
+    if header.layout == Layout.BYTES:  # payload, stream, mask, spans
+        return 3 * elements + 80 * header.datagram_count + 25 * (header.unit_count + 1) + header.datagram_count
     itemsize = 1 if header.bit_width <= 8 else 2
     index_bytes = 4 * elements if header.partition == PartitionKind.SPATIAL else 0
     packed = bitpack.packed_size(elements, header.bit_width) + 80 * header.datagram_count
@@ -148,7 +166,8 @@ class Reassembler:
         _importance, reserved, index, sub_index, sub_count, id_count, payload_len = PER_DATAGRAM_STRUCT.unpack_from(
             datagram, FRAME_WIDE_SIZE
         )
-        declared = HEADER_SIZE + UNIT_ID_SIZE * id_count + payload_len + CRC_SIZE
+        table_size = unit_entry_size(datagram[LAYOUT_OFFSET]) * id_count
+        declared = HEADER_SIZE + table_size + payload_len + CRC_SIZE
         if not crc_ok(datagram):
             return RejectReason.TRUNCATED if length < declared else RejectReason.BAD_CRC
         if length != declared:
@@ -176,7 +195,17 @@ class Reassembler:
             return RejectReason.UNIT_OUT_OF_RANGE
         if id_count > 1 and not (unit_ids[1:] > unit_ids[:-1]).all():
             return RejectReason.BAD_HEADER  # ids are strictly ascending: no unit twice
-        elements = self._element_count(header, state, unit_ids, sub_index, sub_count)
+        spans = None
+        if header.layout == Layout.BYTES:
+            spans = np.frombuffer(datagram, dtype=">u4", count=2 * id_count, offset=HEADER_SIZE + UNIT_ID_SIZE * id_count)
+            spans = spans.reshape(id_count, 2).astype(np.int64)
+            elements = _span_elements(header.dim0, spans, sub_index, sub_count)
+            if elements is not None and state is not None:
+                known = state.spans[unit_ids]
+                if ((known[:, 0] >= 0) & (known != spans).any(axis=1)).any():
+                    return RejectReason.INCONSISTENT  # a unit's span differs from an earlier datagram's
+        else:
+            elements = self._element_count(header, state, unit_ids, sub_index, sub_count)
         if elements is None:
             return RejectReason.BAD_HEADER
         if bitpack.packed_size(elements, header.bit_width) != payload_len:
@@ -185,7 +214,9 @@ class Reassembler:
             return RejectReason.DUPLICATE
         if state is None:
             state = self._open_frame(datagram[:FRAME_WIDE_SIZE], header, now)
-        payload = datagram[HEADER_SIZE + UNIT_ID_SIZE * id_count : -CRC_SIZE]
+        payload = datagram[HEADER_SIZE + table_size : -CRC_SIZE]
+        if spans is not None:
+            state.spans[unit_ids] = spans
         if sub_count == 1:
             state.unit_seen[unit_ids] = True
             state.whole.append((unit_ids, payload))
@@ -208,6 +239,8 @@ class Reassembler:
             return RejectReason.INCONSISTENT  # same frame, different frame-wide header
         if header.msg_type != MessageType.DATA:
             return RejectReason.UNSUPPORTED_TYPE
+        if header.layout == Layout.BYTES:
+            return self._check_new_stream(header)
         if (
             header.layout not in (Layout.CHW, Layout.ND)
             or header.partition not in (PartitionKind.CHANNEL, PartitionKind.TOKEN, PartitionKind.SPATIAL)
@@ -230,6 +263,22 @@ class Reassembler:
         if count != header.unit_count:
             return RejectReason.BAD_HEADER
         if frame_nbytes(header, elements) > self.limits.max_frame_bytes:
+            return RejectReason.TOO_LARGE
+        return None
+
+    def _check_new_stream(self, header: Header) -> RejectReason | None:
+        if (
+            header.partition != PartitionKind.SEGMENT
+            or header.bit_width != 8
+            or header.flags & ~int(Flags.INTERLEAVED)
+            or header.datagram_count == 0
+            or header.dim2 != 0
+            or not 1 <= header.unit_count <= header.dim0
+            or (header.grid_h, header.grid_w, header.block_h, header.block_w) != (0, 0, 0, 0)
+            or header.scale != 1.0
+        ):
+            return RejectReason.BAD_HEADER
+        if header.dim0 > self.limits.max_frame_elements or frame_nbytes(header, header.dim0) > self.limits.max_frame_bytes:
             return RejectReason.TOO_LARGE
         return None
 
@@ -261,11 +310,15 @@ class Reassembler:
 
     # ---------------------------------------------------------------- frames
     def _open_frame(self, header_bytes: bytes, header: Header, now: float) -> _FrameState:
-        geometry = self._geometry(header)
-        partition = next(
-            (s.partition for s in self._frames.values() if self._geometry(s.header) == geometry), None
-        ) or build_partition(*geometry)
-        nbytes = frame_nbytes(header, partition.size)
+        if header.layout == Layout.BYTES:
+            partition, nbytes = None, frame_nbytes(header, header.dim0)
+        else:
+            geometry = self._geometry(header)
+            partition = next(
+                (s.partition for s in self._frames.values() if s.partition and self._geometry(s.header) == geometry),
+                None,
+            ) or build_partition(*geometry)
+            nbytes = frame_nbytes(header, partition.size)
         while self._frames and (
             len(self._frames) >= self.limits.max_frames_in_flight
             or self._total_bytes + nbytes > self.limits.max_total_bytes
@@ -290,16 +343,22 @@ class Reassembler:
     def _deliver(self, key: tuple[int, int], *, timed_out: bool) -> None:
         state = self._drop(key)
         partition = state.partition
-        values, received = _unpack_frame(state)
+        if partition is None:
+            latent, received, unit_received = _assemble_stream(state)
+        else:
+            values, mask = _unpack_frame(state)
+            latent, received = partition.from_units(values), partition.from_units(mask)
+            unit_received = np.logical_and.reduceat(mask, partition.unit_offsets[:-1])
         self._ready.append(
             Frame(
                 header=state.header,
-                latent=partition.from_units(values),
-                received=partition.from_units(received),
-                unit_received=np.logical_and.reduceat(received, partition.unit_offsets[:-1]),
+                latent=latent,
+                received=received,
+                unit_received=unit_received,
                 datagrams_received=state.count,
                 first_arrival=state.first,
                 last_arrival=state.last,
+                spans=state.spans,
             )
         )
         if timed_out:
@@ -348,6 +407,42 @@ class Reassembler:
             "frames_in_flight": self.frames_in_flight,
             "bytes_in_flight": self.bytes_in_flight,
         }
+
+
+def _span_elements(stream_length: int, spans: np.ndarray, sub_index: int, sub_count: int) -> int | None:
+    """Bytes a byte-stream datagram carries, or None when its spans are impossible."""
+    offsets, lengths = spans[:, 0], spans[:, 1]
+    if (lengths < 1).any() or (offsets + lengths > stream_length).any():
+        return None
+    if sub_count == 1:
+        return int(lengths.sum())
+    if sub_count > lengths[0]:
+        return None
+    start, end = sub_unit_bounds(int(lengths[0]), sub_index, sub_count)
+    return end - start
+
+
+def _assemble_stream(state: _FrameState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A byte-stream frame's bytes, per-byte received mask and per-unit completeness."""
+    stream = np.zeros(state.header.dim0, dtype=np.uint8)
+    received = np.zeros(state.header.dim0, dtype=bool)
+    for ids, payload in state.whole:
+        data = np.frombuffer(payload, dtype=np.uint8)
+        at = 0
+        for offset, length in state.spans[ids].tolist():
+            stream[offset : offset + length] = data[at : at + length]
+            received[offset : offset + length] = True
+            at += length
+    for unit, sub_index, sub_count, payload in state.slices:
+        offset, length = state.spans[unit].tolist()
+        start, end = sub_unit_bounds(length, sub_index, sub_count)
+        stream[offset + start : offset + end] = np.frombuffer(payload, dtype=np.uint8)
+        received[offset + start : offset + end] = True
+    unit_received = np.array(
+        [length > 0 and bool(received[offset : offset + length].all()) for offset, length in state.spans.tolist()],
+        dtype=bool,
+    )
+    return stream, received, unit_received
 
 
 def _unpack_frame(state: _FrameState) -> tuple[np.ndarray, np.ndarray]:

@@ -11,10 +11,16 @@ Layout, network byte order:
 
     fixed header (FIXED_HEADER, 70 bytes: frame-wide fields, then per-datagram fields)
     unit ids      unit_count_here x uint32   which units (or sub-unit) this datagram carries
+    unit spans    unit_count_here x SPAN     bytes layout only: each unit's (offset, length)
     payload       payload_len bytes          the units' elements bit-packed at bit_width
     crc32         uint32                     zlib CRC-32 over everything before it
 
 Every datagram carries all frame metadata, so any subset of a frame is decodable.
+
+Latents (layouts chw, nd) have units whose sizes follow from the header's geometry. A byte
+stream (layout bytes: a JPEG cut at its restart markers) has units of data-dependent length,
+so each datagram also says where its units sit in the stream; a receiver then places every
+received segment without knowing the lost ones.
 """
 
 from __future__ import annotations
@@ -40,12 +46,14 @@ class MessageType(enum.IntEnum):
 class Layout(enum.IntEnum):
     CHW = 0  # (channels, height, width): CNN feature maps
     ND = 1  # (tokens, dims): transformer tokens
+    BYTES = 2  # (stream length,): a byte stream cut into variable-length segments
 
 
 class PartitionKind(enum.IntEnum):
     CHANNEL = 0
     TOKEN = 1
     SPATIAL = 2
+    SEGMENT = 3  # bytes layout: one self-contained segment (a JPEG restart interval)
 
 
 class Flags(enum.IntFlag):
@@ -69,9 +77,9 @@ FIXED_HEADER = cs.Struct(
     "image_height" / cs.Int16ub,
     "image_width" / cs.Int16ub,
     "frame_id" / cs.Int32ub,
-    "dim0" / cs.Int32ub,  # chw: C   nd: N tokens
-    "dim1" / cs.Int32ub,  # chw: H   nd: D dims
-    "dim2" / cs.Int32ub,  # chw: W   nd: 0
+    "dim0" / cs.Int32ub,  # chw: C   nd: N tokens   bytes: stream length
+    "dim1" / cs.Int32ub,  # chw: H   nd: D dims     bytes: codec parameter (jpeg: quality)
+    "dim2" / cs.Int32ub,  # chw: W   nd: 0          bytes: 0
     "grid_h" / cs.Int16ub,  # nd: token grid rows (spatial partition); chw: 0
     "grid_w" / cs.Int16ub,
     "block_h" / cs.Int16ub,  # spatial partition block size; 0 otherwise
@@ -90,9 +98,15 @@ FIXED_HEADER = cs.Struct(
     "payload_len" / cs.Int16ub,
 )
 
+SPAN = cs.Struct(
+    "offset" / cs.Int32ub,  # first byte of the whole unit in the stream
+    "length" / cs.Int32ub,  # bytes of the whole unit (a sub-unit carries a balanced slice of it)
+)
+
 DATAGRAM = cs.Struct(
     "header" / FIXED_HEADER,
     "unit_ids" / cs.Array(cs.this.header.unit_count_here, cs.Int32ub),
+    "unit_spans" / cs.If(cs.this.header.layout == Layout.BYTES, cs.Array(cs.this.header.unit_count_here, SPAN)),
     "payload" / cs.Bytes(cs.this.header.payload_len),
     "crc32" / cs.Int32ub,
     cs.Terminated,
@@ -115,7 +129,16 @@ def _struct_code(subcon: cs.Construct) -> str:
 FIXED_HEADER_STRUCT = struct.Struct(">" + "".join(_struct_code(sc) for sc in FIXED_HEADER.subcons))
 HEADER_SIZE = FIXED_HEADER_STRUCT.size
 CRC_SIZE = 4
+UNIT_ID_SIZE = 4
+SPAN_SIZE = SPAN.sizeof()
 assert HEADER_SIZE == FIXED_HEADER.sizeof()
+# where the layout byte sits: a receiver needs it to size the unit table before trusting the header
+LAYOUT_OFFSET = struct.calcsize(">" + "".join(_struct_code(sc) for sc in FIXED_HEADER.subcons[: FIELD_NAMES.index("layout")]))
+
+
+def unit_entry_size(layout: int) -> int:
+    """Bytes per unit in a datagram's unit table: its id, and for byte streams its span."""
+    return UNIT_ID_SIZE + (SPAN_SIZE if layout == Layout.BYTES else 0)
 
 # The header splits into a frame-wide part (bytes [0, FRAME_WIDE_SIZE)) and a per-datagram
 # tail; a receiver recognises a datagram of a frame it knows by comparing the first part.
@@ -163,7 +186,11 @@ class Header:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (self.dim0, self.dim1, self.dim2) if self.layout == Layout.CHW else (self.dim0, self.dim1)
+        if self.layout == Layout.CHW:
+            return (self.dim0, self.dim1, self.dim2)
+        if self.layout == Layout.BYTES:
+            return (self.dim0,)
+        return (self.dim0, self.dim1)
 
     @property
     def signed(self) -> bool:

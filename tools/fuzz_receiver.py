@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from netsem.inspect.datagram import Rejected, parse_datagram
-from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
 from packetizers.reassembler import Reassembler
 from packetizers.wire import FIELD_NAMES, FIXED_HEADER_STRUCT, HEADER_SIZE, Layout, PartitionKind, with_crc
 
@@ -54,7 +54,7 @@ class FuzzResult:
 
 
 def seed_frames() -> list[list[bytes]]:
-    """Valid frames of several geometries: every partition kind, both layouts, sub-units."""
+    """Valid frames of several geometries: every partition kind, all three layouts, sub-units."""
     rng = np.random.default_rng(1)
     frames = [
         (LatentFrame(rng.integers(0, 64, (16, 8, 8)), Layout.CHW, 6, False), PartitionKind.CHANNEL, 300),
@@ -63,6 +63,8 @@ def seed_frames() -> list[list[bytes]]:
         (LatentFrame(rng.integers(-8, 8, (36, 12)), Layout.ND, 4, True, token_grid=(6, 6)), PartitionKind.SPATIAL, 200),
         (LatentFrame(rng.integers(-8, 8, (36, 12)), Layout.ND, 4, True, token_grid=(6, 6)), PartitionKind.TOKEN, 200),
         (LatentFrame(rng.integers(0, 4096, (2, 32, 32)), Layout.CHW, 12, False), PartitionKind.CHANNEL, 500),
+        (StreamFrame(rng.integers(0, 256, 2500, dtype=np.uint8).tobytes(), (0, 30, 800, 805, 1700), codec_param=75),
+         PartitionKind.SEGMENT, 400),
     ]
     return [Packetizer(kind, seed=i, mtu=mtu).packetize(frame, i) for i, (frame, kind, mtu) in enumerate(frames)]
 

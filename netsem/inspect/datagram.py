@@ -11,8 +11,7 @@ import enum
 from dataclasses import dataclass
 
 from netsem.inspect.layer import NetsemHeader
-from packetizers.packetizer import UNIT_ID_SIZE
-from packetizers.wire import CRC_SIZE, HEADER_SIZE, MAGIC, VERSION, Header, crc_ok, peek_header
+from packetizers.wire import CRC_SIZE, HEADER_SIZE, MAGIC, VERSION, Header, crc_ok, peek_header, unit_entry_size
 
 
 class Unreadable(str, enum.Enum):
@@ -44,6 +43,7 @@ class Datagram:
     unit_ids: tuple[int, ...]
     size: int
     crc_good: bool
+    unit_spans: tuple[tuple[int, int], ...] = ()  # byte streams: each unit's (offset, length)
 
 
 def parse_datagram(data: bytes) -> Datagram | Rejected:
@@ -55,9 +55,11 @@ def parse_datagram(data: bytes) -> Datagram | Rejected:
         return Rejected(Unreadable.TOO_SHORT, f"{len(data)} bytes, a header and CRC need {HEADER_SIZE + CRC_SIZE}")
     if header.version != VERSION:
         return Rejected(Unreadable.BAD_VERSION, f"version {header.version}, this reader knows {VERSION}")
-    declared = HEADER_SIZE + UNIT_ID_SIZE * header.unit_count_here + header.payload_len + CRC_SIZE
+    declared = HEADER_SIZE + unit_entry_size(header.layout) * header.unit_count_here + header.payload_len + CRC_SIZE
     if len(data) != declared:
         reason = Unreadable.TRUNCATED if len(data) < declared else Unreadable.TRAILING_BYTES
         return Rejected(reason, f"{len(data)} bytes, the header declares {declared}")
     layer = NetsemHeader(data)
-    return Datagram(header, tuple(layer.unit_ids), len(data), crc_ok(data))
+    flat = list(layer.unit_spans)
+    spans = tuple(zip(flat[::2], flat[1::2]))
+    return Datagram(header, tuple(layer.unit_ids), len(data), crc_ok(data), spans)

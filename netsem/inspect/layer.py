@@ -7,8 +7,9 @@
             print(packet[NetsemHeader].frame_id, packet[NetsemHeader].unit_ids)
 
 `fields_desc` is built from `FIXED_HEADER` field by field, so the layer cannot drift from
-`packetizers/wire.py`; only the three variable parts after the header (unit ids, payload,
-CRC-32) are spelled here, sized by the header fields that count them. When crafting,
+`packetizers/wire.py`; only the variable parts after the header (unit ids, for byte streams
+the unit spans as a flat offset, length, offset, length... list, payload, CRC-32) are
+spelled here, sized by the header fields that count them. When crafting,
 leave `unit_count_here`, `payload_len` and `crc32` unset and they are filled in.
 The layer is bound to UDP on `DEFAULT_PORT`; on other ports decode the UDP payload with
 `NetsemHeader(bytes(packet[UDP].payload))` (the magic says whether it is netsem).
@@ -83,6 +84,8 @@ class NetsemHeader(Packet):
     name = "netsem"
     fields_desc = [_scapy_field(subcon) for subcon in FIXED_HEADER.subcons] + [
         FieldListField("unit_ids", [], IntField("unit_id", 0), count_from=lambda pkt: pkt.unit_count_here),
+        FieldListField("unit_spans", [], IntField("unit_span", 0),
+                       count_from=lambda pkt: 2 * (pkt.unit_count_here or 0) if pkt.layout == Layout.BYTES else 0),
         # "payload" is scapy's name for the next layer, hence "payload_bytes"
         StrLenField("payload_bytes", b"", length_from=lambda pkt: pkt.payload_len),
         XIntField("crc32", None),

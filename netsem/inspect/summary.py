@@ -24,6 +24,7 @@ UNIT_NAMES = {
     (Layout.ND, PartitionKind.CHANNEL): "token dims",
     (Layout.ND, PartitionKind.TOKEN): "tokens",
     (Layout.ND, PartitionKind.SPATIAL): "token blocks",
+    (Layout.BYTES, PartitionKind.SEGMENT): "segments",
 }
 MAX_COUNTED_UNITS = 1 << 20  # lost elements are summed only up to this many lost units
 

@@ -30,9 +30,12 @@ def session_options(command):
 
     @click.argument("image", required=False)
     @click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="Registered codec name (see `netsem models`).")
-    @click.option("--partition", type=click.Choice(["channel", "token", "spatial"]), default="channel",
-                  show_default=True,
-                  help="What one transmission unit is: a feature channel, a token/position, or a block of positions.")
+    @click.option("--partition", type=click.Choice(["channel", "token", "spatial", "segment"]), default=None,
+                  help="What one transmission unit is: a feature channel, a token/position, or a block of positions "
+                       "(latent codecs; default channel); jpeg is cut into segments at its restart markers, one "
+                       "per MCU row (default segment).")
+    @click.option("--jpeg-quality", type=click.IntRange(1, 95), default=75, show_default=True,
+                  help="Quality of the jpeg codec (ignored by the others).")
     @click.option("--interleave", type=click.Choice(["on", "off"]), default="on", show_default=True,
                   help="Seeded random permutation of units before grouping them into datagrams.")
     @click.option("--netem", default="", metavar="'WORDS'",
@@ -49,11 +52,13 @@ def session_options(command):
     @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write the reconstruction (PNG).")
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
     @functools.wraps(command)
-    def wrapper(image, codec, partition, interleave, netem, phy, seed, mtu, frame_timeout, out, as_json, **extra):
+    def wrapper(image, codec, partition, jpeg_quality, interleave, netem, phy, seed, mtu, frame_timeout, out, as_json,
+                **extra):
         from emulator.grammar import NetemSpecError, parse_netem
         from netsem.codecs.base import CodecError
         from netsem.pipeline.images import ImageError
         from netsem.phy import PhySpecError, parse_phy_spec
+        from netsem.pipeline.frames import default_partition
         from netsem.pipeline.session import SessionOptions
         from netsem.pipeline.simulate import NothingDelivered
         from netsem.pipeline.send import ReceiverUnreachable
@@ -63,8 +68,9 @@ def session_options(command):
             parse_netem(netem)  # fail on bad words before any work
             if phy:
                 parse_phy_spec(phy)
-            options = SessionOptions(image=image, codec=codec, partition=partition, interleave=interleave == "on",
-                                     netem=netem, phy=phy, seed=seed, mtu=mtu, frame_timeout=frame_timeout, out=out)
+            options = SessionOptions(image=image, codec=codec, partition=partition or default_partition(codec),
+                                     interleave=interleave == "on", netem=netem, phy=phy, seed=seed, mtu=mtu,
+                                     frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality)
             report = command(options, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
                 ReceiverUnreachable, ValueError, OSError) as error:
@@ -205,7 +211,10 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--codec", "codecs", multiple=True, default=(DEFAULT_CODEC,), show_default=True,
               help="Codec(s); repeat or comma-separate.")
 @click.option("--partition", "partitions", multiple=True, default=("channel",), show_default=True,
-              help="Partition(s): channel, token, spatial.")
+              help="Partition(s) of the latent codecs: channel, token, spatial (jpeg always runs cut at its "
+                   "restart markers).")
+@click.option("--jpeg-quality", type=click.IntRange(1, 95), default=75, show_default=True,
+              help="Quality of the jpeg codec.")
 @click.option("--interleave", "interleave", multiple=True, default=("on",), show_default=True, help="on, off or both.")
 @click.option("--loss", "losses", multiple=True,
               help="Bernoulli loss percentages, e.g. 0,10,20,30,40 (each becomes 'loss random P%').")
@@ -216,7 +225,7 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="virtual: the emulator on a virtual clock (fast, identical results); udp: real sockets.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="Results file: .csv or .json.")
-def sweep(images, codecs, partitions, interleave, losses, netem, seeds, mtu, transport, out) -> None:
+def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, seeds, mtu, transport, out) -> None:
     """Run every combination of IMAGES x codecs x partitions x interleaving x impairments x seeds
     and write one row per run with its configuration and versions.
 
@@ -246,7 +255,7 @@ def sweep(images, codecs, partitions, interleave, losses, netem, seeds, mtu, tra
     grid = SweepGrid(
         images=tuple(images) or (None,), codecs=tuple(_split(codecs)), partitions=tuple(_split(partitions)),
         interleave=tuple(choice == "on" for choice in _split(interleave)), netem=specs or ("",),
-        seeds=seed_list, mtu=mtu, transport=transport,
+        seeds=seed_list, mtu=mtu, transport=transport, jpeg_quality=jpeg_quality,
     )
     try:
         for spec in grid.netem:

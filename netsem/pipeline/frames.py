@@ -1,15 +1,78 @@
-"""Translate between the codec's `EncodedLatent` and the packetizer's frames."""
+"""Translate between codecs and the packetizer's frames: a latent codec's `EncodedLatent`
+becomes a `LatentFrame`; jpeg's stream, cut at its restart markers, a `StreamFrame`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from netsem.codecs.base import EncodedLatent
-from packetizers.packetizer import LatentFrame
+from netsem.codecs.base import Codec, CodecError, EncodedLatent
+from netsem.codecs.jpeg import JpegCodec, JpegStream
+from netsem.codecs.registry import JPEG_ID, codec_by_id, get_codec, get_jpeg
+from packetizers.packetizer import LatentFrame, StreamFrame
 from packetizers.reassembler import Frame
 from packetizers.wire import Layout
 
 _LAYOUTS = {"chw": Layout.CHW, "nd": Layout.ND}
+LATENT_PARTITIONS = ("channel", "token", "spatial")
+STREAM_PARTITIONS = ("segment",)  # a byte stream is cut where its format allows (JPEG restart markers)
+
+AnyCodec = Codec | JpegCodec
+Encoded = EncodedLatent | JpegStream
+
+
+def load_codec(name: str, jpeg_quality: int = 75) -> AnyCodec:
+    """A codec by name: the registry's latent codecs, or `jpeg` at ``jpeg_quality``."""
+    if name == "jpeg":
+        return get_jpeg(quality=jpeg_quality)
+    return get_codec(name)
+
+
+def codec_for_frame(frame: Frame) -> AnyCodec:
+    """The codec a received frame names (raises CodecError for one we lack)."""
+    if frame.header.codec_id == JPEG_ID:
+        if frame.header.layout != Layout.BYTES:
+            raise CodecError("codec id of jpeg on a latent frame")
+        return get_jpeg()
+    if frame.header.layout == Layout.BYTES:
+        raise CodecError(f"codec id {frame.header.codec_id} sends no byte stream")
+    return codec_by_id(frame.header.codec_id)
+
+
+def partitions_of(codec: AnyCodec) -> tuple[str, ...]:
+    return STREAM_PARTITIONS if isinstance(codec, JpegCodec) else tuple(codec.partitions)
+
+
+def default_partition(codec_name: str) -> str:
+    return STREAM_PARTITIONS[0] if codec_name == "jpeg" else LATENT_PARTITIONS[0]
+
+
+def check_partition(codec_name: str, codec: AnyCodec, partition: str) -> None:
+    supported = partitions_of(codec)
+    if partition not in supported:
+        raise CodecError(f"codec {codec_name} does not support the {partition} partition "
+                         f"(it supports: {', '.join(supported)})")
+
+
+def outgoing_frame(codec: AnyCodec, encoded: Encoded) -> LatentFrame | StreamFrame:
+    if isinstance(encoded, JpegStream):
+        return StreamFrame(encoded.stream, encoded.offsets, codec_param=encoded.quality, codec_id=codec.codec_id,
+                           image_size=encoded.image_size)
+    return latent_frame(encoded, codec.codec_id)
+
+
+def decode_received(codec: AnyCodec, frame: Frame) -> np.ndarray:
+    """The image decoded from what arrived (missing units masked or concealed)."""
+    header = frame.header
+    if header.layout == Layout.BYTES:
+        return codec.decode(frame.segments(), (header.image_height, header.image_width), header.dim1)
+    return codec.decode(*encoded_from_frame(frame))
+
+
+def decode_lossless(codec: AnyCodec, encoded: Encoded) -> np.ndarray:
+    """The image decoded with nothing lost: the reference a lossy run is compared with."""
+    if isinstance(encoded, JpegStream):
+        return codec.decode(encoded.segments, encoded.image_size, encoded.quality)
+    return codec.decode(encoded, np.ones(encoded.latent.shape, dtype=bool))
 
 
 def latent_frame(encoded: EncodedLatent, codec_id: int) -> LatentFrame:

@@ -16,8 +16,7 @@ from pathlib import Path
 import trio
 
 from netsem.codecs.base import CodecError
-from netsem.codecs.registry import codec_by_id
-from netsem.pipeline.frames import encoded_from_frame
+from netsem.pipeline.frames import codec_for_frame, decode_received
 from netsem.pipeline.images import save_image
 from netsem.pipeline.udp import drain, udp_socket
 from packetizers.reassembler import Frame, Reassembler, ReassemblerLimits
@@ -59,10 +58,9 @@ def decode_frame(frame: Frame, out_dir: Path) -> dict:
     report = frame_report(frame)
     name = f"frame-{frame.header.stream_id}-{frame.header.frame_id}"
     try:
-        codec = codec_by_id(frame.header.codec_id)
+        codec = codec_for_frame(frame)
         started = time.perf_counter()
-        encoded, mask = encoded_from_frame(frame)
-        image = codec.decode(encoded, mask)
+        image = decode_received(codec, frame)
         report.update(codec=codec.name, decode_s=time.perf_counter() - started, image=f"{name}.png")
         save_image(image, str(out_dir / f"{name}.png"))
     except (CodecError, ValueError) as error:  # a peer can name a codec or geometry we lack

@@ -60,6 +60,7 @@ class Report:
     decode_s: float
     total_s: float
     transport: str  # "udp" (real sockets) or "virtual" (simulate)
+    jpeg_quality: int | None = None  # jpeg only
     receiver: dict = field(default_factory=dict)  # reassembler counters
     link: dict = field(default_factory=dict)  # emulator counters
     versions: dict = field(default_factory=versions)
@@ -75,7 +76,8 @@ class Report:
             return "identical (inf)" if math.isinf(value) else f"{value:.2f} dB"
 
         return [
-            ("codec", f"{self.codec}  ({self.partition} partition, interleave {'on' if self.interleave else 'off'})"),
+            ("codec", f"{self.codec}{'' if self.jpeg_quality is None else f' quality {self.jpeg_quality}'}  "
+                      f"({self.partition} partition, interleave {'on' if self.interleave else 'off'})"),
             ("image", f"{self.image}  {self.image_size[1]}x{self.image_size[0]}"),
             ("network", f"{self.transport}  netem: {self.netem or '(none)'}  phy: {self.phy or '(none)'}  seed {self.seed}"),
             ("PSNR", f"{db(self.psnr_db)}   (lossless {db(self.lossless_psnr_db)})"),

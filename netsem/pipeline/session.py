@@ -10,10 +10,16 @@ import numpy as np
 
 from emulator.grammar import parse_netem
 from emulator.link import Link
-from netsem.codecs.base import Codec, CodecError, EncodedLatent
-from netsem.codecs.registry import get_codec
 from netsem.pipeline import DEFAULT_CODEC
-from netsem.pipeline.frames import encoded_from_frame, latent_frame
+from netsem.pipeline.frames import (
+    AnyCodec,
+    Encoded,
+    check_partition,
+    decode_lossless,
+    decode_received,
+    load_codec,
+    outgoing_frame,
+)
 from netsem.pipeline.images import load_image, save_image
 from netsem.pipeline.metrics import psnr_db, ssim
 from netsem.pipeline.report import Report
@@ -21,7 +27,8 @@ from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Frame, ReassemblerLimits
 from packetizers.wire import DEFAULT_MTU, PartitionKind
 
-PARTITIONS = {"channel": PartitionKind.CHANNEL, "token": PartitionKind.TOKEN, "spatial": PartitionKind.SPATIAL}
+PARTITIONS = {"channel": PartitionKind.CHANNEL, "token": PartitionKind.TOKEN, "spatial": PartitionKind.SPATIAL,
+              "segment": PartitionKind.SEGMENT}
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class SessionOptions:
     mtu: int = DEFAULT_MTU
     frame_timeout: float = 0.25
     out: str | None = None
+    jpeg_quality: int = 75  # jpeg only
 
     def reassembler_limits(self) -> ReassemblerLimits:
         return ReassemblerLimits(frame_timeout=self.frame_timeout)
@@ -48,8 +56,8 @@ class Outgoing:
     options: SessionOptions
     image: np.ndarray
     label: str
-    codec: Codec
-    encoded: EncodedLatent
+    codec: AnyCodec
+    encoded: Encoded
     datagrams: list[bytes]
     encode_s: float  # encode + packetize
     cache: EncodingCache | None = None
@@ -70,11 +78,11 @@ class EncodingCache:
     deterministic, so only the network part needs repeating."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str | None, str], tuple[np.ndarray, str, EncodedLatent, float]] = {}
-        self.lossless: dict[tuple[str | None, str], np.ndarray] = {}
+        self._entries: dict[tuple, tuple[np.ndarray, str, Encoded, float]] = {}
+        self.lossless: dict[tuple, np.ndarray] = {}
 
-    def encode(self, image_path: str | None, codec: Codec) -> tuple[np.ndarray, str, EncodedLatent, float]:
-        key = (image_path, codec.name)
+    def encode(self, image_path: str | None, codec: AnyCodec) -> tuple[np.ndarray, str, Encoded, float]:
+        key = codec_key(image_path, codec)
         if key not in self._entries:
             image, label = load_image(image_path)
             started = time.perf_counter()
@@ -83,16 +91,18 @@ class EncodingCache:
         return self._entries[key]
 
 
+def codec_key(image_path: str | None, codec: AnyCodec) -> tuple:
+    return (image_path, codec.name, getattr(codec, "quality", None))
+
+
 def prepare(options: SessionOptions, cache: EncodingCache | None = None) -> Outgoing:
-    codec = get_codec(options.codec)
-    if options.partition not in codec.partitions:
-        raise CodecError(f"codec {options.codec} does not support the {options.partition} partition "
-                         f"(it supports: {', '.join(codec.partitions)})")
+    codec = load_codec(options.codec, options.jpeg_quality)
+    check_partition(options.codec, codec, options.partition)
     packetizer = Packetizer(PARTITIONS[options.partition], interleave=options.interleave,
                             seed=options.seed, mtu=options.mtu)
     image, label, encoded, encode_s = (cache or EncodingCache()).encode(options.image, codec)
     started = time.perf_counter()
-    datagrams = packetizer.packetize(latent_frame(encoded, codec.codec_id), frame_id=0)
+    datagrams = packetizer.packetize(outgoing_frame(codec, encoded), frame_id=0)
     packetize_s = time.perf_counter() - started
     return Outgoing(options, image, label, codec, encoded, datagrams, encode_s + packetize_s, cache)
 
@@ -101,8 +111,7 @@ def finish(outgoing: Outgoing, frame: Frame, *, network_s: float, transport: str
            receiver: dict, link: dict) -> Report:
     options, image, codec = outgoing.options, outgoing.image, outgoing.codec
     decode_started = time.perf_counter()
-    received_latent, mask = encoded_from_frame(frame)
-    reconstruction = codec.decode(received_latent, mask)
+    reconstruction = decode_received(codec, frame)
     decode_s = time.perf_counter() - decode_started
     lossless = _lossless_decode(outgoing)
     if options.out:
@@ -119,13 +128,14 @@ def finish(outgoing: Outgoing, frame: Frame, *, network_s: float, transport: str
         bytes_on_wire=wire_bytes, bpp=wire_bytes * 8 / (image.shape[0] * image.shape[1]),
         encode_s=outgoing.encode_s, network_s=network_s, decode_s=decode_s,
         total_s=outgoing.encode_s + network_s + decode_s, transport=transport,
+        jpeg_quality=getattr(codec, "quality", None),
         receiver=receiver, link=link,
     )
 
 
 def _lossless_decode(outgoing: Outgoing) -> np.ndarray:
-    key = (outgoing.options.image, outgoing.codec.name)
+    key = codec_key(outgoing.options.image, outgoing.codec)
     store = outgoing.cache.lossless if outgoing.cache is not None else {}
     if key not in store:
-        store[key] = outgoing.codec.decode(outgoing.encoded, np.ones(outgoing.encoded.latent.shape, dtype=bool))
+        store[key] = decode_lossless(outgoing.codec, outgoing.encoded)
     return store[key]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from netsem.pipeline.report import versions
 from netsem.pipeline.send import transmit_udp
+from netsem.pipeline.frames import STREAM_PARTITIONS
 from netsem.pipeline.session import EncodingCache, SessionOptions, finish, prepare
 from netsem.pipeline.simulate import transmit_virtual
 
@@ -33,16 +34,28 @@ class SweepGrid:
     seeds: tuple[int, ...]
     mtu: int = 1200
     transport: str = "virtual"  # or "udp"
+    jpeg_quality: int = 75
+
+    def codec_partitions(self) -> list[tuple[str, str]]:
+        """(codec, partition) pairs: jpeg is always cut at its restart markers, so it runs once
+        per other setting whatever latent partitions are asked for."""
+        pairs = []
+        for codec in self.codecs:
+            if codec == "jpeg":
+                pairs.append((codec, STREAM_PARTITIONS[0]))
+            else:
+                pairs += [(codec, p) for p in self.partitions if p not in STREAM_PARTITIONS]
+        return pairs
 
     def runs(self) -> Iterator[SessionOptions]:
-        for image, codec, partition, interleave, netem, seed in itertools.product(
-            self.images, self.codecs, self.partitions, self.interleave, self.netem, self.seeds
+        for image, (codec, partition), interleave, netem, seed in itertools.product(
+            self.images, self.codec_partitions(), self.interleave, self.netem, self.seeds
         ):
             yield SessionOptions(image=image, codec=codec, partition=partition, interleave=interleave,
-                                 netem=netem, seed=seed, mtu=self.mtu)
+                                 netem=netem, seed=seed, mtu=self.mtu, jpeg_quality=self.jpeg_quality)
 
     def __len__(self) -> int:
-        return (len(self.images) * len(self.codecs) * len(self.partitions) * len(self.interleave)
+        return (len(self.images) * len(self.codec_partitions()) * len(self.interleave)
                 * len(self.netem) * len(self.seeds))
 
 

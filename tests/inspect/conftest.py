@@ -18,7 +18,7 @@ from scapy.packet import Raw
 from scapy.utils import wrpcapng
 
 from packetizers.wire import DEFAULT_PORT
-from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
 from packetizers.wire import Layout, PartitionKind
 
 OTHER_PORT = 50123
@@ -47,7 +47,7 @@ class KnownCapture:
     datagram_counts: dict[int, int] = field(default_factory=dict)
 
 
-def _frames() -> list[tuple[LatentFrame, Packetizer, int]]:
+def _frames() -> list[tuple[LatentFrame | StreamFrame, Packetizer, int]]:
     rng = np.random.default_rng(8)
     return [
         (LatentFrame(rng.integers(0, 64, (16, 8, 8)), Layout.CHW, 6, False, scale=0.25, codec_id=3,
@@ -58,6 +58,9 @@ def _frames() -> list[tuple[LatentFrame, Packetizer, int]]:
          Packetizer(PartitionKind.CHANNEL, interleave=False, mtu=300), DEFAULT_PORT),
         (LatentFrame(rng.integers(0, 32, (8, 16, 16)), Layout.CHW, 5, False, image_size=(256, 256)),
          Packetizer(PartitionKind.SPATIAL, seed=2, mtu=500), DEFAULT_PORT),
+        # a byte stream (as jpeg sends): segments of uneven length, some split over datagrams
+        (StreamFrame(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes(), (0, 40, 700, 710, 1900, 2600),
+                     codec_param=75, codec_id=10, image_size=(48, 64)), Packetizer(seed=4, mtu=400), DEFAULT_PORT),
     ]
 
 
@@ -67,6 +70,7 @@ FATES: dict[int, dict[int, str]] = {
     1: {0: "missing", 2: "corrupted bit 517", 4: "dropped: loss random"},
     2: {3: "dropped: gemodel bad state", 7: "queue full"},
     3: {1: "delayed 23.4 ms; reordered"},
+    4: {2: "dropped: loss random", 5: "delayed 23.4 ms"},
 }
 
 

@@ -23,7 +23,7 @@ TSHARK = shutil.which("tshark")
 needs_tshark = pytest.mark.skipif(
     TSHARK is None, reason="tshark is not installed: apt-get install -y tshark (the CI set-up does)"
 )
-VARIABLE_FIELDS = ("unit_id", "payload", "crc32", "crc32_computed", "crc_status")
+VARIABLE_FIELDS = ("unit_id", "unit_offset", "unit_length", "payload", "crc32", "crc32_computed", "crc_status")
 COLUMNS = ["frame.number", "udp.dstport", "frame.comment"] + [f"netsem.{name}" for name in FIELD_NAMES + VARIABLE_FIELDS]
 
 
@@ -86,6 +86,11 @@ def test_tshark_fields_equal_the_construct_parse_for_every_datagram(known_captur
             else:
                 assert int(shown, 0) == expected, (captured.packet_number, name, shown, expected)
         assert [int(x) for x in row["netsem.unit_id"].split(",")] == list(parsed.unit_ids)
+        if parsed.unit_spans is None:
+            assert row["netsem.unit_offset"] == row["netsem.unit_length"] == ""
+        else:
+            assert [int(x) for x in row["netsem.unit_offset"].split(",")] == [s.offset for s in parsed.unit_spans]
+            assert [int(x) for x in row["netsem.unit_length"].split(",")] == [s.length for s in parsed.unit_spans]
         assert bytes.fromhex(row["netsem.payload"]) == parsed.payload
         assert int(row["netsem.crc32"], 16) == parsed.crc32
         assert row["netsem.crc_status"] == ("good" if crc_ok(captured.datagram) else "bad")

@@ -11,7 +11,7 @@ from scapy.layers.inet import IP, UDP
 
 from netsem.inspect.layer import NetsemHeader
 from packetizers.wire import DEFAULT_PORT
-from packetizers.wire import DATAGRAM, FIELD_NAMES, FIXED_HEADER, MAGIC, parse_with_construct
+from packetizers.wire import DATAGRAM, FIELD_NAMES, FIXED_HEADER, MAGIC, Layout, parse_with_construct
 
 _INTEGER_BITS = {"B": 8, "H": 16, "L": 32}
 
@@ -32,13 +32,20 @@ def datagrams(draw) -> bytes:
     header = {sc.name: draw(_field_strategy(sc)) for sc in FIXED_HEADER.subcons if sc.name != "magic"}
     unit_ids = draw(st.lists(st.integers(0, 2**32 - 1), max_size=40))
     payload = draw(st.binary(max_size=300))
+    header["layout"] = draw(st.sampled_from([*Layout, 255]))
+    spans = None
+    if header["layout"] == Layout.BYTES:
+        pairs = draw(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+                              min_size=len(unit_ids), max_size=len(unit_ids)))
+        spans = [{"offset": offset, "length": length} for offset, length in pairs]
     header.update(unit_count_here=len(unit_ids), payload_len=len(payload))
-    return DATAGRAM.build({"header": header, "unit_ids": unit_ids, "payload": payload, "crc32": draw(st.integers(0, 2**32 - 1))})
+    return DATAGRAM.build({"header": header, "unit_ids": unit_ids, "unit_spans": spans, "payload": payload,
+                           "crc32": draw(st.integers(0, 2**32 - 1))})
 
 
 def test_fields_desc_follows_the_declaration():
     assert [f.name for f in NetsemHeader.fields_desc][: len(FIELD_NAMES)] == list(FIELD_NAMES)
-    assert [f.name for f in NetsemHeader.fields_desc][len(FIELD_NAMES):] == ["unit_ids", "payload_bytes", "crc32"]
+    assert [f.name for f in NetsemHeader.fields_desc][len(FIELD_NAMES):] == ["unit_ids", "unit_spans", "payload_bytes", "crc32"]
 
 
 @given(datagrams())
@@ -49,6 +56,8 @@ def test_scapy_decodes_what_construct_decodes(datagram):
         value = layer.getfieldval(name)
         assert (int(value) if name == "flags" else value) == parsed.header[name], name
     assert layer.unit_ids == list(parsed.unit_ids)
+    spans = [value for span in parsed.unit_spans or [] for value in (span.offset, span.length)]
+    assert layer.unit_spans == spans
     assert layer.payload_bytes == parsed.payload
     assert layer.crc32 == parsed.crc32
     assert bytes(layer) == datagram
@@ -58,7 +67,8 @@ def test_scapy_decodes_what_construct_decodes(datagram):
 def test_crafted_layer_fills_counts_and_crc_like_the_packetizer(datagram):
     parsed = parse_with_construct(datagram)
     fields = {name: parsed.header[name] for name in FIELD_NAMES if name not in ("magic", "unit_count_here", "payload_len")}
-    crafted = bytes(NetsemHeader(**fields, unit_ids=list(parsed.unit_ids), payload_bytes=parsed.payload))
+    spans = [value for span in parsed.unit_spans or [] for value in (span.offset, span.length)]
+    crafted = bytes(NetsemHeader(**fields, unit_ids=list(parsed.unit_ids), unit_spans=spans, payload_bytes=parsed.payload))
     reparsed = parse_with_construct(crafted)
     assert crafted[:-4] == datagram[:-4]
     assert struct.unpack(">I", crafted[-4:])[0] == zlib.crc32(crafted[:-4])

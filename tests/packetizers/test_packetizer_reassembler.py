@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
 from packetizers.reassembler import Reassembler, ReassemblerLimits, RejectReason
 from packetizers.wire import HEADER_SIZE, Layout, PartitionKind, peek_header, rewrite_header, with_crc
 
@@ -138,7 +138,12 @@ def test_streams_are_reassembled_separately():
     assert sorted(f.header.stream_id for f in frames) == [1, 2] and all(f.complete for f in frames)
 
 
-VALID = make_datagrams(partition=PartitionKind.SPATIAL) + make_datagrams(partition=PartitionKind.CHANNEL)
+STREAM = StreamFrame(bytes(range(256)) * 8, (0, 100, 900, 1500), codec_param=75, codec_id=10, image_size=(32, 32))
+VALID = (
+    make_datagrams(partition=PartitionKind.SPATIAL)
+    + make_datagrams(partition=PartitionKind.CHANNEL)
+    + Packetizer(seed=2, mtu=400).packetize(STREAM, 3)
+)
 
 
 @given(st.binary(max_size=2000))

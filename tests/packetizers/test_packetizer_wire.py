@@ -29,7 +29,7 @@ def sample_datagrams(partition=PartitionKind.CHANNEL, seed=3, interleave=True, m
     return Packetizer(partition, interleave=interleave, seed=seed, mtu=mtu).packetize(frame, frame_id=42)
 
 
-@pytest.mark.parametrize("partition", list(PartitionKind))
+@pytest.mark.parametrize("partition", [PartitionKind.CHANNEL, PartitionKind.TOKEN, PartitionKind.SPATIAL])
 def test_struct_path_and_construct_agree_on_every_field(partition):
     for datagram in sample_datagrams(partition):
         fast = peek_header(datagram)

@@ -37,6 +37,9 @@ def tiny_png(tmp_path_factory) -> str:
         (["send", "--netem", "loss 100%"], "delivered none of the"),
         (["simulate", "--netem", "loss 100%"], "delivered none of the"),
         (["send", "--phy", "mimo 2x2 snr 99dB"], "snr 99dB"),
+        (["send", "--codec", "jpeg", "--partition", "token"], "jpeg does not support the token partition"),
+        (["simulate", "--partition", "segment"], "does not support the segment partition"),
+        (["simulate", "--codec", "jpeg", "--jpeg-quality", "0"], "0 is not in the range"),
     ],
 )
 def test_misuse_prints_one_line_and_exits_non_zero(args, message):

@@ -19,10 +19,12 @@ local MAGIC = "NSEM"
 local HEADER_SIZE = 70
 local UNIT_ID_SIZE = 4
 local CRC_SIZE = 4
+local SPAN_SIZE = 8  -- byte streams: per unit offset, length
+local BYTES_LAYOUT = 2
 local VALUE_STRINGS = {
     msg_type = { [0] = "data" },
-    partition = { [0] = "channel", [1] = "token", [2] = "spatial" },
-    layout = { [0] = "chw", [1] = "nd" },
+    partition = { [0] = "channel", [1] = "token", [2] = "spatial", [3] = "segment" },
+    layout = { [0] = "chw", [1] = "nd", [2] = "bytes" },
 }
 local FLAG_BITS = {
     flags = { { name = "interleaved", mask = 0x01 }, { name = "signed", mask = 0x02 } },
@@ -41,9 +43,9 @@ local HEADER_FIELDS = {
     { name = "image_height", label = "Image height", offset = 16, size = 2, kind = "uint16" },
     { name = "image_width", label = "Image width", offset = 18, size = 2, kind = "uint16" },
     { name = "frame_id", label = "Frame id", offset = 20, size = 4, kind = "uint32" },
-    { name = "dim0", label = "Dim 0 (chw: C, nd: tokens)", offset = 24, size = 4, kind = "uint32" },
-    { name = "dim1", label = "Dim 1 (chw: H, nd: dims)", offset = 28, size = 4, kind = "uint32" },
-    { name = "dim2", label = "Dim 2 (chw: W, nd: 0)", offset = 32, size = 4, kind = "uint32" },
+    { name = "dim0", label = "Dim 0 (chw: C, nd: tokens, bytes: stream length)", offset = 24, size = 4, kind = "uint32" },
+    { name = "dim1", label = "Dim 1 (chw: H, nd: dims, bytes: codec parameter)", offset = 28, size = 4, kind = "uint32" },
+    { name = "dim2", label = "Dim 2 (chw: W, nd: 0, bytes: 0)", offset = 32, size = 4, kind = "uint32" },
     { name = "grid_h", label = "Token grid rows", offset = 36, size = 2, kind = "uint16" },
     { name = "grid_w", label = "Token grid columns", offset = 38, size = 2, kind = "uint16" },
     { name = "block_h", label = "Spatial block height", offset = 40, size = 2, kind = "uint16" },
@@ -87,12 +89,14 @@ for _, field in ipairs(HEADER_FIELDS) do
 end
 
 local f_unit_id = ProtoField.uint32("netsem.unit_id", "Unit id")
+local f_unit_offset = ProtoField.uint32("netsem.unit_offset", "Unit offset in stream")
+local f_unit_length = ProtoField.uint32("netsem.unit_length", "Unit length")
 local f_payload = ProtoField.bytes("netsem.payload", "Payload")
 local f_crc32 = ProtoField.uint32("netsem.crc32", "CRC-32", base.HEX)
 local f_crc32_computed = ProtoField.uint32("netsem.crc32_computed", "CRC-32 computed", base.HEX)
 local f_crc_status = ProtoField.string("netsem.crc_status", "CRC status")
 
-local all_fields = { f_unit_id, f_payload, f_crc32, f_crc32_computed, f_crc_status }
+local all_fields = { f_unit_id, f_unit_offset, f_unit_length, f_payload, f_crc32, f_crc32_computed, f_crc_status }
 for _, field in ipairs(HEADER_FIELDS) do all_fields[#all_fields + 1] = header_fields[field.name] end
 for _, flag in ipairs(flag_fields) do all_fields[#all_fields + 1] = flag.field end
 netsem.fields = all_fields
@@ -164,8 +168,11 @@ local function dissect(tvb, pinfo, tree)
     end
 
     local body_end = length - CRC_SIZE
-    local declared = HEADER_SIZE + UNIT_ID_SIZE * values.unit_count_here + values.payload_len + CRC_SIZE
-    local ids_shown = math.min(values.unit_count_here, math.floor((body_end - HEADER_SIZE) / UNIT_ID_SIZE))
+    -- byte streams (jpeg) also say where each unit sits in the stream
+    local span_size = values.layout == BYTES_LAYOUT and SPAN_SIZE or 0
+    local declared = HEADER_SIZE + (UNIT_ID_SIZE + span_size) * values.unit_count_here + values.payload_len + CRC_SIZE
+    local ids_shown = math.min(values.unit_count_here,
+        math.floor((body_end - HEADER_SIZE) / (UNIT_ID_SIZE + span_size)))
     local ids = {}
     if ids_shown > 0 then
         local ids_tree = root:add(tvb(HEADER_SIZE, UNIT_ID_SIZE * ids_shown),
@@ -176,7 +183,19 @@ local function dissect(tvb, pinfo, tree)
             ids[#ids + 1] = tostring(range:uint())
         end
     end
-    local payload_start = HEADER_SIZE + UNIT_ID_SIZE * ids_shown
+    local spans_start = HEADER_SIZE + UNIT_ID_SIZE * ids_shown
+    if span_size > 0 and ids_shown > 0 then
+        local spans_tree = root:add(tvb(spans_start, span_size * ids_shown),
+            string.format("Unit spans (%d)", values.unit_count_here))
+        for i = 0, ids_shown - 1 do
+            local at = spans_start + span_size * i
+            local span = spans_tree:add(tvb(at, span_size), string.format("Unit %s: offset %d, length %d",
+                ids[i + 1], tvb(at, 4):uint(), tvb(at + 4, 4):uint()))
+            span:add(f_unit_offset, tvb(at, 4))
+            span:add(f_unit_length, tvb(at + 4, 4))
+        end
+    end
+    local payload_start = spans_start + span_size * ids_shown
     local payload_shown = math.min(values.payload_len, body_end - payload_start)
     if payload_shown > 0 then root:add(f_payload, tvb(payload_start, payload_shown)) end
     if declared ~= length then
