@@ -64,7 +64,7 @@ class StreamFrame:
 
     stream: bytes
     segment_offsets: tuple[int, ...]  # segment i is stream[offsets[i]:offsets[i+1]] (the last: to the end)
-    codec_param: int = 0  # travels in dim1 (jpeg: the quality a lost header is rebuilt with)
+    codec_params: tuple[int, int] = (0, 0)  # travel in dim1, dim2 (jpeg: what a lost header is rebuilt from)
     codec_id: int = 0
     image_size: tuple[int, int] = (0, 0)
     stream_id: int = 0
@@ -221,7 +221,7 @@ class Packetizer:
         if isinstance(frame, StreamFrame):
             elements[:-1] = np.frombuffer(frame.stream, dtype=np.uint8)
             bit_width, signed, scale, kind, layout = 8, False, 1.0, PartitionKind.SEGMENT, Layout.BYTES
-            shape = (len(frame.stream), frame.codec_param, 0)
+            shape = (len(frame.stream), *frame.codec_params)
         else:
             bitpack.check_range(frame.latent, frame.bit_width, frame.signed)
             elements[:-1] = partition.to_units(frame.latent)

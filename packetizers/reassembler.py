@@ -272,7 +272,6 @@ class Reassembler:
             or header.bit_width != 8
             or header.flags & ~int(Flags.INTERLEAVED)
             or header.datagram_count == 0
-            or header.dim2 != 0
             or not 1 <= header.unit_count <= header.dim0
             or (header.grid_h, header.grid_w, header.block_h, header.block_w) != (0, 0, 0, 0)
             or header.scale != 1.0

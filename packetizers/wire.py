@@ -79,7 +79,7 @@ FIXED_HEADER = cs.Struct(
     "frame_id" / cs.Int32ub,
     "dim0" / cs.Int32ub,  # chw: C   nd: N tokens   bytes: stream length
     "dim1" / cs.Int32ub,  # chw: H   nd: D dims     bytes: codec parameter (jpeg: quality)
-    "dim2" / cs.Int32ub,  # chw: W   nd: 0          bytes: 0
+    "dim2" / cs.Int32ub,  # chw: W   nd: 0          bytes: codec parameter (jpeg: MCUs per restart interval)
     "grid_h" / cs.Int16ub,  # nd: token grid rows (spatial partition); chw: 0
     "grid_w" / cs.Int16ub,
     "block_h" / cs.Int16ub,  # spatial partition block size; 0 otherwise

@@ -2,11 +2,13 @@
 
 Segment 0 is the header (SOI .. SOS); segment i >= 1 is restart interval i-1 (its entropy-
 coded bytes plus the RST marker that ends it, or EOI for the last).  The segments
-concatenate to the exact stream.  Since the Huffman tables are the standard ones
-(``optimize=False``) the receiver can rebuild a lost header from (H, W, quality), so no
-segment is special.  A lost interval is decoded with a received interval's bytes in its
-place (DC prediction restarts at every marker, so intervals are position-independent) and
-its pixel rows are then concealed by vertical interpolation between the received rows.
+concatenate to the exact stream.  An interval is one MCU row by default, or any number of
+MCUs in raster order (``restart_mcus``; `fit_segments` picks it so every interval fits a
+datagram).  Since the Huffman tables are the standard ones (``optimize=False``) the receiver
+can rebuild a lost header from (H, W, quality, restart_mcus), so no segment is special.  A
+lost interval is decoded with a received interval's bytes in its place (DC prediction
+restarts at every marker, so intervals are position-independent) and its MCUs are then
+concealed by vertical interpolation between the received pixels above and below them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class JpegStream:
     offsets: tuple[int, ...]  # segment i = stream[offsets[i]:offsets[i+1]] (last: to the end)
     image_size: tuple[int, int]
     quality: int
+    restart_mcus: int  # MCUs per restart interval
 
     @property
     def segments(self) -> dict[int, bytes]:
@@ -76,38 +79,59 @@ class JpegCodec:
     codec_id = JPEG_ID
     layout = "bytes"
 
-    def __init__(self, quality: int = 75, restart_rows: int = 1) -> None:
+    def __init__(self, quality: int = 75, restart_mcus: int | None = None) -> None:
         if not 1 <= quality <= 95:
             raise CodecError(f"jpeg quality {quality} outside 1..95")
+        if restart_mcus is not None and not 1 <= restart_mcus <= 0xFFFF:
+            raise CodecError(f"jpeg restart interval of {restart_mcus} MCUs outside 1..65535")
         self.quality = quality
-        self.restart_rows = restart_rows
+        self.restart_mcus = restart_mcus  # None: one MCU row
 
-    def _save(self, image: np.ndarray, quality: int) -> bytes:
+    def interval_mcus(self, image_size: tuple[int, int], restart_mcus: int | None = None) -> int:
+        """MCUs per restart interval for an image of this size."""
+        return restart_mcus or self.restart_mcus or mcu_grid(image_size)[1]
+
+    def _save(self, image: np.ndarray, quality: int, restart_mcus: int) -> bytes:
         buf = io.BytesIO()
         Image.fromarray(image).save(
             buf, format="JPEG", quality=quality, subsampling="4:2:0", optimize=False,
-            restart_marker_rows=self.restart_rows,
+            restart_marker_blocks=restart_mcus,
         )
         return buf.getvalue()
 
-    def intervals(self, image_size: tuple[int, int]) -> int:
-        h, _ = image_size
-        rows = -(-h // MCU)
-        return -(-rows // self.restart_rows)
+    def intervals(self, image_size: tuple[int, int], restart_mcus: int | None = None) -> int:
+        rows, cols = mcu_grid(image_size)
+        return -(-rows * cols // self.interval_mcus(image_size, restart_mcus))
 
-    def encode(self, image: np.ndarray, quality: int | None = None) -> JpegStream:
+    def encode(self, image: np.ndarray, quality: int | None = None, restart_mcus: int | None = None) -> JpegStream:
         image = check_image(image)
         q = self.quality if quality is None else quality
-        data = self._save(image, q)
+        k = self.interval_mcus(image.shape[:2], restart_mcus)
+        data = self._save(image, q, k)
         offsets = split_stream(data)
-        want = 1 + self.intervals(image.shape[:2])
+        want = 1 + self.intervals(image.shape[:2], k)
         if len(offsets) != want:
             raise CodecError(f"expected {want} JPEG segments, found {len(offsets)}")
-        return JpegStream(data, tuple(offsets), image.shape[:2], q)
+        return JpegStream(data, tuple(offsets), image.shape[:2], q, k)
 
-    def header(self, image_size: tuple[int, int], quality: int) -> bytes:
+    def fit_segments(self, image: np.ndarray, max_segment: int) -> JpegStream:
+        """The stream with restart intervals short enough that each segment (the header
+        aside) fits ``max_segment`` bytes, so a lost datagram costs only the MCUs it carried;
+        as long as possible otherwise (every marker costs bytes).  One MCU per interval is
+        the floor."""
+        stream = self.encode(image)
+        k = stream.restart_mcus
+        while k > 1:
+            longest = max(len(s) for i, s in stream.segments.items() if i > 0)
+            if longest <= max_segment:
+                break
+            k = max(1, min(k - 1, int(k * max_segment / longest * 0.95)))
+            stream = self.encode(image, restart_mcus=k)
+        return stream
+
+    def header(self, image_size: tuple[int, int], quality: int, restart_mcus: int | None = None) -> bytes:
         """The header any image of this size and quality gets (standard Huffman tables)."""
-        data = self._save(np.zeros((*image_size, 3), np.uint8), quality)
+        data = self._save(np.zeros((*image_size, 3), np.uint8), quality, self.interval_mcus(image_size, restart_mcus))
         return data[: _scan_start(data)]
 
     def encode_to_bytes(self, image: np.ndarray, target_bytes: int) -> JpegStream:
@@ -123,25 +147,28 @@ class JpegCodec:
         return best if best is not None else self.encode(image, 1)
 
     def decode(
-        self, segments: dict[int, bytes], image_size: tuple[int, int], quality: int | None = None
+        self, segments: dict[int, bytes], image_size: tuple[int, int], quality: int | None = None,
+        restart_mcus: int | None = None,
     ) -> np.ndarray:
-        """Rebuild the image from the received segments; lost intervals' rows are concealed."""
+        """Rebuild the image from the received segments; lost intervals' MCUs are concealed."""
         h, w = image_size
         q = self.quality if quality is None else quality
-        n = self.intervals(image_size)
-        header = segments.get(0) or self.header(image_size, q)
+        k = self.interval_mcus(image_size, restart_mcus)
+        n = self.intervals(image_size, k)
+        rows, cols = mcu_grid(image_size)
+        header = segments.get(0) or self.header(image_size, q, k)
         bodies = {i: segments[i + 1][:-2] for i in range(n) if (i + 1) in segments}
         # a donor of the same MCU count: any received full-length interval
-        last_short = (-(-h // MCU)) % self.restart_rows != 0
+        last_short = (rows * cols) % k != 0
         full = [i for i in bodies if not (last_short and i == n - 1)]
         if not bodies or (not full and n > 1):
             return np.full((h, w, 3), 128, np.uint8)
         parts = [header]
-        lost_rows = np.zeros(h, dtype=bool)
+        lost_mcus = np.zeros(rows * cols, dtype=bool)
         for i in range(n):
             body = bodies.get(i)
             if body is None:
-                lost_rows[i * MCU * self.restart_rows : (i + 1) * MCU * self.restart_rows] = True
+                lost_mcus[i * k : (i + 1) * k] = True
                 if last_short and i == n - 1:
                     break  # truncated stream: libjpeg fills the rest, concealed below
                 body = bodies[full[0]]
@@ -162,7 +189,24 @@ class JpegCodec:
             ImageFile.LOAD_TRUNCATED_IMAGES = old
         if img.shape[:2] != (h, w):
             raise CodecError(f"jpeg: decoded size {img.shape[:2]} != {(h, w)}")
-        return conceal_rows(img, lost_rows)
+        return conceal_mcus(img, lost_mcus.reshape(rows, cols))
+
+
+def mcu_grid(image_size: tuple[int, int]) -> tuple[int, int]:
+    """(rows, columns) of 16x16 MCUs covering the image."""
+    return -(-image_size[0] // MCU), -(-image_size[1] // MCU)
+
+
+def conceal_mcus(img: np.ndarray, lost: np.ndarray) -> np.ndarray:
+    """Conceal lost MCUs (a rows x cols bool grid), one 16-pixel column strip at a time."""
+    if not lost.any():
+        return img
+    out = img.copy()
+    for col in np.flatnonzero(lost.any(axis=0)):
+        lost_rows = np.repeat(lost[:, col], MCU)[: img.shape[0]]
+        strip = slice(col * MCU, (col + 1) * MCU)
+        out[:, strip] = conceal_rows(img[:, strip], lost_rows)
+    return out
 
 
 def conceal_rows(img: np.ndarray, lost: np.ndarray) -> np.ndarray:

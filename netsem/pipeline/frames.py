@@ -10,7 +10,7 @@ from netsem.codecs.jpeg import JpegCodec, JpegStream
 from netsem.codecs.registry import JPEG_ID, codec_by_id, get_codec, get_jpeg
 from packetizers.packetizer import LatentFrame, StreamFrame
 from packetizers.reassembler import Frame
-from packetizers.wire import Layout
+from packetizers.wire import CRC_SIZE, HEADER_SIZE, Layout, unit_entry_size
 
 _LAYOUTS = {"chw": Layout.CHW, "nd": Layout.ND}
 LATENT_PARTITIONS = ("channel", "token", "spatial")
@@ -53,10 +53,18 @@ def check_partition(codec_name: str, codec: AnyCodec, partition: str) -> None:
                          f"(it supports: {', '.join(supported)})")
 
 
+def encode(codec: AnyCodec, image: np.ndarray, mtu: int) -> Encoded:
+    """The codec's encoding of ``image``; jpeg's restart intervals are sized to fit one
+    datagram each at ``mtu``, so a lost datagram costs only the MCUs it carried."""
+    if isinstance(codec, JpegCodec):
+        return codec.fit_segments(image, mtu - HEADER_SIZE - CRC_SIZE - unit_entry_size(Layout.BYTES))
+    return codec.encode(image)
+
+
 def outgoing_frame(codec: AnyCodec, encoded: Encoded) -> LatentFrame | StreamFrame:
     if isinstance(encoded, JpegStream):
-        return StreamFrame(encoded.stream, encoded.offsets, codec_param=encoded.quality, codec_id=codec.codec_id,
-                           image_size=encoded.image_size)
+        return StreamFrame(encoded.stream, encoded.offsets, codec_params=(encoded.quality, encoded.restart_mcus),
+                           codec_id=codec.codec_id, image_size=encoded.image_size)
     return latent_frame(encoded, codec.codec_id)
 
 
@@ -64,14 +72,14 @@ def decode_received(codec: AnyCodec, frame: Frame) -> np.ndarray:
     """The image decoded from what arrived (missing units masked or concealed)."""
     header = frame.header
     if header.layout == Layout.BYTES:
-        return codec.decode(frame.segments(), (header.image_height, header.image_width), header.dim1)
+        return codec.decode(frame.segments(), (header.image_height, header.image_width), header.dim1, header.dim2)
     return codec.decode(*encoded_from_frame(frame))
 
 
 def decode_lossless(codec: AnyCodec, encoded: Encoded) -> np.ndarray:
     """The image decoded with nothing lost: the reference a lossy run is compared with."""
     if isinstance(encoded, JpegStream):
-        return codec.decode(encoded.segments, encoded.image_size, encoded.quality)
+        return codec.decode(encoded.segments, encoded.image_size, encoded.quality, encoded.restart_mcus)
     return codec.decode(encoded, np.ones(encoded.latent.shape, dtype=bool))
 
 

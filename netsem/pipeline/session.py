@@ -10,6 +10,7 @@ import numpy as np
 
 from emulator.grammar import parse_netem
 from emulator.link import Link
+from netsem.codecs.jpeg import JpegCodec
 from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.frames import (
     AnyCodec,
@@ -17,6 +18,7 @@ from netsem.pipeline.frames import (
     check_partition,
     decode_lossless,
     decode_received,
+    encode,
     load_codec,
     outgoing_frame,
 )
@@ -81,18 +83,21 @@ class EncodingCache:
         self._entries: dict[tuple, tuple[np.ndarray, str, Encoded, float]] = {}
         self.lossless: dict[tuple, np.ndarray] = {}
 
-    def encode(self, image_path: str | None, codec: AnyCodec) -> tuple[np.ndarray, str, Encoded, float]:
-        key = codec_key(image_path, codec)
+    def encode(self, image_path: str | None, codec: AnyCodec, mtu: int) -> tuple[np.ndarray, str, Encoded, float]:
+        key = codec_key(image_path, codec, mtu)
         if key not in self._entries:
             image, label = load_image(image_path)
             started = time.perf_counter()
-            encoded = codec.encode(image)
+            encoded = encode(codec, image, mtu)
             self._entries[key] = (image, label, encoded, time.perf_counter() - started)
         return self._entries[key]
 
 
-def codec_key(image_path: str | None, codec: AnyCodec) -> tuple:
-    return (image_path, codec.name, getattr(codec, "quality", None))
+def codec_key(image_path: str | None, codec: AnyCodec, mtu: int) -> tuple:
+    """What an encoding depends on (jpeg: its quality, and the MTU its segments fit)."""
+    if isinstance(codec, JpegCodec):
+        return (image_path, codec.name, codec.quality, mtu)
+    return (image_path, codec.name)
 
 
 def prepare(options: SessionOptions, cache: EncodingCache | None = None) -> Outgoing:
@@ -100,7 +105,7 @@ def prepare(options: SessionOptions, cache: EncodingCache | None = None) -> Outg
     check_partition(options.codec, codec, options.partition)
     packetizer = Packetizer(PARTITIONS[options.partition], interleave=options.interleave,
                             seed=options.seed, mtu=options.mtu)
-    image, label, encoded, encode_s = (cache or EncodingCache()).encode(options.image, codec)
+    image, label, encoded, encode_s = (cache or EncodingCache()).encode(options.image, codec, options.mtu)
     started = time.perf_counter()
     datagrams = packetizer.packetize(outgoing_frame(codec, encoded), frame_id=0)
     packetize_s = time.perf_counter() - started
@@ -134,7 +139,7 @@ def finish(outgoing: Outgoing, frame: Frame, *, network_s: float, transport: str
 
 
 def _lossless_decode(outgoing: Outgoing) -> np.ndarray:
-    key = codec_key(outgoing.options.image, outgoing.codec)
+    key = codec_key(outgoing.options.image, outgoing.codec, outgoing.options.mtu)
     store = outgoing.cache.lossless if outgoing.cache is not None else {}
     if key not in store:
         store[key] = decode_lossless(outgoing.codec, outgoing.encoded)

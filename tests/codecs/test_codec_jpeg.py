@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import skimage.data
+from scipy.ndimage import binary_dilation
 
 from netsem.codecs import get_jpeg
 from netsem.codecs.jpeg import MCU
@@ -60,3 +61,26 @@ def test_matched_bytes_fit_the_budget():
     s = jp.encode_to_bytes(photo(), 3000)
     assert len(s.stream) <= 3000
     assert len(jp.encode(photo(), min(95, s.quality + 1)).stream) > 3000 or s.quality == 95
+
+
+def test_fitted_segments_fit_and_a_lost_interval_only_damages_its_mcus():
+    jp = get_jpeg(quality=90)
+    img = np.ascontiguousarray(skimage.data.astronaut()[:96, :256])  # 6 x 16 MCUs
+    rows = jp.encode(img)
+    assert rows.restart_mcus == 16
+    s = jp.fit_segments(img, 300)
+    assert 1 <= s.restart_mcus < 16
+    assert max(len(seg) for i, seg in s.segments.items() if i > 0) <= 300
+    full = jp.decode(s.segments, s.image_size, s.quality, s.restart_mcus)
+    np.testing.assert_array_equal(full, np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
+        __import__("io").BytesIO(s.stream)).convert("RGB")))
+    first = 2 * s.restart_mcus  # interval 2 covers MCUs [2k, 3k)
+    lost_mcus = range(first, first + s.restart_mcus)
+    out = jp.decode({i: v for i, v in s.segments.items() if i != 3}, s.image_size, s.quality, s.restart_mcus)
+    damaged = np.zeros((6, 16), dtype=bool)
+    damaged.flat[list(lost_mcus)] = True
+    pixels = np.repeat(np.repeat(damaged, MCU, 0), MCU, 1)
+    # chroma upsampling may reach one pixel across an MCU edge
+    near = binary_dilation(pixels, np.ones((3, 3), dtype=bool))
+    np.testing.assert_array_equal(out[~near], full[~near])
+    assert not np.array_equal(out[pixels], full[pixels])

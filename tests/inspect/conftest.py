@@ -60,7 +60,7 @@ def _frames() -> list[tuple[LatentFrame | StreamFrame, Packetizer, int]]:
          Packetizer(PartitionKind.SPATIAL, seed=2, mtu=500), DEFAULT_PORT),
         # a byte stream (as jpeg sends): segments of uneven length, some split over datagrams
         (StreamFrame(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes(), (0, 40, 700, 710, 1900, 2600),
-                     codec_param=75, codec_id=10, image_size=(48, 64)), Packetizer(seed=4, mtu=400), DEFAULT_PORT),
+                     codec_params=(75, 32), codec_id=10, image_size=(48, 64)), Packetizer(seed=4, mtu=400), DEFAULT_PORT),
     ]
 
 

@@ -23,7 +23,7 @@ RNG = np.random.default_rng(4)
 STREAM = RNG.integers(0, 256, size=9000, dtype=np.uint8).tobytes()
 # segments of very different lengths, some larger than a datagram
 OFFSETS = (0, 300, 310, 2900, 2901, 4000, 6500, 6600)
-FRAME = StreamFrame(STREAM, OFFSETS, codec_param=80, codec_id=10, image_size=(64, 96))
+FRAME = StreamFrame(STREAM, OFFSETS, codec_params=(80, 32), codec_id=10, image_size=(64, 96))
 
 
 def segments_of(offsets=OFFSETS, stream=STREAM):
@@ -42,7 +42,7 @@ def test_construct_and_struct_agree_and_spans_locate_every_unit():
         for name in FIELD_NAMES:
             assert getattr(fast, name) == slow.header[name], name
         assert (fast.layout, fast.partition, fast.bit_width) == (Layout.BYTES, PartitionKind.SEGMENT, 8)
-        assert fast.shape == (len(STREAM),) and fast.dim1 == 80 and fast.unit_count == len(OFFSETS)
+        assert fast.shape == (len(STREAM),) and (fast.dim1, fast.dim2) == (80, 32) and fast.unit_count == len(OFFSETS)
         assert crc_ok(datagram)
         assert len(datagram) == HEADER_SIZE + (UNIT_ID_SIZE + SPAN_SIZE) * fast.unit_count_here + fast.payload_len + 4
         for unit, span in zip(slow.unit_ids, slow.unit_spans):

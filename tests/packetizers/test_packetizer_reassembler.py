@@ -138,7 +138,7 @@ def test_streams_are_reassembled_separately():
     assert sorted(f.header.stream_id for f in frames) == [1, 2] and all(f.complete for f in frames)
 
 
-STREAM = StreamFrame(bytes(range(256)) * 8, (0, 100, 900, 1500), codec_param=75, codec_id=10, image_size=(32, 32))
+STREAM = StreamFrame(bytes(range(256)) * 8, (0, 100, 900, 1500), codec_params=(75, 32), codec_id=10, image_size=(32, 32))
 VALID = (
     make_datagrams(partition=PartitionKind.SPATIAL)
     + make_datagrams(partition=PartitionKind.CHANNEL)

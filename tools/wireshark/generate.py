@@ -49,7 +49,7 @@ LABELS: dict[str, str] = {
     "frame_id": "Frame id",
     "dim0": "Dim 0 (chw: C, nd: tokens, bytes: stream length)",
     "dim1": "Dim 1 (chw: H, nd: dims, bytes: codec parameter)",
-    "dim2": "Dim 2 (chw: W, nd: 0, bytes: 0)",
+    "dim2": "Dim 2 (chw: W, nd: 0, bytes: codec parameter)",
     "grid_h": "Token grid rows",
     "grid_w": "Token grid columns",
     "block_h": "Spatial block height",

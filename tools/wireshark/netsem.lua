@@ -45,7 +45,7 @@ local HEADER_FIELDS = {
     { name = "frame_id", label = "Frame id", offset = 20, size = 4, kind = "uint32" },
     { name = "dim0", label = "Dim 0 (chw: C, nd: tokens, bytes: stream length)", offset = 24, size = 4, kind = "uint32" },
     { name = "dim1", label = "Dim 1 (chw: H, nd: dims, bytes: codec parameter)", offset = 28, size = 4, kind = "uint32" },
-    { name = "dim2", label = "Dim 2 (chw: W, nd: 0, bytes: 0)", offset = 32, size = 4, kind = "uint32" },
+    { name = "dim2", label = "Dim 2 (chw: W, nd: 0, bytes: codec parameter)", offset = 32, size = 4, kind = "uint32" },
     { name = "grid_h", label = "Token grid rows", offset = 36, size = 2, kind = "uint16" },
     { name = "grid_w", label = "Token grid columns", offset = 38, size = 2, kind = "uint16" },
     { name = "block_h", label = "Spatial block height", offset = 40, size = 2, kind = "uint16" },
