@@ -213,8 +213,9 @@ def _split(values: tuple[str, ...]) -> list[str]:
 @click.option("--partition", "partitions", multiple=True, default=("channel",), show_default=True,
               help="Partition(s) of the latent codecs: channel, token, spatial (jpeg always runs cut at its "
                    "restart markers).")
-@click.option("--jpeg-quality", type=click.IntRange(1, 95), default=75, show_default=True,
-              help="Quality of the jpeg codec.")
+@click.option("--jpeg-quality", default="75", show_default=True, metavar="Q|match:CODEC",
+              help="Quality of the jpeg codec (1-95), or match:CODEC for, per image, the highest quality "
+                   "whose datagrams take no more bytes on the wire than CODEC's.")
 @click.option("--interleave", "interleave", multiple=True, default=("on",), show_default=True, help="on, off or both.")
 @click.option("--loss", "losses", multiple=True,
               help="Bernoulli loss percentages, e.g. 0,10,20,30,40 (each becomes 'loss random P%').")
@@ -252,10 +253,16 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, s
     for choice in _split(interleave):
         if choice not in ("on", "off"):
             raise click.BadParameter(f"--interleave takes on/off, got {choice!r}")
+    jpeg_match = None
+    if jpeg_quality.startswith("match:"):
+        jpeg_match, jpeg_quality = jpeg_quality.removeprefix("match:"), "75"
+    if not jpeg_quality.isdigit() or not 1 <= int(jpeg_quality) <= 95:
+        raise click.BadParameter(f"expected a quality 1-95 or match:CODEC, got {jpeg_quality!r}",
+                                 param_hint="--jpeg-quality")
     grid = SweepGrid(
         images=tuple(images) or (None,), codecs=tuple(_split(codecs)), partitions=tuple(_split(partitions)),
         interleave=tuple(choice == "on" for choice in _split(interleave)), netem=specs or ("",),
-        seeds=seed_list, mtu=mtu, transport=transport, jpeg_quality=jpeg_quality,
+        seeds=seed_list, mtu=mtu, transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match,
     )
     try:
         for spec in grid.netem:

@@ -12,7 +12,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from netsem.pipeline.report import versions
@@ -35,6 +35,7 @@ class SweepGrid:
     mtu: int = 1200
     transport: str = "virtual"  # or "udp"
     jpeg_quality: int = 75
+    jpeg_match: str | None = None  # a codec: jpeg takes, per image, the best quality within its bytes on the wire
 
     def codec_partitions(self) -> list[tuple[str, str]]:
         """(codec, partition) pairs: jpeg is always cut at its restart markers, so it runs once
@@ -67,11 +68,35 @@ def configured_loss_percent(netem: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
+    return sum(map(len, prepare(options, cache).datagrams))
+
+
+def matched_jpeg_quality(image: str | None, codec: str, mtu: int, cache: EncodingCache) -> int:
+    """The highest jpeg quality whose datagrams take no more bytes on the wire than `codec`'s
+    for the same image (headers, unit tables and CRCs counted on both sides); 1 if none fits."""
+    budget = wire_bytes(SessionOptions(image=image, codec=codec, mtu=mtu), cache)
+    low, high, best = 1, 95, 1
+    while low <= high:
+        quality = (low + high) // 2
+        jpeg = SessionOptions(image=image, codec="jpeg", partition="segment", jpeg_quality=quality, mtu=mtu)
+        if wire_bytes(jpeg, cache) <= budget:
+            best, low = quality, quality + 1
+        else:
+            high = quality - 1
+    return best
+
+
 def run_sweep(grid: SweepGrid, on_row: Callable[[dict], None] | None = None) -> list[dict]:
     cache = EncodingCache()
     transmit = transmit_udp if grid.transport == "udp" else transmit_virtual
     rows = []
+    matched: dict[str | None, int] = {}
     for options in grid.runs():
+        if options.codec == "jpeg" and grid.jpeg_match:
+            if options.image not in matched:
+                matched[options.image] = matched_jpeg_quality(options.image, grid.jpeg_match, grid.mtu, cache)
+            options = replace(options, jpeg_quality=matched[options.image])
         outgoing = prepare(options, cache)
         frame, receiver, link = transmit(outgoing)
         report = finish(outgoing, frame, network_s=0.0, transport=grid.transport, receiver=receiver, link=link)
