@@ -7,9 +7,24 @@ from pathlib import Path
 import click
 
 
+def wire_bits_per_pixel(shape: tuple[int, ...], layout: str, bit_width: int, image: tuple[int, int]) -> float:
+    """Bits per pixel of the datagrams (headers, unit ids, CRCs counted) carrying a latent of
+    ``shape``, channel partition at the default MTU."""
+    import numpy as np
+
+    from packetizers.packetizer import LatentFrame, Packetizer
+    from packetizers.wire import Layout
+
+    grid = (image[0] // 16, image[1] // 16) if layout == "nd" else (0, 0)
+    frame = LatentFrame(np.zeros(shape, dtype=np.int64), Layout.CHW if layout == "chw" else Layout.ND, bit_width,
+                        False, token_grid=grid)
+    return sum(map(len, Packetizer().packetize(frame, 0))) * 8 / (image[0] * image[1])
+
+
 @click.command()
 def models() -> None:
-    """List the registered codecs: id, parameters, latent for 768x512, bits, weight file."""
+    """List the registered codecs: id, parameters, latent for 768x512, bits per element, bits
+    per pixel of the latent and of its datagrams (channel partition, default MTU), weight file."""
     from rich.console import Console
     from rich.table import Table
 
@@ -17,7 +32,7 @@ def models() -> None:
     from .registry import JPEG_ID, LEARNED, RAW_ID, get_codec
 
     t = Table(title="netsem codecs (latent shape and bits/pixel for a 768x512 image)")
-    for col in ("name", "id", "layout", "params", "latent 768x512", "bits/elem", "bpp", "weights"):
+    for col in ("name", "id", "layout", "params", "latent 768x512", "bits/elem", "bpp", "bpp wire", "weights"):
         t.add_column(col)
     w, h = 768, 512
     from .raw import RawCodec
@@ -28,7 +43,7 @@ def models() -> None:
     for s in shape:
         n *= s
     t.add_row("raw", str(RAW_ID), "chw", "0", "x".join(map(str, shape)), "8",
-              f"{n * 8 / (h * w):.3f}", "-")
+              f"{n * 8 / (h * w):.3f}", f"{wire_bits_per_pixel(shape, 'chw', 8, (h, w)):.3f}", "-")
     for spec in LEARNED.values():
         path = spec.weights
         try:
@@ -48,9 +63,10 @@ def models() -> None:
         for s in shape:
             n *= s
         t.add_row(spec.name, str(spec.codec_id), spec.layout, params, "x".join(map(str, shape)),
-                  str(spec.config.bit_width), f"{n * spec.config.bit_width / (h * w):.3f}", rel)
-    t.add_row("jpeg", str(JPEG_ID), "bytes", "0", "restart intervals", "-", "quality-set", "-")
-    Console(width=160).print(t)
+                  str(spec.config.bit_width), f"{n * spec.config.bit_width / (h * w):.3f}",
+                  f"{wire_bits_per_pixel(tuple(shape), spec.layout, spec.config.bit_width, (h, w)):.3f}", rel)
+    t.add_row("jpeg", str(JPEG_ID), "bytes", "0", "restart intervals", "-", "quality-set", "quality-set", "-")
+    Console(width=190).print(t)
 
 
 @click.command()
@@ -77,18 +93,25 @@ def models() -> None:
 @click.option("--drop-max", type=float, default=0.5, show_default=True,
               help="Their drop rate is drawn from U(0, drop-max).")
 @click.option("--amp", is_flag=True, help="bf16 autocast (GPU); GDN stays in fp32.")
+@click.option("--channels-last", is_flag=True, help="NHWC memory format (faster on GPUs).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a field of the codec's registered network config (repeatable), "
+                   "e.g. --set impute=true --set broadcast_k=5: for experiments.")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--max-seconds", type=float, default=None, help="Stop early (checkpoint kept).")
+@click.option("--log-every", type=int, default=100, show_default=True, help="Log every N steps.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Continue from this weight file (step count continues).")
 def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmup, seed, drop,
-          drop_apply, drop_max, amp, device, threads, max_seconds, init) -> None:
+          drop_apply, drop_max, amp, channels_last, overrides, device, threads, max_seconds,
+          log_every, init) -> None:
     """Train codec NAME on the photographs; writes OUT/NAME.safetensors (copy it to
     netsem/weights/ to ship it)."""
     import torch
 
     from .data import load_training_images
+    from .models import override_config
     from .registry import LEARNED
     from .train import TrainOptions
     from .train import train as run_training
@@ -98,13 +121,18 @@ def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmu
     if threads:
         torch.set_num_threads(threads)
     spec = LEARNED[name]
+    try:
+        config = override_config(spec.config, overrides)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     opts = TrainOptions(steps=steps, batch=batch, crop=crop, lr=lr, schedule=schedule,
                         warmup=warmup, seed=seed, drop=spec.drop if drop == "registry" else drop,
                         drop_apply=drop_apply, drop_max=drop_max, amp=amp,
-                        max_seconds=max_seconds)
+                        channels_last=channels_last, max_seconds=max_seconds,
+                        log_every=log_every)
     images = load_training_images(photos, skimage_extras=not no_skimage)
     click.echo(f"{len(images)} training images (with scales), drop={opts.drop}")
-    run_training(name, spec.config, images, out, opts, device=device, init=init)
+    run_training(name, config, images, out, opts, device=device, init=init)
 
 
 from .evaluate import evaluate  # noqa: E402,F401

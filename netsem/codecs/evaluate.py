@@ -193,8 +193,8 @@ def evaluate(codecs, partitions, rates, seeds, images, block, jpeg_match, out) -
     for col in ("codec", "partition", "mean", "var", "max", "var(images)"):
         s.add_column(col)
     for r in spread:
-        s.add_row(r["codec"], r["partition"], f"{r['mean_drop']:.2f}", f"{r['var_drop']:.2f}",
-                  f"{r['max_drop']:.2f}", f"{r['var_between_images']:.2f}")
+        s.add_row(r["codec"], r["partition"], f"{r['mean_drop']:.2f}", f"{r['var_drop']:.3f}",
+                  f"{r['max_drop']:.2f}", f"{r['var_between_images']:.3f}")
     con.print(s)
     con.print(f"evaluated in {time.monotonic() - t0:.0f}s")
     if out is not None:

@@ -107,6 +107,55 @@ class NeighbourBroadcast(nn.Module):
         return torch.einsum("ij,bjhw->bihw", self.matrix.to(z.dtype), z)
 
 
+class Imputer(nn.Module):
+    """Receiver-side linear MMSE estimate of lost latent elements from the received ones.
+
+    With a (learned) channel covariance S = L L^T + eps I and, at one position, the set R of
+    channels received there, a lost channel l is replaced by S_lR S_RR^-1 z_R (received
+    elements pass through unchanged; a position that lost every channel stays zero).  This is
+    how a receiver exploits the redundancy that Neighbouring Semantic Broadcast puts between
+    ring neighbours; the mask is always known at the receiver.  Positions are grouped by their
+    received-channel pattern, so each distinct pattern costs one C x C solve (a channel loss:
+    one per image; a datagram carrying half a channel: two).  Runs in fp32.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.eps = eps
+        self.l = nn.Parameter(torch.eye(channels))
+
+    def covariance(self) -> torch.Tensor:
+        l = self.l.float()
+        return l @ l.T + self.eps * torch.eye(l.shape[0], device=l.device)
+
+    def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        dtype = z.dtype
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            b, c, h, w = z.shape
+            zp = z.float().permute(0, 2, 3, 1).reshape(-1, c)  # (positions, C)
+            mp = (mask.permute(0, 2, 3, 1).reshape(-1, c) > 0.5).float()
+            pats, inv = torch.unique(mp, dim=0, return_inverse=True)
+            s = self.covariance()
+            # blockdiag(S_RR, I) up to order: the lost channels' rows and columns are unit
+            a = s[None] * pats[:, :, None] * pats[:, None, :] + torch.diag_embed(1.0 - pats)
+            # est = S A^-1 (received values, zero elsewhere); A^-1 keeps the zeros
+            gain = s[None] @ torch.linalg.inv(a)  # (patterns, C, C)
+            rhs = zp * mp
+            est = torch.empty_like(zp)
+            for k in range(len(pats)):
+                sel = (inv == k).nonzero().squeeze(1)
+                est[sel] = rhs[sel] @ gain[k].T
+            out = torch.where(mp > 0.5, zp, est)
+            out = out.view(b, h, w, c).permute(0, 3, 1, 2)
+        return out.to(dtype).contiguous(memory_format=_format_of(z))
+
+
+def _format_of(x: torch.Tensor) -> torch.memory_format:
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 class WindowBlock(nn.Module):
     """A Swin-style block on (B, H, W, C): windowed multi-head self-attention, then an MLP.
 

@@ -14,7 +14,8 @@ from .weights import load_state
 
 class LearnedCodec:
     """encode: pad to a multiple of 16 (reflect), analyse, round, clamp to the bit width.
-    decode: multiply by the step, zero the missing elements, synthesise, crop, clip.
+    decode: multiply by the step, zero the missing elements, synthesise, crop, clip.  Networks
+    whose config ``needs_mask`` (imputation, rescale, masked decoder) are given the mask.
 
     ``layout`` "chw" keeps the (C, h, w) map; "nd" reads it as N = h*w tokens (row-major,
     token_grid (h, w)) of D = C dims.
@@ -123,7 +124,7 @@ class LearnedCodec:
         # the network sees y = q * scale * A (its own units); scale is 1/A for our encoders
         y = qmap * (encoded.scale * self.config.amplitude)
         with torch.inference_mode():
-            xh = self.net.synthesis(y, mmap if self.config.masked else None)
+            xh = self.net.synthesis(y, mmap if self.config.needs_mask else None)
         h, w = encoded.image_size
         out = (xh[0, :, :h, :w].clamp(0, 1) * 255.0).round().to(torch.uint8)
         return out.permute(1, 2, 0).contiguous().numpy()

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import GDN, DynamicScale, NeighbourBroadcast, WindowBlock
+from .layers import GDN, DynamicScale, Imputer, NeighbourBroadcast, WindowBlock
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,14 @@ class NetConfig:
     sem_broadcast: bool = False  # seed 003 Neighbouring Semantic Broadcast (cnn)
     broadcast_k: int = 3
     masked: bool = False  # the decoder is also given the received mask
+    # receiver-side handling of lost units (the receiver always knows the mask):
+    rescale: bool = False  # inverted dropout: scale the received latent by elements / kept
+    impute: bool = False  # linear MMSE estimate of lost channels (layers.Imputer, cnn only)
+
+    @property
+    def needs_mask(self) -> bool:
+        """Whether synthesis uses the received mask (the codec then always passes it)."""
+        return self.masked or self.rescale or self.impute
 
     @property
     def amplitude(self) -> int:
@@ -47,12 +55,43 @@ class NetConfig:
         return cls(**data)
 
 
+def override_config(config: NetConfig, overrides) -> NetConfig:
+    """``config`` with fields replaced from "key=value" strings (bools: true/false/1/0)."""
+    fields = {f.name: f for f in dataclasses.fields(NetConfig)}
+    kw = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in fields:
+            raise ValueError(f"bad config override {item!r}; fields: {', '.join(fields)}")
+        default = getattr(NetConfig(), key)
+        if isinstance(default, bool):
+            low = value.strip().lower()
+            if low not in ("true", "false", "1", "0"):
+                raise ValueError(f"{key} takes true or false, not {value!r}")
+            kw[key] = low in ("true", "1")
+        elif isinstance(default, int):
+            kw[key] = int(value)
+        else:
+            kw[key] = value.strip()
+    return dataclasses.replace(config, **kw)
+
+
 def build_net(config: NetConfig) -> nn.Module:
+    if config.impute and config.rescale:
+        raise ValueError("impute and rescale are alternatives (imputed latents are full scale)")
     if config.arch == "cnn":
         return CNNNet(config)
     if config.arch == "swin":
         return SwinNet(config)
     raise ValueError(f"unknown architecture {config.arch!r}")
+
+
+def rescale_received(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Inverted dropout at the receiver: z * (elements / kept elements), per image."""
+    m = mask.to(z.dtype)
+    kept = m.flatten(1).sum(1).clamp_min(1.0)
+    return z * (m[0].numel() / kept)[:, None, None, None]
 
 
 class _Bounded(nn.Module):
@@ -95,6 +134,7 @@ class CNNNet(_Bounded):
         else:
             self.head = nn.Conv2d(n, c, 1)
         self.broadcast = NeighbourBroadcast(c, config.broadcast_k) if config.sem_broadcast else None
+        self.impute = Imputer(c) if config.impute else None
         cin = 2 * c if config.masked else c
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(cin, n, 5, 2, 2, 1), GDN(n, inverse=True),
@@ -114,7 +154,13 @@ class CNNNet(_Bounded):
         return u * self.config.amplitude
 
     def synthesis(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """y: received latent (lost elements zero); mask: (B,C,h,w) received elements, or
+        None when everything arrived."""
         z = y / self.config.amplitude
+        if mask is not None and self.impute is not None:
+            z = self.impute(z, mask)
+        if mask is not None and self.config.rescale:
+            z = rescale_received(z, mask)
         if self.config.masked:
             m = torch.ones_like(z) if mask is None else mask.to(z.dtype)
             z = torch.cat([z, m * 2.0 - 1.0], dim=1)
@@ -139,6 +185,8 @@ class SwinNet(_Bounded):
         super().__init__()
         if config.down != 16:
             raise ValueError("the swin codec downsamples by 16")
+        if config.impute:
+            raise ValueError("impute is implemented for the cnn codec only")
         self.config = config
         d3 = config.hidden
         d1, d2 = d3 // 2, (3 * d3) // 4
@@ -176,6 +224,8 @@ class SwinNet(_Bounded):
 
     def synthesis(self, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         z = y / self.config.amplitude
+        if mask is not None and self.config.rescale:
+            z = rescale_received(z, mask)
         if self.config.masked:
             m = torch.ones_like(z) if mask is None else mask.to(z.dtype)
             z = torch.cat([z, m * 2.0 - 1.0], dim=1)

@@ -39,6 +39,7 @@ class TrainOptions:
     log_every: int = 100
     checkpoint_every: float = 120.0  # seconds
     amp: bool = False  # bf16 autocast (GDN stays fp32)
+    channels_last: bool = False  # NHWC memory format (faster convolutions on GPUs)
 
 
 def lr_at(step: int, opts: TrainOptions, start: int, total: int) -> float:
@@ -53,7 +54,11 @@ def lr_at(step: int, opts: TrainOptions, start: int, total: int) -> float:
 
 
 class CropSampler:
-    """Random crops with horizontal/vertical flips from images held on the device."""
+    """Random crops with horizontal/vertical flips from images held on the device.
+
+    All random numbers of a batch are drawn at once (numpy, seeded); the crops are views
+    stacked in one copy and flipped with two indexed ops.
+    """
 
     def __init__(self, images: list[np.ndarray], crop: int, device: torch.device, seed: int):
         self.images = [
@@ -65,48 +70,52 @@ class CropSampler:
             raise ValueError(f"no training image is at least {crop}x{crop}")
         self.crop = crop
         self.rng = np.random.default_rng(seed)
+        self.room = np.array([[t.shape[1] - crop + 1, t.shape[2] - crop + 1] for t in self.images])
 
     def batch(self, n: int) -> torch.Tensor:
-        out = []
         c = self.crop
-        for _ in range(n):
-            img = self.images[int(self.rng.integers(len(self.images)))]
-            _, h, w = img.shape
-            y, x = int(self.rng.integers(h - c + 1)), int(self.rng.integers(w - c + 1))
-            t = img[:, y : y + c, x : x + c]
-            if self.rng.random() < 0.5:
-                t = t.flip(2)
-            if self.rng.random() < 0.5:
-                t = t.flip(1)
-            out.append(t)
-        return torch.stack(out).float() / 255.0
+        idx = self.rng.integers(len(self.images), size=n)
+        pos = (self.rng.random((n, 2)) * self.room[idx]).astype(np.int64)
+        flips = self.rng.random((n, 2)) < 0.5
+        out = torch.stack([
+            self.images[i][:, y : y + c, x : x + c] for i, (y, x) in zip(idx.tolist(), pos.tolist())
+        ])
+        dev = out.device
+        hf = torch.from_numpy(np.flatnonzero(flips[:, 0])).to(dev)
+        if len(hf):
+            out[hf] = out[hf].flip(3)
+        vf = torch.from_numpy(np.flatnonzero(flips[:, 1])).to(dev)
+        if len(vf):
+            out[vf] = out[vf].flip(2)
+        return out.float() / 255.0
 
 
 def drop_mask(
     shape: tuple[int, ...], opts: TrainOptions, gen: torch.Generator, device: torch.device
 ) -> torch.Tensor | None:
-    """(B, C, h, w) float mask of kept latent elements, or None when nothing is dropped."""
+    """(B, C, h, w) float mask of kept latent elements, or None when nothing is dropped.
+
+    A share ``drop_apply`` of the samples lose units at a rate ~ U(0, drop_max); the unit is a
+    channel, or (``mixed``) one of channel / token / 4x4 spatial block, drawn per sample.
+    Random numbers come from ``gen`` (CPU) in a fixed order; the masks are built vectorised.
+    """
     if opts.drop == "none":
         return None
     b, c, h, w = shape
     apply = torch.rand(b, generator=gen) < opts.drop_apply
     rate = torch.rand(b, generator=gen) * opts.drop_max * apply
-    masks = []
-    for i in range(b):
-        kind = "channel"
-        if opts.drop == "mixed":
-            kind = ("channel", "token", "spatial")[int(torch.randint(3, (1,), generator=gen))]
-        keep = 1.0 - float(rate[i])
-        if kind == "channel":
-            m = (torch.rand(c, 1, 1, generator=gen) < keep).expand(c, h, w)
-        elif kind == "token":
-            m = (torch.rand(1, h, w, generator=gen) < keep).expand(c, h, w)
-        else:  # spatial blocks of 4x4 positions
-            bh, bw = -(-h // 4), -(-w // 4)
-            blocks = torch.rand(1, bh, bw, generator=gen) < keep
-            m = blocks.repeat_interleave(4, 1).repeat_interleave(4, 2)[:, :h, :w].expand(c, h, w)
-        masks.append(m)
-    return torch.stack(masks).float().to(device)
+    keep = (1.0 - rate)[:, None, None, None]
+    chan = torch.rand(b, c, 1, 1, generator=gen) < keep
+    if opts.drop == "channel":
+        m = chan.expand(b, c, h, w)
+    else:
+        kind = torch.randint(3, (b, 1, 1, 1), generator=gen)
+        tok = torch.rand(b, 1, h, w, generator=gen) < keep
+        bh, bw = -(-h // 4), -(-w // 4)
+        blocks = torch.rand(b, 1, bh, bw, generator=gen) < keep
+        spat = blocks.repeat_interleave(4, 2).repeat_interleave(4, 3)[:, :, :h, :w]
+        m = torch.where(kind == 0, chan, torch.where(kind == 1, tok, spat))
+    return m.to(device=device, dtype=torch.float32, non_blocking=True)
 
 
 def psnr(mse: float) -> float:
@@ -141,6 +150,8 @@ def train(
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         start = int(meta.get("step", 0))
         history = json.loads(meta.get("history", "[]"))
+    if opts.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     total = start + opts.steps
     opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
     sampler = CropSampler(images, opts.crop, dev, opts.seed + 1000 * start)
@@ -184,6 +195,8 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, opts, start, total)
             x = sampler.batch(opts.batch)
+            if opts.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts.amp):
                 y = net.quantize(net.analysis(x).float(), noise=True)
                 mask = drop_mask(tuple(y.shape), opts, gen, dev)

@@ -63,7 +63,7 @@ def test_full_mask_decode_equals_decode_of_quantized_latent(name):
         q = q.reshape(gh, gw, -1).transpose(2, 0, 1)
     y = torch.from_numpy(np.ascontiguousarray(q))[None] * (enc.scale * codec.config.amplitude)
     with torch.inference_mode():
-        ref = codec.net.synthesis(y, torch.ones_like(y) if codec.config.masked else None)
+        ref = codec.net.synthesis(y, torch.ones_like(y) if codec.config.needs_mask else None)
     ref = (ref[0, :, :40, :56].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(codec.decode(enc, np.ones(enc.latent.shape, bool)), ref)
     np.testing.assert_array_equal(codec.decode(enc, None), ref)
@@ -101,7 +101,7 @@ def test_odd_sizes_are_padded_inside_and_cropped_back():
     codec = get_codec("cnn-sem")
     for h, w in [(17, 33), (1, 1), (64, 48)]:
         enc = codec.encode(image(h, w))
-        assert enc.latent.shape == (64, -(-h // 16), -(-w // 16))
+        assert enc.latent.shape == (codec.config.latent_channels, -(-h // 16), -(-w // 16))
         assert codec.decode(enc, None).shape == (h, w, 3)
 
 
