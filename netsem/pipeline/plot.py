@@ -64,7 +64,7 @@ def plot_delta_per_image(rows: list[dict], path: Path, loss_percent: float) -> N
         raise ValueError(f"no finite results at {loss_percent:g} % loss to plot")
     images = sorted({image for per_image in deltas.values() for image in per_image})
     width = 0.8 / len(deltas)
-    figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(images)), 4))
+    figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(images)) + 2, 4))
     for index, (label, per_image) in enumerate(sorted(deltas.items())):
         means = [np.mean(per_image.get(image, [np.nan])) for image in images]
         stds = [np.std(per_image.get(image, [np.nan])) for image in images]
@@ -72,7 +72,7 @@ def plot_delta_per_image(rows: list[dict], path: Path, loss_percent: float) -> N
     axis.set_xticks(np.arange(len(images)) + 0.4 - width / 2, images, rotation=20, ha="right", fontsize=8)
     axis.set(ylabel="ΔPSNR (dB)", title=f"per-image ΔPSNR at {loss_percent:g} % loss")
     axis.axhline(0, color="black", linewidth=0.8)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not over them
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
