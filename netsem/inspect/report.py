@@ -74,7 +74,7 @@ def inspect_packets(packets, dst_port: int | None = None) -> Inspection:
         key = (header.stream_id, header.frame_id)
         if key not in frames:
             frames[key] = FrameLosses(header)
-        frames[key].add(header, parsed.unit_ids, delivered)
+        frames[key].add(header, parsed.unit_ids, delivered, parsed.unit_spans)
     inspection.frames = [frames[key].summary() for key in sorted(frames)]
     return inspection
 

@@ -78,9 +78,12 @@ class FrameLosses:
     whole_units: set[int] = field(default_factory=set)
     slices: dict[int, set[int]] = field(default_factory=dict)  # unit -> delivered sub indices
     sub_counts: dict[int, int] = field(default_factory=dict)
+    unit_lengths: dict[int, int] = field(default_factory=dict)  # bytes layout: from every captured datagram
 
-    def add(self, header: Header, unit_ids: tuple[int, ...], delivered: bool) -> None:
+    def add(self, header: Header, unit_ids: tuple[int, ...], delivered: bool,
+            unit_spans: tuple[tuple[int, int], ...] = ()) -> None:
         self.datagrams_seen.add(header.datagram_index)
+        self.unit_lengths.update((unit, length) for unit, (_, length) in zip(unit_ids, unit_spans))
         if not delivered:
             return
         self.datagrams_delivered.add(header.datagram_index)
@@ -123,6 +126,9 @@ class FrameLosses:
         """Elements of the lost units (partial units count whole), or None for a geometry that
         does not validate or too many lost units to sum."""
         header = self.header
+        if header.layout == Layout.BYTES:  # lengths travel with the units; unknown if never captured
+            lengths = [self.unit_lengths.get(unit) for a, b in lost for unit in range(a, b + 1)]
+            return None if None in lengths else sum(lengths)
         try:
             layout, kind = Layout(header.layout), PartitionKind(header.partition)
             geometry = (layout, header.shape, kind, (header.block_h, header.block_w), (header.grid_h, header.grid_w))

@@ -45,6 +45,7 @@ class KnownCapture:
     lost_units: dict[int, set[int]] = field(default_factory=dict)  # frame id -> units not received whole
     unit_counts: dict[int, int] = field(default_factory=dict)
     datagram_counts: dict[int, int] = field(default_factory=dict)
+    segment_lengths: dict[int, list[int]] = field(default_factory=dict)  # byte-stream frames: bytes per unit
 
 
 def _frames() -> list[tuple[LatentFrame | StreamFrame, Packetizer, int]]:
@@ -103,6 +104,8 @@ def build_capture(path) -> KnownCapture:
         plan = packetizer.plan(frame)
         capture.unit_counts[frame_id] = packetizer.partition_of(frame).unit_count
         capture.datagram_counts[frame_id] = len(datagrams)
+        if isinstance(frame, StreamFrame):
+            capture.segment_lengths[frame_id] = packetizer.partition_of(frame).unit_sizes().tolist()
         lost: set[int] = set()
         for index, datagram in enumerate(datagrams):
             fate = FATES[frame_id].get(index, "sent")

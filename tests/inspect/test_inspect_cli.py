@@ -23,6 +23,14 @@ def test_lost_units_match_the_packetizer_plan(known_capture):
         assert frame["datagrams_expected"] == known_capture.datagram_counts[frame_id]
 
 
+def test_a_byte_stream_frame_counts_the_bytes_of_its_lost_segments(known_capture):
+    frame = next(f for f in inspect_capture(known_capture.path).frames if f["layout"] == "bytes")
+    lengths = known_capture.segment_lengths[frame["frame_id"]]
+    lost = known_capture.lost_units[frame["frame_id"]]
+    assert lost and frame["unit_name"] == "segments"
+    assert frame["elements_lost"] == sum(lengths[unit] for unit in lost)
+
+
 def test_every_packet_is_accounted_for(known_capture):
     inspection = inspect_capture(known_capture.path)
     assert len(inspection.datagrams) == len(known_capture.netsem)
