@@ -437,10 +437,13 @@ def _assemble_stream(state: _FrameState) -> tuple[np.ndarray, np.ndarray, np.nda
         start, end = sub_unit_bounds(length, sub_index, sub_count)
         stream[offset + start : offset + end] = np.frombuffer(payload, dtype=np.uint8)
         received[offset + start : offset + end] = True
-    unit_received = np.array(
-        [length > 0 and bool(received[offset : offset + length].all()) for offset, length in state.spans.tolist()],
-        dtype=bool,
-    )
+    # a unit is complete when all `length` bytes from `offset` arrived: count them with a prefix sum
+    offsets, lengths = state.spans[:, 0], state.spans[:, 1]
+    known = lengths > 0
+    arrived = np.concatenate(([0], np.cumsum(received, dtype=np.int64)))
+    ends = np.where(known, offsets + lengths, 0)
+    starts = np.where(known, offsets, 0)
+    unit_received = known & (arrived[ends] - arrived[starts] == lengths)
     return stream, received, unit_received
 
 
