@@ -87,8 +87,8 @@ class Frame:
             raise ValueError("only a byte-stream frame has segments")
         return {
             int(u): self.latent[o : o + n].tobytes()
-            for u, (o, n) in enumerate(self.spans.tolist())
-            if self.unit_received[u]
+            for u in np.flatnonzero(self.unit_received)
+            for o, n in (self.spans[u].tolist(),)
         }
 
     @property
@@ -104,8 +104,8 @@ class _FrameState:
     """A frame being reassembled. Payloads are kept packed until delivery, when the whole
     frame is unpacked and scattered in a few vectorised steps."""
 
-    __slots__ = ("header", "header_bytes", "partition", "spans", "unit_seen", "seen", "whole", "slices", "count",
-                 "first", "last", "nbytes")
+    __slots__ = ("header", "header_bytes", "partition", "spans", "claimed", "unit_parts", "slice_seen", "seen",
+                 "whole", "slices", "count", "first", "last", "nbytes")
 
     def __init__(self, header: Header, header_bytes: bytes, partition: Partition | None, nbytes: int,
                  now: float) -> None:
@@ -113,7 +113,11 @@ class _FrameState:
         self.header_bytes = header_bytes  # the frame-wide header bytes it is found by
         self.partition = partition  # None for a byte stream: its units' spans come with the datagrams
         self.spans = np.full((header.unit_count, 2), -1, dtype=np.int64) if partition is None else None
-        self.unit_seen = np.zeros(header.unit_count, dtype=bool)  # whole units received
+        self.claimed = np.zeros(header.dim0, dtype=bool) if partition is None else None  # stream bytes received
+        # how each unit arrives: 0 not yet, 1 whole, n > 1 as slices of n (one count per unit,
+        # each slice once: no data is stored twice, so a frame holds at most its own size)
+        self.unit_parts = np.zeros(header.unit_count, dtype=np.uint16)
+        self.slice_seen: set[int] = set()  # unit * 65536 + sub index
         self.seen = np.zeros(header.datagram_count, dtype=bool)
         self.whole: list[tuple[np.ndarray, bytes]] = []  # (unit ids, payload)
         self.slices: list[tuple[int, int, int, bytes]] = []  # (unit, sub index, sub count, payload)
@@ -126,12 +130,13 @@ def frame_nbytes(header: Header, elements: int) -> int:
     """Upper bound of the memory a frame holds: packed payloads (at most one copy of the
     frame, duplicates being rejected), unit and datagram bitmaps, partition indices, and the
     delivered latent and mask."""
-    if header.layout == Layout.BYTES:  # payload, stream, mask, spans
-        return 3 * elements + 80 * header.datagram_count + 25 * (header.unit_count + 1) + header.datagram_count
+    per_datagram = 161  # seen flag, payload reference, slice record
+    if header.layout == Layout.BYTES:  # payload, claimed bytes, stream, mask; spans and parts per unit
+        return 4 * elements + per_datagram * header.datagram_count + 27 * (header.unit_count + 1)
     itemsize = 1 if header.bit_width <= 8 else 2
     index_bytes = 4 * elements if header.partition == PartitionKind.SPATIAL else 0
-    packed = bitpack.packed_size(elements, header.bit_width) + 80 * header.datagram_count
-    return packed + elements * (itemsize + 1) + index_bytes + 9 * (header.unit_count + 1) + header.datagram_count
+    packed = bitpack.packed_size(elements, header.bit_width) + per_datagram * header.datagram_count
+    return packed + elements * (itemsize + 1) + index_bytes + 11 * (header.unit_count + 1)
 
 
 class Reassembler:
@@ -210,17 +215,26 @@ class Reassembler:
             return RejectReason.BAD_HEADER
         if bitpack.packed_size(elements, header.bit_width) != payload_len:
             return RejectReason.BAD_LENGTH
-        if state is not None and (state.seen[index] or (sub_count == 1 and state.unit_seen[unit_ids].any())):
-            return RejectReason.DUPLICATE
+        pieces = None if spans is None else _stream_pieces(spans, sub_index, sub_count)
+        if pieces is None and spans is not None:
+            return RejectReason.INCONSISTENT  # the datagram's own units overlap in the stream
+        if state is not None:
+            reason = _repeat_reason(state, index, unit_ids, sub_index, sub_count, pieces)
+            if reason is not None:
+                return reason
         if state is None:
             state = self._open_frame(datagram[:FRAME_WIDE_SIZE], header, now)
         payload = datagram[HEADER_SIZE + table_size : -CRC_SIZE]
         if spans is not None:
             state.spans[unit_ids] = spans
+            for start, end in pieces:
+                state.claimed[start:end] = True
         if sub_count == 1:
-            state.unit_seen[unit_ids] = True
-            state.whole.append((unit_ids, payload))
+            state.unit_parts[unit_ids] = 1
+            state.whole.append((unit_ids.copy(), payload))  # a copy: the datagram itself is not kept
         else:
+            state.unit_parts[unit_ids[0]] = sub_count
+            state.slice_seen.add(int(unit_ids[0]) * 65536 + sub_index)
             state.slices.append((int(unit_ids[0]), sub_index, sub_count, payload))
         state.seen[index] = True
         state.count += 1
@@ -406,6 +420,38 @@ class Reassembler:
             "frames_in_flight": self.frames_in_flight,
             "bytes_in_flight": self.bytes_in_flight,
         }
+
+
+def _repeat_reason(state: _FrameState, index: int, unit_ids: np.ndarray, sub_index: int, sub_count: int,
+                  pieces: list[tuple[int, int]] | None) -> RejectReason | None:
+    """Why a datagram of a known frame repeats or contradicts data the frame already holds."""
+    if state.seen[index]:
+        return RejectReason.DUPLICATE
+    parts = state.unit_parts[unit_ids]
+    if sub_count == 1:
+        if parts.any():
+            return RejectReason.DUPLICATE  # a unit received already, whole or in part
+    else:
+        unit = int(unit_ids[0])
+        if parts[0] == 1 or unit * 65536 + sub_index in state.slice_seen:
+            return RejectReason.DUPLICATE
+        if parts[0] not in (0, sub_count):
+            return RejectReason.INCONSISTENT  # the unit was cut into another number of slices
+    if pieces is not None and any(state.claimed[start:end].any() for start, end in pieces):
+        return RejectReason.INCONSISTENT  # claims stream bytes another unit delivered
+    return None
+
+
+def _stream_pieces(spans: np.ndarray, sub_index: int, sub_count: int) -> list[tuple[int, int]] | None:
+    """The stream byte ranges a (valid-span) datagram fills, or None when they overlap."""
+    if sub_count > 1:
+        offset, length = spans[0].tolist()
+        start, end = sub_unit_bounds(length, sub_index, sub_count)
+        return [(offset + start, offset + end)]
+    pieces = sorted((offset, offset + length) for offset, length in spans.tolist())
+    if any(pieces[i][1] > pieces[i + 1][0] for i in range(len(pieces) - 1)):
+        return None
+    return pieces
 
 
 def _span_elements(stream_length: int, spans: np.ndarray, sub_index: int, sub_count: int) -> int | None:

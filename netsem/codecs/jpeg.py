@@ -23,6 +23,8 @@ from .base import CodecError, check_image
 from .registry import JPEG_ID
 
 MCU = 16  # 4:2:0 chroma subsampling: 16x16 MCUs
+MAX_SIDE = 65500  # the largest JPEG dimension
+MAX_PIXELS = 1 << 25  # what a receiver decodes at most: sizes come from a peer's header
 
 
 @dataclass(frozen=True)
@@ -152,11 +154,19 @@ class JpegCodec:
     ) -> np.ndarray:
         """Rebuild the image from the received segments; lost intervals' MCUs are concealed."""
         h, w = image_size
+        if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and h * w <= MAX_PIXELS):
+            raise CodecError(f"jpeg: image size {h}x{w} outside 1..{MAX_SIDE} a side, {MAX_PIXELS} pixels")
         q = self.quality if quality is None else quality
         k = self.interval_mcus(image_size, restart_mcus)
         n = self.intervals(image_size, k)
         rows, cols = mcu_grid(image_size)
-        header = segments.get(0) or self.header(image_size, q, k)
+        if 0 in segments:
+            header = segments[0]
+        else:
+            try:
+                header = self.header(image_size, q, k)
+            except (ValueError, OSError, OverflowError) as exc:
+                raise CodecError(f"jpeg: cannot rebuild the header for quality {q}, {k} MCUs per interval ({exc})") from None
         bodies = {i: segments[i + 1][:-2] for i in range(n) if (i + 1) in segments}
         # a donor of the same MCU count: any received full-length interval
         last_short = (rows * cols) % k != 0

@@ -83,9 +83,12 @@ class NetsemHeader(Packet):
 
     name = "netsem"
     fields_desc = [_scapy_field(subcon) for subcon in FIXED_HEADER.subcons] + [
-        FieldListField("unit_ids", [], IntField("unit_id", 0), count_from=lambda pkt: pkt.unit_count_here),
+        # max_count: scapy stops at 100 list items by default; a datagram may name 65535 units
+        FieldListField("unit_ids", [], IntField("unit_id", 0), count_from=lambda pkt: pkt.unit_count_here,
+                       max_count=0xFFFF),
         FieldListField("unit_spans", [], IntField("unit_span", 0),
-                       count_from=lambda pkt: 2 * (pkt.unit_count_here or 0) if pkt.layout == Layout.BYTES else 0),
+                       count_from=lambda pkt: 2 * (pkt.unit_count_here or 0) if pkt.layout == Layout.BYTES else 0,
+                       max_count=2 * 0xFFFF),
         # "payload" is scapy's name for the next layer, hence "payload_bytes"
         StrLenField("payload_bytes", b"", length_from=lambda pkt: pkt.payload_len),
         XIntField("crc32", None),

@@ -127,6 +127,8 @@ class FrameLosses:
         does not validate or too many lost units to sum."""
         header = self.header
         if header.layout == Layout.BYTES:  # lengths travel with the units; unknown if never captured
+            if range_count(lost) > MAX_COUNTED_UNITS:
+                return None
             lengths = [self.unit_lengths.get(unit) for a, b in lost for unit in range(a, b + 1)]
             return None if None in lengths else sum(lengths)
         try:

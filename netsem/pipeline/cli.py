@@ -264,6 +264,9 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, s
         interleave=tuple(choice == "on" for choice in _split(interleave)), netem=specs or ("",),
         seeds=seed_list, mtu=mtu, transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match,
     )
+    if not len(grid):
+        raise click.UsageError("nothing to run: jpeg takes only the segment partition, the latent codecs "
+                               "channel, token or spatial")
     try:
         for spec in grid.netem:
             parse_netem(spec)

@@ -72,7 +72,11 @@ def decode_received(codec: AnyCodec, frame: Frame) -> np.ndarray:
     """The image decoded from what arrived (missing units masked or concealed)."""
     header = frame.header
     if header.layout == Layout.BYTES:
-        return codec.decode(frame.segments(), (header.image_height, header.image_width), header.dim1, header.dim2)
+        size = (header.image_height, header.image_width)
+        if min(size) < 1 or header.unit_count != 1 + codec.intervals(size, header.dim2 or None):
+            raise CodecError(f"jpeg: {header.unit_count} segments do not fit a {size[0]}x{size[1]} image "
+                             f"with {header.dim2} MCUs per restart interval")
+        return codec.decode(frame.segments(), size, header.dim1, header.dim2)
     return codec.decode(*encoded_from_frame(frame))
 
 

@@ -74,7 +74,8 @@ def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
 
 def matched_jpeg_quality(image: str | None, codec: str, mtu: int, cache: EncodingCache) -> int:
     """The highest jpeg quality whose datagrams take no more bytes on the wire than `codec`'s
-    for the same image (headers, unit tables and CRCs counted on both sides); 1 if none fits."""
+    for the same image, sent in its default (channel) partition (headers, unit tables and CRCs
+    counted on both sides); 1 if none fits."""
     budget = wire_bytes(SessionOptions(image=image, codec=codec, mtu=mtu), cache)
     low, high, best = 1, 95, 1
     while low <= high:

@@ -11,7 +11,7 @@ from scapy.layers.inet import IP, UDP
 
 from netsem.inspect.layer import NetsemHeader
 from packetizers.wire import DEFAULT_PORT
-from packetizers.wire import DATAGRAM, FIELD_NAMES, FIXED_HEADER, MAGIC, Layout, parse_with_construct
+from packetizers.wire import DATAGRAM, FIELD_NAMES, FIXED_HEADER, MAGIC, Layout, PartitionKind, parse_with_construct
 
 _INTEGER_BITS = {"B": 8, "H": 16, "L": 32}
 
@@ -79,3 +79,18 @@ def test_layer_is_bound_to_udp_on_the_default_port():
     packet = IP(bytes(IP() / UDP(sport=40000, dport=DEFAULT_PORT) / NetsemHeader(frame_id=7, unit_ids=[1, 2], payload_bytes=b"ab")))
     assert NetsemHeader in packet
     assert packet[NetsemHeader].frame_id == 7 and packet[NetsemHeader].unit_ids == [1, 2]
+
+
+def test_datagrams_naming_hundreds_of_units_decode():
+    import numpy as np
+
+    from netsem.inspect.datagram import Datagram, parse_datagram
+    from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
+
+    stream = StreamFrame(bytes(range(256)) * 4, tuple(range(0, 1000, 5)), codec_id=10)
+    tokens = LatentFrame(np.zeros((400, 1), dtype=np.int64), Layout.ND, 1, False)
+    for datagram in (Packetizer().packetize(stream, 1)[0],
+                     Packetizer(PartitionKind.TOKEN, mtu=1500).packetize(tokens, 2)[0]):
+        parsed = parse_datagram(datagram)
+        assert isinstance(parsed, Datagram) and len(parsed.unit_ids) > 60
+        assert list(parsed.unit_ids) == list(parse_with_construct(datagram).unit_ids)

@@ -136,3 +136,27 @@ def test_segment_partition_is_for_byte_streams_only():
     datagram = Packetizer(PartitionKind.CHANNEL).packetize(LatentFrame(latent, Layout.CHW, 4, False), 0)[0]
     assert latent_frame.receive(rewrite_header(datagram, layout=Layout.BYTES), 0.0) in (
         RejectReason.BAD_LENGTH, RejectReason.TRUNCATED)
+
+
+def test_no_stream_byte_is_stored_twice():
+    datagrams = packetize(mtu=500)
+    whole = next(d for d in datagrams if peek_header(d).sub_count == 1)
+    ids = parse_with_construct(whole).unit_ids
+    reassembler = Reassembler()
+    assert reassembler.receive(whole, 0.0) is None
+    # another datagram index claiming the same bytes under another unit id
+    other = [u for u in range(len(OFFSETS)) if u not in ids][0]
+    span = parse_with_construct(whole).unit_spans[0]
+    body = whole[:HEADER_SIZE] + np.asarray([other], ">u4").tobytes() + np.asarray(
+        [[span.offset, span.length]], ">u4").tobytes() + parse_with_construct(whole).payload[: span.length]
+    thief = rewrite_header(with_crc(body), unit_count_here=1, payload_len=span.length,
+                           datagram_index=peek_header(datagrams[-1]).datagram_index)
+    assert reassembler.receive(thief, 0.0) == RejectReason.INCONSISTENT
+    # the same slice again under another datagram index
+    sliced = [d for d in datagrams if peek_header(d).sub_count > 1]
+    assert reassembler.receive(sliced[0], 0.0) is None
+    unused = next(i for i in range(peek_header(whole).datagram_count)
+                  if i not in {peek_header(d).datagram_index for d in (whole, sliced[0])})
+    assert reassembler.receive(rewrite_header(sliced[0], datagram_index=unused), 0.0) == RejectReason.DUPLICATE
+    (frame,) = reassembler.flush()
+    assert frame.received.sum() == len(parse_with_construct(whole).payload) + len(parse_with_construct(sliced[0]).payload)

@@ -174,3 +174,18 @@ def test_mutated_datagrams_never_raise(datagram, edits, fix_crc, cut):
     if accepted:  # a mutation the CRC cannot see must still be self-consistent
         frames = reassembler.flush()
         assert len(frames) == 1 and frames[0].received.any()
+
+
+def test_a_slice_is_stored_once_whatever_datagram_index_it_claims():
+    big = np.random.default_rng(3).integers(0, 64, size=(2, 40, 40))  # 1200-byte channels: sliced at mtu 300
+    datagrams = make_datagrams(partition=PartitionKind.CHANNEL, latent=big)
+    first = next(d for d in datagrams if peek_header(d).sub_count > 1)
+    header = peek_header(first)
+    reassembler = Reassembler()
+    assert reassembler.receive(first, 0.0) is None
+    for index in range(header.datagram_count):
+        if index != header.datagram_index:
+            assert reassembler.receive(rewrite_header(first, datagram_index=index), 0.0) == RejectReason.DUPLICATE
+    recut = rewrite_header(first, datagram_index=(header.datagram_index + 1) % header.datagram_count,
+                           sub_count=header.sub_count + 1)
+    assert reassembler.receive(recut, 0.0) in (RejectReason.INCONSISTENT, RejectReason.BAD_LENGTH)

@@ -40,6 +40,7 @@ def tiny_png(tmp_path_factory) -> str:
         (["send", "--codec", "jpeg", "--partition", "token"], "jpeg does not support the token partition"),
         (["simulate", "--partition", "segment"], "does not support the segment partition"),
         (["simulate", "--codec", "jpeg", "--jpeg-quality", "0"], "0 is not in the range"),
+        (["sweep", "--codec", "cnn", "--partition", "segment", "--out", "/tmp/x.csv"], "nothing to run"),
     ],
 )
 def test_misuse_prints_one_line_and_exits_non_zero(args, message):

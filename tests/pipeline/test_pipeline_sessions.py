@@ -108,3 +108,20 @@ def test_recv_decodes_a_jpeg_frame(small_photo, tmp_path):
     assert report["codec"] == "jpeg" and "error" not in report
     assert (tmp_path / report["image"]).exists()
     assert report["units_received"] == int(frame.unit_received.sum()) < frame.header.unit_count
+
+
+@pytest.mark.parametrize("fields", [dict(image_width=0, dim2=0), dict(image_height=60000, image_width=60000),
+                                    dict(unit_count=3), dict(dim1=1000, dim2=2**32 - 1)])
+def test_recv_reports_a_hostile_jpeg_header_instead_of_crashing(small_photo, tmp_path, fields):
+    from netsem.pipeline.recv import decode_frame
+    from packetizers.wire import rewrite_header
+
+    datagrams = prepare(SessionOptions(image=small_photo, codec="jpeg", partition="segment")).datagrams
+    reassembler = Reassembler()
+    for datagram in datagrams[1:]:  # without the header segment's datagram, when it is first
+        reassembler.receive(rewrite_header(datagram, **fields), 0.0)
+    frames = reassembler.flush()
+    for frame in frames:
+        report = decode_frame(frame, tmp_path)
+        assert "error" in report or "image" in report
+    assert frames or sum(reassembler.rejected.values()) == len(datagrams) - 1

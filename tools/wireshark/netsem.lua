@@ -183,11 +183,15 @@ local function dissect(tvb, pinfo, tree)
             ids[#ids + 1] = tostring(range:uint())
         end
     end
-    local spans_start = HEADER_SIZE + UNIT_ID_SIZE * ids_shown
-    if span_size > 0 and ids_shown > 0 then
-        local spans_tree = root:add(tvb(spans_start, span_size * ids_shown),
+    local spans_start = HEADER_SIZE + UNIT_ID_SIZE * values.unit_count_here
+    local spans_shown = 0
+    if span_size > 0 then
+        spans_shown = math.max(0, math.min(ids_shown, math.floor((body_end - spans_start) / span_size)))
+    end
+    if spans_shown > 0 then
+        local spans_tree = root:add(tvb(spans_start, span_size * spans_shown),
             string.format("Unit spans (%d)", values.unit_count_here))
-        for i = 0, ids_shown - 1 do
+        for i = 0, spans_shown - 1 do
             local at = spans_start + span_size * i
             local span = spans_tree:add(tvb(at, span_size), string.format("Unit %s: offset %d, length %d",
                 ids[i + 1], tvb(at, 4):uint(), tvb(at + 4, 4):uint()))
@@ -195,7 +199,7 @@ local function dissect(tvb, pinfo, tree)
             span:add(f_unit_length, tvb(at + 4, 4))
         end
     end
-    local payload_start = spans_start + span_size * ids_shown
+    local payload_start = spans_start + span_size * values.unit_count_here
     local payload_shown = math.min(values.payload_len, body_end - payload_start)
     if payload_shown > 0 then root:add(f_payload, tvb(payload_start, payload_shown)) end
     if declared ~= length then
