@@ -204,13 +204,12 @@ class Packetizer:
         return partition_for(frame.layout, frame.latent.shape, self.partition_kind, self.block, frame.token_grid)
 
     def plan(self, frame: LatentFrame | StreamFrame) -> DatagramPlan:
-        if isinstance(frame, StreamFrame):
-            if self.mtu < min_mtu(8, Layout.BYTES):
-                raise ValueError(f"--mtu {self.mtu} is too small: a datagram needs at least {min_mtu(8, Layout.BYTES)} bytes")
-            return build_plan(self.partition_of(frame), 8, self.mtu, self.seed, self.interleave)
-        if self.mtu < min_mtu(frame.bit_width):
-            raise ValueError(f"--mtu {self.mtu} is too small: a datagram needs at least {min_mtu(frame.bit_width)} bytes")
-        return plan_datagrams(self.partition_of(frame), frame.bit_width, self.mtu, self.seed, self.interleave)
+        stream = isinstance(frame, StreamFrame)
+        bit_width, layout = (8, Layout.BYTES) if stream else (frame.bit_width, frame.layout)
+        if self.mtu < min_mtu(bit_width, layout):
+            raise ValueError(f"--mtu {self.mtu} is too small: a datagram needs at least {min_mtu(bit_width, layout)} bytes")
+        planner = build_plan if stream else plan_datagrams
+        return planner(self.partition_of(frame), bit_width, self.mtu, self.seed, self.interleave)
 
     def packetize(self, frame: LatentFrame | StreamFrame, frame_id: int) -> list[bytes]:
         """The frame's datagrams. A byte stream is always cut at its own segments, whatever

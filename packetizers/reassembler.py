@@ -85,11 +85,11 @@ class Frame:
         """Bytes layout: the completely received segments, by unit id."""
         if self.spans is None:
             raise ValueError("only a byte-stream frame has segments")
-        return {
-            int(u): self.latent[o : o + n].tobytes()
-            for u in np.flatnonzero(self.unit_received)
-            for o, n in (self.spans[u].tolist(),)
-        }
+        segments = {}
+        for unit in np.flatnonzero(self.unit_received).tolist():
+            offset, length = self.spans[unit].tolist()
+            segments[unit] = self.latent[offset : offset + length].tobytes()
+        return segments
 
     @property
     def datagrams_expected(self) -> int:
@@ -101,19 +101,22 @@ class Frame:
 
 
 class _FrameState:
-    """A frame being reassembled. Payloads are kept packed until delivery, when the whole
-    frame is unpacked and scattered in a few vectorised steps."""
+    """A frame being reassembled. A latent's payloads are kept packed until delivery, when the
+    whole frame is unpacked and scattered in a few vectorised steps; a byte stream's payloads
+    are bytes already, written into the stream as they arrive."""
 
-    __slots__ = ("header", "header_bytes", "partition", "spans", "claimed", "unit_parts", "slice_seen", "seen",
-                 "whole", "slices", "count", "first", "last", "nbytes")
+    __slots__ = ("header", "header_bytes", "partition", "spans", "stream", "claimed", "unit_parts", "slice_seen",
+                 "seen", "whole", "slices", "count", "first", "last", "nbytes")
 
     def __init__(self, header: Header, header_bytes: bytes, partition: Partition | None, nbytes: int,
                  now: float) -> None:
         self.header = header
         self.header_bytes = header_bytes  # the frame-wide header bytes it is found by
         self.partition = partition  # None for a byte stream: its units' spans come with the datagrams
-        self.spans = np.full((header.unit_count, 2), -1, dtype=np.int64) if partition is None else None
-        self.claimed = np.zeros(header.dim0, dtype=bool) if partition is None else None  # stream bytes received
+        stream = partition is None
+        self.spans = np.full((header.unit_count, 2), -1, dtype=np.int64) if stream else None
+        self.stream = np.zeros(header.dim0, dtype=np.uint8) if stream else None
+        self.claimed = np.zeros(header.dim0, dtype=bool) if stream else None  # stream bytes received
         # how each unit arrives: 0 not yet, 1 whole, n > 1 as slices of n (one count per unit,
         # each slice once: no data is stored twice, so a frame holds at most its own size)
         self.unit_parts = np.zeros(header.unit_count, dtype=np.uint16)
@@ -131,8 +134,8 @@ def frame_nbytes(header: Header, elements: int) -> int:
     frame, duplicates being rejected), unit and datagram bitmaps, partition indices, and the
     delivered latent and mask."""
     per_datagram = 161  # seen flag, payload reference, slice record
-    if header.layout == Layout.BYTES:  # payload, claimed bytes, stream, mask; spans and parts per unit
-        return 4 * elements + per_datagram * header.datagram_count + 27 * (header.unit_count + 1)
+    if header.layout == Layout.BYTES:  # the stream and its claimed bytes (delivered as they are); spans, parts
+        return 2 * elements + per_datagram * header.datagram_count + 27 * (header.unit_count + 1)
     itemsize = 1 if header.bit_width <= 8 else 2
     index_bytes = 4 * elements if header.partition == PartitionKind.SPATIAL else 0
     packed = bitpack.packed_size(elements, header.bit_width) + per_datagram * header.datagram_count
@@ -227,15 +230,20 @@ class Reassembler:
         payload = datagram[HEADER_SIZE + table_size : -CRC_SIZE]
         if spans is not None:
             state.spans[unit_ids] = spans
-            for start, end in pieces:
+            data, at = np.frombuffer(payload, dtype=np.uint8), 0
+            for start, end in pieces:  # in unit-id order, as the payload carries them
+                state.stream[start:end] = data[at : at + end - start]
                 state.claimed[start:end] = True
+                at += end - start
         if sub_count == 1:
             state.unit_parts[unit_ids] = 1
-            state.whole.append((unit_ids.copy(), payload))  # a copy: the datagram itself is not kept
+            if spans is None:
+                state.whole.append((unit_ids.copy(), payload))  # a copy: the datagram itself is not kept
         else:
             state.unit_parts[unit_ids[0]] = sub_count
             state.slice_seen.add(int(unit_ids[0]) * 65536 + sub_index)
-            state.slices.append((int(unit_ids[0]), sub_index, sub_count, payload))
+            if spans is None:
+                state.slices.append((int(unit_ids[0]), sub_index, sub_count, payload))
         state.seen[index] = True
         state.count += 1
         state.last = now
@@ -357,7 +365,7 @@ class Reassembler:
         state = self._drop(key)
         partition = state.partition
         if partition is None:
-            latent, received, unit_received = _assemble_stream(state)
+            latent, received, unit_received = state.stream, state.claimed, _complete_units(state)
         else:
             values, mask = _unpack_frame(state)
             latent, received = partition.from_units(values), partition.from_units(mask)
@@ -443,13 +451,15 @@ def _repeat_reason(state: _FrameState, index: int, unit_ids: np.ndarray, sub_ind
 
 
 def _stream_pieces(spans: np.ndarray, sub_index: int, sub_count: int) -> list[tuple[int, int]] | None:
-    """The stream byte ranges a (valid-span) datagram fills, or None when they overlap."""
+    """The stream byte ranges a (valid-span) datagram fills, in unit-id order, or None when
+    they overlap."""
     if sub_count > 1:
         offset, length = spans[0].tolist()
         start, end = sub_unit_bounds(length, sub_index, sub_count)
         return [(offset + start, offset + end)]
-    pieces = sorted((offset, offset + length) for offset, length in spans.tolist())
-    if any(pieces[i][1] > pieces[i + 1][0] for i in range(len(pieces) - 1)):
+    pieces = [(offset, offset + length) for offset, length in spans.tolist()]
+    ordered = sorted(pieces)
+    if any(ordered[i][1] > ordered[i + 1][0] for i in range(len(ordered) - 1)):
         return None
     return pieces
 
@@ -467,30 +477,15 @@ def _span_elements(stream_length: int, spans: np.ndarray, sub_index: int, sub_co
     return end - start
 
 
-def _assemble_stream(state: _FrameState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A byte-stream frame's bytes, per-byte received mask and per-unit completeness."""
-    stream = np.zeros(state.header.dim0, dtype=np.uint8)
-    received = np.zeros(state.header.dim0, dtype=bool)
-    for ids, payload in state.whole:
-        data = np.frombuffer(payload, dtype=np.uint8)
-        at = 0
-        for offset, length in state.spans[ids].tolist():
-            stream[offset : offset + length] = data[at : at + length]
-            received[offset : offset + length] = True
-            at += length
-    for unit, sub_index, sub_count, payload in state.slices:
-        offset, length = state.spans[unit].tolist()
-        start, end = sub_unit_bounds(length, sub_index, sub_count)
-        stream[offset + start : offset + end] = np.frombuffer(payload, dtype=np.uint8)
-        received[offset + start : offset + end] = True
-    # a unit is complete when all `length` bytes from `offset` arrived: count them with a prefix sum
+def _complete_units(state: _FrameState) -> np.ndarray:
+    """Which units of a byte stream arrived whole: all `length` bytes from `offset` claimed,
+    counted with a prefix sum."""
     offsets, lengths = state.spans[:, 0], state.spans[:, 1]
     known = lengths > 0
-    arrived = np.concatenate(([0], np.cumsum(received, dtype=np.int64)))
+    arrived = np.concatenate(([0], np.cumsum(state.claimed, dtype=np.int64)))
     ends = np.where(known, offsets + lengths, 0)
     starts = np.where(known, offsets, 0)
-    unit_received = known & (arrived[ends] - arrived[starts] == lengths)
-    return stream, received, unit_received
+    return known & (arrived[ends] - arrived[starts] == lengths)
 
 
 def _unpack_frame(state: _FrameState) -> tuple[np.ndarray, np.ndarray]:

@@ -38,16 +38,12 @@ def codec_for_frame(frame: Frame) -> AnyCodec:
     return codec_by_id(frame.header.codec_id)
 
 
-def partitions_of(codec: AnyCodec) -> tuple[str, ...]:
-    return STREAM_PARTITIONS if isinstance(codec, JpegCodec) else tuple(codec.partitions)
-
-
 def default_partition(codec_name: str) -> str:
     return STREAM_PARTITIONS[0] if codec_name == "jpeg" else LATENT_PARTITIONS[0]
 
 
 def check_partition(codec_name: str, codec: AnyCodec, partition: str) -> None:
-    supported = partitions_of(codec)
+    supported = STREAM_PARTITIONS if isinstance(codec, JpegCodec) else tuple(codec.partitions)
     if partition not in supported:
         raise CodecError(f"codec {codec_name} does not support the {partition} partition "
                          f"(it supports: {', '.join(supported)})")
