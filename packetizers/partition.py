@@ -197,24 +197,34 @@ partition_for = lru_cache(maxsize=16)(build_partition)
 def _spatial_order(
     layout: Layout, shape: tuple[int, ...], block: tuple[int, int], grid: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Flat latent indices in spatial-unit order, and each block's element count."""
+    """Flat latent indices in spatial-unit order, and each block's element count.
+
+    Arithmetic only (no loop over blocks): a header from a peer may ask for millions of
+    1x1 blocks, and building their order must cost no more than one pass over the elements.
+    Element (d, y, x) of block (by, bx) sits at the block's offset plus its rank within the
+    block: chw ranks (c, y, x) row-major, nd ranks (token, dim).
+    """
     if layout == Layout.CHW:
-        channels, height, width = shape
-        # flat latent index of (c, y, x), viewed with the spatial axes last
-        flat = np.arange(channels * height * width, dtype=np.int64).reshape(channels, height, width)
+        depth, height, width = shape
     else:
-        tokens, dims = shape
-        height, width = grid
-        # flat latent index of (token, dim) with the token split onto its grid, moved to (dim, y, x)
-        flat = np.arange(tokens * dims, dtype=np.int64).reshape(height, width, dims).transpose(2, 0, 1)
-    pieces, sizes = [], []
-    for y0 in range(0, height, block[0]):
-        for x0 in range(0, width, block[1]):
-            piece = flat[:, y0 : y0 + block[0], x0 : x0 + block[1]]
-            if layout == Layout.ND:
-                piece = piece.transpose(1, 2, 0)  # (token, dim) order within the block
-            piece = piece.reshape(-1)
-            pieces.append(piece)
-            sizes.append(piece.size)
-    index_dtype = np.int32 if flat.size < 2**31 else np.int64
-    return np.concatenate(pieces).astype(index_dtype), np.asarray(sizes, dtype=np.int64)
+        (height, width), depth = grid, shape[1]
+    block_h, block_w = block
+    blocks_y, blocks_x = -(-height // block_h), -(-width // block_w)
+    ids = np.arange(blocks_y * blocks_x, dtype=np.int64)
+    sizes = unit_sizes_of(layout, shape, PartitionKind.SPATIAL, block, grid, ids)
+    starts = np.cumsum(sizes) - sizes
+    y, x = np.arange(height, dtype=np.int64), np.arange(width, dtype=np.int64)
+    rows = np.minimum(block_h, height - (y // block_h) * block_h)  # height of the block holding row y
+    cols = np.minimum(block_w, width - (x // block_w) * block_w)
+    block_of = (y // block_h)[:, None] * blocks_x + (x // block_w)[None, :]  # (H, W)
+    in_block = (y % block_h)[:, None] * cols[None, :] + (x % block_w)[None, :]  # position's rank in its block
+    area = rows[:, None] * cols[None, :]  # positions in the block holding (y, x)
+    d = np.arange(depth, dtype=np.int64)[:, None, None]
+    if layout == Layout.CHW:  # rank (c, y, x): channel-major within the block
+        position = starts[block_of][None] + d * area[None] + in_block[None]  # (C, H, W), latent order
+    else:  # rank (token, dim); latent order (token = y * W + x, dim)
+        position = (starts[block_of] + in_block * depth)[:, :, None] + d.reshape(1, 1, -1)
+    index_dtype = np.int32 if position.size < 2**31 else np.int64
+    order = np.empty(position.size, dtype=index_dtype)
+    order[position.reshape(-1)] = np.arange(position.size, dtype=index_dtype)
+    return order, sizes

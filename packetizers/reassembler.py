@@ -1,14 +1,23 @@
 """Datagrams -> latent frames (or byte streams) with a received-mask; sans-I/O.
 
-    reassembler.receive(datagram, now)   # never raises on peer input; returns the reject reason or None
+    reassembler.receive(datagram, now, source)  # never raises on peer input; the reject reason or None
     reassembler.poll(now) -> [Frame]     # frames complete, or whose deadline passed
     reassembler.next_deadline()          # when to call poll next (None: nothing pending)
 
 Every check a peer can fail runs before any buffer is allocated: length, magic, version,
-CRC, header sanity, frame size against the limits, unit ids, payload length, duplicates.
-Each rejection is counted under a named reason. Memory is bounded: frames in flight,
-bytes per frame and bytes in all frames are limits; when a new frame would exceed them the
-oldest frame is evicted (counted), never a crash.
+CRC, header sanity, frame and image size against the limits, unit ids, payload length,
+duplicates. Each rejection is counted under a named reason. Memory is bounded: frames in
+flight, bytes per frame and bytes in all frames are limits; when a new frame would exceed
+them a frame is evicted (counted), never a crash.
+
+A frame is identified by its sender's address (`source`, any hashable; None when unknown),
+stream id and frame id, so one peer cannot add datagrams to another peer's frame. The work
+a peer can cause is bounded by what it sent: nothing frame-sized is built while datagrams
+arrive (a delivered frame unpacks its latent when first asked for it, on the consumer's
+side), a frame of which less than `min_share` of its elements arrived is discarded at its
+deadline instead of being delivered, and eviction takes from the source holding the most
+frames, least-received first, so a burst of one-datagram frames cannot push out a frame
+that is arriving.
 """
 
 from __future__ import annotations
@@ -16,13 +25,15 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from packetizers import bitpack
 from packetizers.packetizer import sub_unit_bounds
-from packetizers.partition import Partition, PartitionError, build_partition, unit_count_for, unit_sizes_of
+from packetizers.partition import PartitionError, build_partition, unit_count_for, unit_sizes_of
 from packetizers.wire import (
     CRC_SIZE,
     FRAME_WIDE_SIZE,
@@ -51,11 +62,12 @@ class RejectReason(str, enum.Enum):
     UNSUPPORTED_TYPE = "unsupported_type"
     BAD_LENGTH = "bad_length"  # longer than the header says, or payload size != units' size
     BAD_HEADER = "bad_header"  # impossible field values or geometry
-    TOO_LARGE = "too_large"  # frame exceeds max_frame_elements / max_frame_bytes
+    TOO_LARGE = "too_large"  # frame exceeds max_frame_elements / max_frame_bytes / max_image_pixels
     UNIT_OUT_OF_RANGE = "unit_out_of_range"
     INCONSISTENT = "inconsistent"  # frame metadata differs from the frame's first datagram
     DUPLICATE = "duplicate"
     LATE = "late"  # its frame was already delivered or evicted
+    RATE_LIMITED = "rate_limited"  # its source opened new frames faster than new_frames_per_second
 
 
 @dataclass(frozen=True)
@@ -64,22 +76,94 @@ class ReassemblerLimits:
     max_frame_elements: int = 4 * 2**20
     max_frame_bytes: int = 32 * 2**20
     max_total_bytes: int = 48 * 2**20
+    max_image_pixels: int = 4096 * 4096  # what a frame's header may claim: decoding costs per pixel
     frame_timeout: float = 0.5  # seconds of silence after a frame's latest datagram
+    frame_deadline: float | None = None  # seconds after a frame's first datagram; later datagrams are late
+    min_share: float = 0.0  # a frame with less of its elements received is discarded, not delivered
+    new_frames_per_second: float | None = None  # per source (burst: as many); None: no limit
     remembered_frames: int = 4096  # delivered frame ids kept to reject late datagrams
 
 
-@dataclass
+class Delivery(str, enum.Enum):
+    """Why a frame was handed over."""
+
+    COMPLETE = "complete"  # every datagram arrived
+    TIMEOUT = "timeout"  # frame_timeout of silence
+    DEADLINE = "deadline"  # frame_deadline after its first datagram
+    EVICTED = "evicted"  # pushed out by a newer frame (limits)
+    FLUSHED = "flushed"  # the session ended
+
+
+@dataclass(eq=False)
 class Frame:
-    """A reassembled (possibly partial) frame."""
+    """A reassembled (possibly partial) frame.
+
+    A latent frame's values and masks are unpacked when first asked for, so the reassembler
+    itself never builds anything frame-sized (a receiver asks from its decode worker)."""
 
     header: Header  # the first datagram's header: frame-wide fields are valid
-    latent: np.ndarray  # missing elements are 0; bytes layout: the uint8 stream
-    received: np.ndarray  # bool, latent-shaped
-    unit_received: np.ndarray  # bool (unit_count,): every element of the unit arrived
+    source: Hashable  # the sender's address as given to `receive` (None when unknown)
     datagrams_received: int
     first_arrival: float
     last_arrival: float
-    spans: np.ndarray | None = None  # bytes layout: (unit_count, 2) offset, length; -1 for units never seen
+    share: float  # elements (or stream bytes) received / elements in the frame
+    delivery: Delivery
+    _state: _FrameState = field(repr=False)
+
+    @property
+    def complete(self) -> bool:
+        return self.datagrams_received == self.header.datagram_count
+
+    @property
+    def datagrams_expected(self) -> int:
+        return self.header.datagram_count
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the frame holds until it is unpacked (an upper bound, as the limits count it)."""
+        return self._state.nbytes
+
+    @property
+    def spans(self) -> np.ndarray | None:
+        """Bytes layout: (unit_count, 2) offset, length of each unit; -1 for units never seen."""
+        return self._state.spans
+
+    @cached_property
+    def _unpacked(self) -> tuple[np.ndarray, np.ndarray]:
+        state = self._state
+        if state.stream is not None:
+            return state.stream, state.claimed
+        partition = build_partition(*_geometry(state.header))
+        values, mask = _unpack_frame(state, partition.unit_offsets)
+        return partition.from_units(values), partition.from_units(mask)
+
+    @property
+    def latent(self) -> np.ndarray:
+        """Missing elements are 0; bytes layout: the uint8 stream."""
+        return self._unpacked[0]
+
+    @property
+    def received(self) -> np.ndarray:
+        """bool, latent-shaped."""
+        return self._unpacked[1]
+
+    @cached_property
+    def unit_received(self) -> np.ndarray:
+        """bool (unit_count,): every element of the unit arrived."""
+        state = self._state
+        if state.stream is not None:
+            return _complete_units(state)
+        whole = state.unit_parts == 1
+        if state.slice_seen:
+            units = np.fromiter(state.slice_seen, dtype=np.int64) // 65536
+            slices = np.bincount(units, minlength=whole.size)
+            whole |= (state.unit_parts > 1) & (slices == state.unit_parts)
+        return whole
+
+    @property
+    def units_partial(self) -> int:
+        """Units of which some, not all, elements arrived."""
+        return int((self._state.unit_parts > 0).sum() - self.unit_received.sum())
 
     def segments(self) -> dict[int, bytes]:
         """Bytes layout: the completely received segments, by unit id."""
@@ -91,29 +175,25 @@ class Frame:
             segments[unit] = self.latent[offset : offset + length].tobytes()
         return segments
 
-    @property
-    def datagrams_expected(self) -> int:
-        return self.header.datagram_count
-
-    @property
-    def complete(self) -> bool:
-        return self.datagrams_received == self.header.datagram_count
-
 
 class _FrameState:
-    """A frame being reassembled. A latent's payloads are kept packed until delivery, when the
-    whole frame is unpacked and scattered in a few vectorised steps; a byte stream's payloads
-    are bytes already, written into the stream as they arrive."""
+    """A frame being reassembled. A latent's payloads are kept packed until the frame's
+    consumer asks for its values, when the whole frame is unpacked and scattered in a few
+    vectorised steps; a byte stream's payloads are bytes already, written into the stream as
+    they arrive."""
 
-    __slots__ = ("header", "header_bytes", "partition", "spans", "stream", "claimed", "unit_parts", "slice_seen",
-                 "seen", "whole", "slices", "count", "first", "last", "nbytes")
+    __slots__ = ("key", "header", "header_bytes", "elements", "uniform_size", "spans", "stream", "claimed",
+                 "unit_parts", "slice_seen", "seen", "whole", "slices", "count", "received_elements", "first",
+                 "last", "nbytes")
 
-    def __init__(self, header: Header, header_bytes: bytes, partition: Partition | None, nbytes: int,
-                 now: float) -> None:
+    def __init__(self, key: tuple, header: Header, header_bytes: bytes, elements: int, uniform_size: int,
+                 nbytes: int, now: float) -> None:
+        self.key = key  # (source, stream id, frame id)
         self.header = header
         self.header_bytes = header_bytes  # the frame-wide header bytes it is found by
-        self.partition = partition  # None for a byte stream: its units' spans come with the datagrams
-        stream = partition is None
+        self.elements = elements  # latent elements, or stream bytes
+        self.uniform_size = uniform_size  # every unit's element count; 0 when they differ or for a stream
+        stream = header.layout == Layout.BYTES
         self.spans = np.full((header.unit_count, 2), -1, dtype=np.int64) if stream else None
         self.stream = np.zeros(header.dim0, dtype=np.uint8) if stream else None
         self.claimed = np.zeros(header.dim0, dtype=bool) if stream else None  # stream bytes received
@@ -125,6 +205,7 @@ class _FrameState:
         self.whole: list[tuple[np.ndarray, bytes]] = []  # (unit ids, payload)
         self.slices: list[tuple[int, int, int, bytes]] = []  # (unit, sub index, sub count, payload)
         self.count = 0
+        self.received_elements = 0
         self.first = self.last = now
         self.nbytes = nbytes
 
@@ -150,20 +231,27 @@ class Reassembler:
         self.frames_completed = 0
         self.frames_timed_out = 0
         self.frames_evicted = 0
-        self._frames: OrderedDict[tuple[int, int], _FrameState] = OrderedDict()
-        self._by_header: dict[bytes, _FrameState] = {}  # frame-wide header bytes -> frame
-        self._delivered: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self.frames_discarded = 0  # less than min_share arrived: not delivered
+        self._frames: OrderedDict[tuple, _FrameState] = OrderedDict()  # oldest first
+        self._by_header: dict[tuple[Hashable, bytes], _FrameState] = {}  # (source, frame-wide header bytes)
+        self._delivered: OrderedDict[tuple, None] = OrderedDict()  # (source, stream id, frame id)
+        # Answers that need no parsing, so a flood of repeats costs a dict lookup each: the
+        # frame-wide bytes of closed frames (late), and of headers rejected on those bytes alone.
+        self._closed_headers: OrderedDict[tuple[Hashable, bytes], None] = OrderedDict()
+        self._bad_headers: dict[bytes, RejectReason] = {}
+        self._held: Counter[Hashable] = Counter()  # frames in flight per source
+        self._new_frame_budget: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()  # source: (tokens, time)
         self._ready: list[Frame] = []
         self._total_bytes = 0
 
     # ---------------------------------------------------------------- input
-    def receive(self, datagram: bytes, now: float) -> RejectReason | None:
-        reason = self._receive(datagram, now)
+    def receive(self, datagram: bytes, now: float, source: Hashable = None) -> RejectReason | None:
+        reason = self._receive(datagram, now, source)
         if reason is not None:
             self.rejected[reason.value] += 1
         return reason
 
-    def _receive(self, datagram: bytes, now: float) -> RejectReason | None:
+    def _receive(self, datagram: bytes, now: float, source: Hashable) -> RejectReason | None:
         length = len(datagram)
         if length < HEADER_SIZE + CRC_SIZE:
             return RejectReason.BAD_MAGIC if datagram[:4] != MAGIC[: min(4, length)] else RejectReason.TRUNCATED
@@ -180,11 +268,21 @@ class Reassembler:
             return RejectReason.TRUNCATED if length < declared else RejectReason.BAD_CRC
         if length != declared:
             return RejectReason.TRUNCATED if length < declared else RejectReason.BAD_LENGTH
-        state = self._by_header.get(datagram[:FRAME_WIDE_SIZE])
+        wide = datagram[:FRAME_WIDE_SIZE]
+        state = self._by_header.get((source, wide))
         if state is None:
-            header = peek_header(datagram)
-            reason = self._check_new_frame(header)
+            if (source, wide) in self._closed_headers:
+                return RejectReason.LATE
+            reason = self._bad_headers.get(wide)
             if reason is not None:
+                return reason
+            header = peek_header(datagram)
+            reason = self._check_new_frame(header, source)
+            if reason is not None:
+                if reason in _HEADER_ONLY_REASONS:
+                    if len(self._bad_headers) >= self.limits.remembered_frames:
+                        self._bad_headers.clear()
+                    self._bad_headers[wide] = reason
                 return reason
         else:
             header = state.header
@@ -213,7 +311,7 @@ class Reassembler:
                 if ((known[:, 0] >= 0) & (known != spans).any(axis=1)).any():
                     return RejectReason.INCONSISTENT  # a unit's span differs from an earlier datagram's
         else:
-            elements = self._element_count(header, state, unit_ids, sub_index, sub_count)
+            elements = _element_count(header, state, unit_ids, sub_index, sub_count)
         if elements is None:
             return RejectReason.BAD_HEADER
         if bitpack.packed_size(elements, header.bit_width) != payload_len:
@@ -226,7 +324,9 @@ class Reassembler:
             if reason is not None:
                 return reason
         if state is None:
-            state = self._open_frame(datagram[:FRAME_WIDE_SIZE], header, now)
+            if not self._may_open_frame(source, now):
+                return RejectReason.RATE_LIMITED
+            state = self._open_frame(source, wide, header, now)
         payload = datagram[HEADER_SIZE + table_size : -CRC_SIZE]
         if spans is not None:
             state.spans[unit_ids] = spans
@@ -246,21 +346,24 @@ class Reassembler:
                 state.slices.append((int(unit_ids[0]), sub_index, sub_count, payload))
         state.seen[index] = True
         state.count += 1
+        state.received_elements += elements
         state.last = now
         self.datagrams_accepted += 1
         if state.count == header.datagram_count:
-            self._deliver((header.stream_id, header.frame_id), timed_out=False)
+            self._deliver(state, Delivery.COMPLETE)
         return None
 
-    def _check_new_frame(self, header: Header) -> RejectReason | None:
+    def _check_new_frame(self, header: Header, source: Hashable) -> RejectReason | None:
         """Checks on the frame-wide fields, run once per frame (its first datagram)."""
-        key = (header.stream_id, header.frame_id)
+        key = (source, header.stream_id, header.frame_id)
         if key in self._delivered:
             return RejectReason.LATE
         if key in self._frames:
             return RejectReason.INCONSISTENT  # same frame, different frame-wide header
         if header.msg_type != MessageType.DATA:
             return RejectReason.UNSUPPORTED_TYPE
+        if header.image_height * header.image_width > self.limits.max_image_pixels:
+            return RejectReason.TOO_LARGE
         if header.layout == Layout.BYTES:
             return self._check_new_stream(header)
         if (
@@ -279,7 +382,7 @@ class Reassembler:
         if elements > self.limits.max_frame_elements:
             return RejectReason.TOO_LARGE
         try:
-            count = unit_count_for(*self._geometry(header))
+            count = unit_count_for(*_geometry(header))
         except PartitionError:
             return RejectReason.BAD_HEADER
         if count != header.unit_count:
@@ -303,96 +406,91 @@ class Reassembler:
             return RejectReason.TOO_LARGE
         return None
 
-    @staticmethod
-    def _geometry(header: Header) -> tuple:
-        return (
-            Layout(header.layout), header.shape, PartitionKind(header.partition),
-            (header.block_h, header.block_w) if header.partition == PartitionKind.SPATIAL else (0, 0),
-            (header.grid_h, header.grid_w) if header.layout == Layout.ND else (0, 0),
-        )
-
-    def _element_count(
-        self, header: Header, state: _FrameState | None, unit_ids: np.ndarray, sub_index: int, sub_count: int
-    ) -> int | None:
-        """Elements this datagram carries, or None for an impossible sub-unit."""
-        if state is not None and state.partition.uniform_unit_size:
-            size = state.partition.uniform_unit_size
-            if sub_count == 1:
-                return size * unit_ids.size
-        else:
-            sizes = unit_sizes_of(*self._geometry(header), unit_ids)
-            if sub_count == 1:
-                return int(sizes.sum())
-            size = int(sizes[0])
-        if sub_count > size:
-            return None
-        start, end = sub_unit_bounds(size, sub_index, sub_count)
-        return end - start
-
     # ---------------------------------------------------------------- frames
-    def _open_frame(self, header_bytes: bytes, header: Header, now: float) -> _FrameState:
+    def _open_frame(self, source: Hashable, header_bytes: bytes, header: Header, now: float) -> _FrameState:
         if header.layout == Layout.BYTES:
-            partition, nbytes = None, frame_nbytes(header, header.dim0)
+            elements, uniform = header.dim0, 0
         else:
-            geometry = self._geometry(header)
-            partition = next(
-                (s.partition for s in self._frames.values() if s.partition and self._geometry(s.header) == geometry),
-                None,
-            ) or build_partition(*geometry)
-            nbytes = frame_nbytes(header, partition.size)
+            elements = math.prod(header.shape)
+            uniform = _uniform_unit_size(header, elements)
+        nbytes = frame_nbytes(header, elements)
         while self._frames and (
             len(self._frames) >= self.limits.max_frames_in_flight
             or self._total_bytes + nbytes > self.limits.max_total_bytes
         ):
-            self._drop(next(iter(self._frames)))
             self.frames_evicted += 1
-        state = _FrameState(header, header_bytes, partition, nbytes, now)
-        self._frames[(header.stream_id, header.frame_id)] = state
-        self._by_header[header_bytes] = state
+            self._deliver(self._eviction_victim(), Delivery.EVICTED)
+        key = (source, header.stream_id, header.frame_id)
+        state = _FrameState(key, header, header_bytes, elements, uniform, nbytes, now)
+        self._frames[key] = state
+        self._by_header[(source, header_bytes)] = state
+        self._held[source] += 1
         self._total_bytes += nbytes
         return state
 
-    def _drop(self, key: tuple[int, int]) -> _FrameState:
-        state = self._frames.pop(key)
-        del self._by_header[state.header_bytes]
-        self._total_bytes -= state.nbytes
-        self._delivered[key] = None
-        while len(self._delivered) > self.limits.remembered_frames:
-            self._delivered.popitem(last=False)
-        return state
+    def _may_open_frame(self, source: Hashable, now: float) -> bool:
+        """Token bucket per source: `new_frames_per_second`, as many in a burst."""
+        rate = self.limits.new_frames_per_second
+        if rate is None:
+            return True
+        tokens, then = self._new_frame_budget.pop(source, (rate, now))
+        tokens = min(rate, tokens + (now - then) * rate)
+        self._new_frame_budget[source] = (tokens - 1, now) if tokens >= 1 else (tokens, now)
+        if len(self._new_frame_budget) > self.limits.remembered_frames:
+            self._new_frame_budget.popitem(last=False)
+        return tokens >= 1
 
-    def _deliver(self, key: tuple[int, int], *, timed_out: bool) -> None:
-        state = self._drop(key)
-        partition = state.partition
-        if partition is None:
-            latent, received, unit_received = state.stream, state.claimed, _complete_units(state)
-        else:
-            values, mask = _unpack_frame(state)
-            latent, received = partition.from_units(values), partition.from_units(mask)
-            unit_received = np.logical_and.reduceat(mask, partition.unit_offsets[:-1])
-        self._ready.append(
-            Frame(
-                header=state.header,
-                latent=latent,
-                received=received,
-                unit_received=unit_received,
-                datagrams_received=state.count,
-                first_arrival=state.first,
-                last_arrival=state.last,
-                spans=state.spans,
-            )
-        )
-        if timed_out:
-            self.frames_timed_out += 1
-        else:
+    def _eviction_victim(self) -> _FrameState:
+        """The frame to push out: from the source holding the most frames, the one with the
+        fewest datagrams received, the oldest of those."""
+        most = max(self._held.values())
+        victim = None
+        for (source, _, _), state in self._frames.items():  # oldest first: the first of equals wins
+            if self._held[source] == most and (victim is None or state.count < victim.count):
+                victim = state
+        return victim
+
+    def _close(self, state: _FrameState) -> None:
+        source = state.key[0]
+        del self._frames[state.key]
+        del self._by_header[(source, state.header_bytes)]
+        self._held[source] -= 1
+        if not self._held[source]:
+            del self._held[source]
+        self._total_bytes -= state.nbytes
+        for remembered, key in ((self._delivered, state.key), (self._closed_headers, (source, state.header_bytes))):
+            remembered[key] = None
+            if len(remembered) > self.limits.remembered_frames:
+                remembered.popitem(last=False)
+
+    def _deliver(self, state: _FrameState, delivery: Delivery) -> None:
+        self._close(state)
+        share = state.received_elements / state.elements
+        if delivery is not Delivery.COMPLETE and share < self.limits.min_share:
+            self.frames_discarded += 1
+            return
+        if delivery is Delivery.COMPLETE:
             self.frames_completed += 1
+        elif delivery in (Delivery.TIMEOUT, Delivery.DEADLINE, Delivery.FLUSHED):
+            self.frames_timed_out += 1
+        self._ready.append(Frame(state.header, state.key[0], state.count, state.first, state.last, share, delivery,
+                                 state))
 
     # ---------------------------------------------------------------- time
+    def _due(self, state: _FrameState) -> tuple[float, Delivery]:
+        """When a pending frame is delivered at the latest, and why."""
+        timeout = state.last + self.limits.frame_timeout
+        deadline = self.limits.frame_deadline
+        if deadline is not None and state.first + deadline <= timeout:
+            return state.first + deadline, Delivery.DEADLINE
+        return timeout, Delivery.TIMEOUT
+
     def poll(self, now: float) -> list[Frame]:
         """Frames completed since the last poll, then frames whose deadline has passed."""
-        timeout = self.limits.frame_timeout
-        for key in [k for k, s in self._frames.items() if s.last + timeout <= now]:
-            self._deliver(key, timed_out=True)
+        for state in list(self._frames.values()):
+            due, why = self._due(state)
+            if due <= now:
+                self._deliver(state, why)
         ready, self._ready = self._ready, []
         return ready
 
@@ -401,12 +499,12 @@ class Reassembler:
             return min(frame.last_arrival for frame in self._ready)
         if not self._frames:
             return None
-        return min(state.last for state in self._frames.values()) + self.limits.frame_timeout
+        return min(self._due(state)[0] for state in self._frames.values())
 
     def flush(self) -> list[Frame]:
         """Deliver every pending frame now, complete or not (end of a session)."""
-        for key in list(self._frames):
-            self._deliver(key, timed_out=True)
+        for state in list(self._frames.values()):
+            self._deliver(state, Delivery.FLUSHED)
         ready, self._ready = self._ready, []
         return ready
 
@@ -425,9 +523,49 @@ class Reassembler:
             "frames_completed": self.frames_completed,
             "frames_timed_out": self.frames_timed_out,
             "frames_evicted": self.frames_evicted,
+            "frames_discarded": self.frames_discarded,
             "frames_in_flight": self.frames_in_flight,
             "bytes_in_flight": self.bytes_in_flight,
         }
+
+
+# Rejections decided by a new frame's frame-wide bytes alone (not by what the receiver holds).
+_HEADER_ONLY_REASONS = frozenset({RejectReason.BAD_HEADER, RejectReason.TOO_LARGE, RejectReason.UNSUPPORTED_TYPE})
+
+
+def _geometry(header: Header) -> tuple:
+    return (
+        Layout(header.layout), header.shape, PartitionKind(header.partition),
+        (header.block_h, header.block_w) if header.partition == PartitionKind.SPATIAL else (0, 0),
+        (header.grid_h, header.grid_w) if header.layout == Layout.ND else (0, 0),
+    )
+
+
+def _uniform_unit_size(header: Header, elements: int) -> int:
+    """Every unit's element count, or 0 when spatial edge blocks are smaller (arithmetic only)."""
+    if header.partition == PartitionKind.SPATIAL:
+        map_h, map_w = (header.dim1, header.dim2) if header.layout == Layout.CHW else (header.grid_h, header.grid_w)
+        if map_h % header.block_h or map_w % header.block_w:
+            return 0
+    return elements // header.unit_count
+
+
+def _element_count(header: Header, state: _FrameState | None, unit_ids: np.ndarray, sub_index: int,
+                   sub_count: int) -> int | None:
+    """Elements a latent datagram carries, or None for an impossible sub-unit (arithmetic only)."""
+    if state is not None and state.uniform_size:
+        size = state.uniform_size
+        if sub_count == 1:
+            return size * unit_ids.size
+    else:
+        sizes = unit_sizes_of(*_geometry(header), unit_ids)
+        if sub_count == 1:
+            return int(sizes.sum())
+        size = int(sizes[0])
+    if sub_count > size:
+        return None
+    start, end = sub_unit_bounds(size, sub_index, sub_count)
+    return end - start
 
 
 def _repeat_reason(state: _FrameState, index: int, unit_ids: np.ndarray, sub_index: int, sub_count: int,
@@ -488,14 +626,14 @@ def _complete_units(state: _FrameState) -> np.ndarray:
     return known & (arrived[ends] - arrived[starts] == lengths)
 
 
-def _unpack_frame(state: _FrameState) -> tuple[np.ndarray, np.ndarray]:
+def _unpack_frame(state: _FrameState, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit-order values and received mask of a frame, from its packed payloads.
 
     Each payload is padded to a whole number of 8-element groups, all are joined and unpacked
     at once, then scattered to their unit-order positions in one step.
     """
-    header, partition = state.header, state.partition
-    bit_width, offsets = header.bit_width, partition.unit_offsets
+    header = state.header
+    bit_width, size = header.bit_width, int(offsets[-1])
     group_bytes = bit_width  # 8 elements of bit_width bits
     pieces: list[bytes] = []
     positions: list[np.ndarray] = []
@@ -528,8 +666,8 @@ def _unpack_frame(state: _FrameState) -> tuple[np.ndarray, np.ndarray]:
         # drop each payload's padding: element j of payload k sits at padded_start[k] + j
         skip = np.repeat(np.cumsum(padded) - padded - (np.cumsum(counts_array) - counts_array), counts_array)
         unpacked = unpacked[np.arange(int(counts_array.sum())) + skip]
-    values = np.zeros(partition.size, dtype=bitpack.element_dtype(bit_width, header.signed))
-    received = np.zeros(partition.size, dtype=bool)
+    values = np.zeros(size, dtype=bitpack.element_dtype(bit_width, header.signed))
+    received = np.zeros(size, dtype=bool)
     if positions:
         where = np.concatenate(positions)
         values[where] = unpacked

@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import construct as cs
 
@@ -148,9 +148,11 @@ PER_DATAGRAM_STRUCT = struct.Struct(">" + "".join(_struct_code(sc) for sc in FIX
 FRAME_WIDE_SIZE = FRAME_WIDE_STRUCT.size
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
-    """The fixed header of one datagram, fields named as in `FIXED_HEADER`."""
+class Header(NamedTuple):
+    """The fixed header of one datagram, fields named as in `FIXED_HEADER`.
+
+    A named tuple: a receiver builds one for every datagram of a new frame, and a tuple is
+    made in one step where a frozen dataclass sets each of its 31 fields on its own."""
 
     magic: bytes
     version: int
@@ -200,7 +202,7 @@ class Header:
     def interleaved(self) -> bool:
         return bool(self.flags & Flags.INTERLEAVED)
 
-assert Header.__slots__ == FIELD_NAMES  # the dataclass mirrors the construct declaration
+assert Header._fields == FIELD_NAMES  # the tuple mirrors the construct declaration
 
 
 def frame_wide_bytes(datagram: bytes) -> bytes:

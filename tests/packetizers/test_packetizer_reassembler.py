@@ -1,6 +1,7 @@
 """Reassembler: every bad input is rejected under a named reason, memory stays bounded."""
 
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
-from packetizers.reassembler import Reassembler, ReassemblerLimits, RejectReason
+from packetizers.reassembler import Delivery, Reassembler, ReassemblerLimits, RejectReason
 from packetizers.wire import HEADER_SIZE, Layout, PartitionKind, peek_header, rewrite_header, with_crc
 
 LATENT = np.random.default_rng(0).integers(0, 64, size=(16, 8, 8))
@@ -115,7 +116,79 @@ def test_frames_in_flight_are_bounded_and_the_oldest_is_evicted():
     assert reassembler.frames_in_flight == 4 and reassembler.frames_evicted == 6
     assert reassembler.receive(make_datagrams(0)[1], 20.0) == RejectReason.LATE  # evicted frames stay closed
     delivered = reassembler.flush()
-    assert sorted(f.header.frame_id for f in delivered) == [6, 7, 8, 9]
+    # evicted frames are handed over partial, oldest first, like a deadline that came early
+    assert [f.header.frame_id for f in delivered] == list(range(10))
+    assert [f.delivery for f in delivered] == [Delivery.EVICTED] * 6 + [Delivery.FLUSHED] * 4
+
+
+def test_eviction_takes_from_the_source_holding_most_frames_and_spares_a_frame_arriving():
+    """Sixteen one-datagram frames from one peer do not push out another peer's frame."""
+    reassembler = Reassembler(ReassemblerLimits(max_frames_in_flight=16))
+    real = make_datagrams(frame_id=7)
+    for datagram in real[:3]:
+        assert reassembler.receive(datagram, 0.0, source=("10.0.0.1", 5000)) is None
+    for frame_id in range(100, 140):
+        assert reassembler.receive(make_datagrams(frame_id)[0], 0.0, source=("10.0.0.2", 6000)) is None
+    for datagram in real[3:]:
+        assert reassembler.receive(datagram, 0.0, source=("10.0.0.1", 5000)) is None
+    frames = reassembler.poll(0.0)
+    (mine,) = [f for f in frames if f.source == ("10.0.0.1", 5000)]
+    assert mine.complete and mine.header.frame_id == 7
+    assert reassembler.frames_evicted == 40 - 15
+
+
+def test_a_peer_cannot_add_datagrams_to_another_peers_frame():
+    reassembler = Reassembler()
+    datagrams = make_datagrams()
+    assert reassembler.receive(datagrams[0], 0.0, source="a") is None
+    assert reassembler.receive(datagrams[1], 0.0, source="b") is None  # opens b's own frame 0
+    assert reassembler.frames_in_flight == 2
+    frames = reassembler.flush()
+    assert sorted(f.source for f in frames) == ["a", "b"] and all(f.datagrams_received == 1 for f in frames)
+
+
+def test_frames_with_less_than_min_share_are_discarded_not_delivered():
+    datagrams = make_datagrams()  # 16 x 8 x 8 latent in several datagrams
+    reassembler = Reassembler(ReassemblerLimits(frame_timeout=0.1, min_share=0.5))
+    reassembler.receive(datagrams[0], 0.0, source="few")
+    for datagram in datagrams[: len(datagrams) * 3 // 4]:
+        reassembler.receive(datagram, 0.0, source="most")
+    frames = reassembler.poll(1.0)
+    assert [f.source for f in frames] == ["most"] and 0.5 <= frames[0].share < 1
+    assert reassembler.frames_discarded == 1
+
+
+def test_a_frame_deadline_counts_later_datagrams_as_lost():
+    datagrams = make_datagrams()
+    reassembler = Reassembler(ReassemblerLimits(frame_timeout=1.0, frame_deadline=0.1))
+    reassembler.receive(datagrams[0], 0.0)
+    reassembler.receive(datagrams[1], 0.05)
+    assert reassembler.next_deadline() == pytest.approx(0.1)
+    (frame,) = reassembler.poll(0.1)
+    assert frame.delivery == Delivery.DEADLINE and frame.datagrams_received == 2
+    assert reassembler.receive(datagrams[2], 0.11) == RejectReason.LATE
+
+
+def test_a_header_claiming_more_pixels_than_the_budget_is_too_large():
+    datagram = make_datagrams()[0]
+    reassembler = Reassembler(ReassemblerLimits(max_image_pixels=100 * 100))
+    assert reassembler.receive(datagram, 0.0) == RejectReason.TOO_LARGE  # 128 x 128 claimed
+    assert reassembler.receive(rewrite_header(datagram, image_height=100, image_width=100), 0.0) is None
+
+
+def test_a_million_one_by_one_blocks_cost_nothing_until_the_frame_is_unpacked():
+    """A spatial partition of 1x1 blocks on a large map: receive() does arithmetic only."""
+    frame = LatentFrame(np.zeros((2, 4, 4), dtype=np.uint8), Layout.CHW, 1, False, image_size=(64, 64))
+    small = Packetizer(PartitionKind.SPATIAL, block=(1, 1), mtu=79).packetize(frame, 0)[0]  # one unit: 79 bytes
+    side = 1000  # 10^6 blocks
+    first = rewrite_header(small, dim1=side, dim2=side, unit_count=side * side)
+    reassembler = Reassembler()
+    started = time.process_time()
+    for frame_id in range(20):
+        assert reassembler.receive(rewrite_header(first, frame_id=frame_id), 0.0) is None
+    assert time.process_time() - started < 0.5  # was ~4 s per datagram (a Python loop per block)
+    (frame, *_) = reassembler.flush()
+    assert frame.received.sum() == 2 and frame.unit_received.sum() == 1  # unpacked on demand, vectorised
 
 
 def test_total_bytes_are_bounded():
