@@ -6,6 +6,8 @@ taken only when the next word starts with a digit, bare percentages are percent 
 is 0.1 %), a bare time is nanoseconds, and the defaults are tc's (limit 1000, loss-model
 extras as in §2 of NETEM.md). The checks tc makes after parsing (reorder needs a delay, gap
 needs reorder, ecn needs a loss model, distribution needs delay and jitter) are made too.
+Every number must also fit the kernel field it lands in (`emulator.units` says how), so
+any string gives either a `NetemSpec` or one `NetemSpecError` naming the word and the field.
 
 One netsem extension: the word `correct` right after a `loss random`, `duplicate`,
 `corrupt` or `reorder` probability (and its optional correlation) selects a correctly
@@ -21,6 +23,11 @@ from emulator import distributions, units
 
 CORRECT_WORD = "correct"
 
+# A distribution name becomes the file NAME.dist, and a file name has at most 255 characters.
+MAX_DISTRIBUTION_NAME = 255 - len(".dist")
+# Messages show this much of a word, so that a hostile word cannot make them long.
+_SHOWN_LENGTH = 40
+
 USAGE = (
     "usage: [limit PACKETS] [delay TIME [JITTER [CORRELATION]]] "
     "[distribution {uniform|normal|pareto|paretonormal}] "
@@ -31,8 +38,9 @@ USAGE = (
     "[slot {MIN_DELAY [MAX_DELAY] | distribution NAME DELAY JITTER} [packets N] [bytes B]] [seed N]"
 )
 
-# tc tests keywords in this order with matches() (the word is a prefix of the keyword).
-_KEYWORDS = (
+# (keyword, what it means): tc tests them in this order with matches(), i.e. a word that is a
+# prefix of the keyword selects it.
+KEYWORDS = (
     ("limit", "limit"), ("latency", "delay"), ("delay", "delay"), ("loss", "loss"),
     ("drop", "loss"), ("seed", "seed"), ("ecn", "ecn"), ("reorder", "reorder"),
     ("corrupt", "corrupt"), ("gap", "gap"), ("duplicate", "duplicate"),
@@ -146,7 +154,7 @@ class _Words:
         """Advance to the next word, which must exist (tc's NEXT_ARG)."""
         self.index += 1
         if self.index >= len(self.words):
-            raise NetemSpecError(f"{self.words[self.index - 1]!r} needs a value: {what} is missing")
+            raise NetemSpecError(f"'{_shown(self.words[self.index - 1])}' needs a value: {what} is missing")
         return self.words[self.index]
 
     def peek(self) -> str | None:
@@ -162,17 +170,25 @@ class _Words:
         return self.peek() == word
 
 
+def _shown(word: str) -> str:
+    """`word` for a one-line message: control characters escaped, a long word cut to its start."""
+    text = word if word.isprintable() else repr(word)[1:-1]
+    if len(text) > _SHOWN_LENGTH:
+        return f"{text[:_SHOWN_LENGTH]}... ({len(word)} characters)"
+    return text
+
+
 def _convert(parser, word: str, field_name: str, **kwargs):
     try:
         return parser(word, **kwargs)
     except ValueError as error:
-        raise NetemSpecError(f'Illegal "{field_name}": {word!r} ({error})') from None
+        raise NetemSpecError(f"Illegal \"{field_name}\": '{_shown(word)}' ({error})") from None
 
 
 def _keyword(word: str) -> str | None:
     if not word:
         return None
-    for name, canonical in _KEYWORDS:
+    for name, canonical in KEYWORDS:
         if name.startswith(word):
             return canonical
     return None
@@ -221,7 +237,9 @@ def parse_netem(words: list[str] | tuple[str, ...] | str) -> NetemSpec:
             values["loss"], sent = _parse_loss(cursor)
             correlation_sent |= sent
         elif keyword == "seed":
-            values["seed"] = _convert(units.parse_c_integer, cursor.take("the seed"), "seed", low=0, high=2**64 - 1)
+            values["seed"] = _convert(
+                units.parse_c_integer, cursor.take("the seed"), "seed", low=0, high=units.U64_MAX, base=10
+            )
         elif keyword == "ecn":
             values["ecn"] = True
         elif keyword in ("reorder", "corrupt"):
@@ -234,14 +252,14 @@ def parse_netem(words: list[str] | tuple[str, ...] | str) -> NetemSpec:
         elif keyword == "distribution":
             name = cursor.take("the distribution name")
             values["distribution"] = name
-            values["distribution_table"] = _convert(distributions.load_table, name, "distribution")
+            values["distribution_table"] = _distribution_table(name, "distribution")
         elif keyword == "rate":
             values["rate"] = _parse_rate(cursor)
         elif keyword == "slot":
             values["slot"] = _parse_slot(cursor)
         else:
             raise NetemSpecError(
-                f'What is "{word}"? It is not a netem option (options: limit delay distribution loss ecn '
+                f'What is "{_shown(word)}"? It is not a netem option (options: limit delay distribution loss ecn '
                 "corrupt duplicate reorder gap rate slot seed)"
             )
         cursor.index += 1
@@ -261,6 +279,14 @@ def parse_netem(words: list[str] | tuple[str, ...] | str) -> NetemSpec:
         )
     values["notes"] = tuple(notes)
     return NetemSpec(**values)
+
+
+def _distribution_table(name: str, field_name: str) -> tuple[int, ...] | None:
+    if len(name) > MAX_DISTRIBUTION_NAME:
+        raise NetemSpecError(
+            f"No distribution data for '{_shown(name)}': a name has at most {MAX_DISTRIBUTION_NAME} characters"
+        )
+    return _convert(distributions.load_table, name, field_name)
 
 
 def _parse_loss(cursor: _Words) -> tuple[LossSpec, bool]:
@@ -290,7 +316,7 @@ def _parse_loss(cursor: _Words) -> tuple[LossSpec, bool]:
         defaults = [1.0 - p, 1.0, 0.0]
         r, one_minus_h, one_minus_k = extras + defaults[len(extras):]
         return GilbertElliottLoss(p, r, one_minus_h, one_minus_k), False
-    raise NetemSpecError(f"Unknown loss parameter: {word!r} (expected random, state, gemodel or a percentage)")
+    raise NetemSpecError(f"Unknown loss parameter: '{_shown(word)}' (expected random, state, gemodel or a percentage)")
 
 
 def _optional_percentages(cursor: _Words, field_names: tuple[str, ...]) -> list[float]:
@@ -324,18 +350,18 @@ def _parse_slot(cursor: _Words) -> SlotSpec:
             word = cursor.take("max delay")
             values["max_delay_ns"] = _convert(units.parse_time_ns, word, "slot max_delay")
             if values["max_delay_ns"] < values["min_delay_ns"]:
-                raise NetemSpecError(f'Illegal "slot max_delay": {word!r} is below the minimum delay')
+                raise NetemSpecError(f"Illegal \"slot max_delay\": '{_shown(word)}' is below the minimum delay")
     else:
         word = cursor.take("slot delays or 'distribution'")
         if word != "distribution":
-            raise NetemSpecError(f"Unknown slot parameter: {word!r}")
+            raise NetemSpecError(f"Unknown slot parameter: '{_shown(word)}'")
         name = cursor.take("the slot distribution name")
-        values["distribution_table"] = _convert(distributions.load_table, name, "slot distribution")
+        values["distribution_table"] = _distribution_table(name, "slot distribution")
         values["dist_delay_ns"] = _convert(units.parse_time_ns, cursor.take("slot delay"), "slot delay")
         word = cursor.take("slot jitter")
         values["dist_jitter_ns"] = _convert(units.parse_time_ns, word, "slot jitter")
         if values["dist_jitter_ns"] <= 0:
-            raise NetemSpecError(f"Non-positive jitter: slot jitter {word!r} must be above 0")
+            raise NetemSpecError(f"Non-positive jitter: slot jitter '{_shown(word)}' must be above 0")
     peek = cursor.peek()
     if peek and "packets".startswith(peek):
         cursor.take("packets")
@@ -345,7 +371,12 @@ def _parse_slot(cursor: _Words) -> SlotSpec:
     peek = cursor.peek()
     if peek and "bytes".startswith(peek):
         cursor.take("bytes")
-        values["max_bytes"] = _convert(units.parse_size, cursor.take("the byte count"), "slot bytes")
+        word = cursor.take("the byte count")
+        values["max_bytes"] = _convert(units.parse_size, word, "slot bytes")
+        if values["max_bytes"] > units.S32_MAX:  # tc casts it to the kernel's s32, which would wrap
+            raise NetemSpecError(
+                f"Illegal \"slot bytes\": '{_shown(word)}' (above {units.S32_MAX}, the most netem's s32 holds)"
+            )
     return SlotSpec(**values)
 
 

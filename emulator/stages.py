@@ -70,12 +70,16 @@ def create_stage(name: str, options: dict[str, str], rng: random.Random) -> Stag
             break
     if factory is None:
         known = ", ".join(available_stages()) or "none registered"
-        raise LookupError(f"unknown stage {name!r} (available: {known})")
+        raise LookupError(f"unknown stage {_shown(name)} (available: {known})")
     return factory(options, rng)
 
 
 def parse_stage_option(text: str) -> tuple[str, dict[str, str]]:
-    """Split `"NAME key=value ..."` (the CLI's `--stage`) into a name and options."""
+    """Split `"NAME key=value ..."` (the CLI's `--stage`) into a name and options.
+
+    Values stay strings: each stage parses its own and raises a ValueError naming the bad one.
+    A key given twice is an error rather than the last one silently winning.
+    """
     words = text.split()
     if not words:
         raise ValueError("empty --stage")
@@ -83,6 +87,13 @@ def parse_stage_option(text: str) -> tuple[str, dict[str, str]]:
     for word in words[1:]:
         key, sep, value = word.partition("=")
         if not sep or not key:
-            raise ValueError(f"stage option {word!r} is not key=value")
+            raise ValueError(f"stage option {_shown(word)} is not key=value")
+        if key in options:
+            raise ValueError(f"stage option {_shown(key)} given twice")
         options[key] = value
     return words[0], options
+
+
+def _shown(word: str) -> str:
+    """`word` quoted for a one-line message, cut short if long."""
+    return repr(word) if len(word) <= 40 else f"{word[:40]!r}... ({len(word)} characters)"

@@ -1,9 +1,13 @@
 """netem's value syntax: times, percentages, rates, sizes and C-style integers.
 
 The rules follow iproute2 (`get_time64`, `parse_percent`/`get_percent`, `get_rate64`,
-`get_size`, `get_u32`/`get_s32`), because researchers paste `tc netem` lines and expect the
-same numbers. Each parser returns the value or raises `ValueError`; the grammar turns that
-into a `NetemSpecError` naming the field and the word.
+`get_size`, `get_u32`/`get_s32`/`get_u64`), because researchers paste `tc netem` lines and
+expect the same numbers. Each parser returns the value or raises `ValueError`; the grammar
+turns that into a `NetemSpecError` naming the field and the word.
+
+Every value must fit the kernel field it travels in. Where tc rejects an out-of-range value we
+reject it too; where tc converts a double to an integer that cannot hold it (C leaves that
+undefined: the kernel gets garbage), we reject it as well, with the field's limit.
 """
 
 from __future__ import annotations
@@ -11,11 +15,26 @@ from __future__ import annotations
 import re
 
 U32_MAX = 0xFFFFFFFF
+U64_MAX = 2**64 - 1
 S32_MIN, S32_MAX = -(2**31), 2**31 - 1
+S64_MAX = 2**63 - 1
 
-# The part of a word that C's strtod consumes (decimal forms only; hex floats, "inf" and
-# "nan" are rejected on purpose: they are never what a user means by a delay or a rate).
-_FLOAT_PREFIX = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+# No sensible number is this long; refusing longer words first keeps parsing instant and
+# avoids Python's 4300-digit int() limit, whose message would puzzle a netem user.
+MAX_NUMBER_LENGTH = 100
+
+# The part of a word that C's strtod consumes (decimal forms only, ASCII digits as in the C
+# locale; hex floats, "inf" and "nan" are rejected on purpose: they are never what a user
+# means by a delay or a rate).
+_FLOAT_PREFIX = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+_ASCII_DIGITS = frozenset("0123456789")
+
+# strtol/strtoul with base 0 ("0x10" is hex, "010" octal) and with base 10.
+_C_INTEGER = {
+    0: re.compile(r"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)"),
+    10: re.compile(r"([+-]?)([0-9]+)"),
+}
 
 _TIME_UNITS_NS = {
     "s": 1e9, "sec": 1e9, "secs": 1e9,
@@ -39,8 +58,18 @@ _SIZE_UNITS = {
 }
 
 
+def _check_length(word: str) -> None:
+    if len(word) > MAX_NUMBER_LENGTH:
+        raise ValueError(f"a number of {len(word)} characters; at most {MAX_NUMBER_LENGTH}")
+
+
 def split_number(word: str) -> tuple[float, str]:
-    """Split `word` like strtod: the leading decimal number and the rest (the unit)."""
+    """Split `word` like strtod: the leading decimal number and the rest (the unit).
+
+    The number may be +-inf when its exponent is too large (strtod's HUGE_VAL); callers
+    check it against the range of their field.
+    """
+    _check_length(word)
     match = _FLOAT_PREFIX.match(word)
     if match is None:
         raise ValueError(f"{word!r} does not start with a number")
@@ -48,8 +77,11 @@ def split_number(word: str) -> tuple[float, str]:
 
 
 def starts_with_digit(word: str) -> bool:
-    """tc's NEXT_IS_NUMBER: an optional number is taken only if it starts with a digit."""
-    return bool(word) and word[0].isdigit()
+    """tc's NEXT_IS_NUMBER: an optional number is taken only if it starts with a digit.
+
+    C's isdigit() knows only 0-9; str.isdigit() would also take '١' or '²'.
+    """
+    return word[:1] in _ASCII_DIGITS
 
 
 def _scaled(word: str, units: dict[str, float], kind: str) -> float:
@@ -64,10 +96,15 @@ def _scaled(word: str, units: dict[str, float], kind: str) -> float:
 
 
 def parse_time_ns(word: str) -> int:
-    """A time as iproute2 >= 6.9 reads it; a bare number is nanoseconds. Negative is an error."""
+    """A time as iproute2 >= 6.9 reads it; a bare number is nanoseconds. Negative is an error.
+
+    netem's times are s64 nanoseconds (about 292 years); larger ones are refused.
+    """
     value = _scaled(word, _TIME_UNITS_NS, "time")
     if value < 0:
         raise ValueError("negative time")
+    if value > S64_MAX:
+        raise ValueError(f"above {S64_MAX} ns, the most a 64-bit time holds (about 292 years)")
     return int(value)
 
 
@@ -79,7 +116,7 @@ def parse_percent(word: str) -> float:
     fraction = value / 100.0
     if not 0.0 <= fraction <= 1.0:
         raise ValueError("percent outside 0..100")
-    return fraction
+    return fraction + 0.0  # "-0" is accepted, as by tc; + 0.0 stores it as 0.0, not -0.0
 
 
 def probability_to_u32(fraction: float) -> int:
@@ -88,12 +125,17 @@ def probability_to_u32(fraction: float) -> int:
 
 
 def parse_rate_bytes_per_s(word: str) -> int:
-    """A rate as `get_rate64`: bits/s unless a unit says otherwise (`Mbps` is megaBYTES/s)."""
+    """A rate as `get_rate64`: bits/s unless a unit says otherwise (`Mbps` is megaBYTES/s).
+
+    The kernel gets a u64 of bytes/s (TCA_NETEM_RATE64); larger rates are refused.
+    """
     if "%" in word:
         raise ValueError("a rate in % of the device speed needs a network device; give an absolute rate")
     value = _scaled(word, _RATE_UNITS_BITS, "rate")
     if value < 0:
         raise ValueError("negative rate")
+    if value / 8 > U64_MAX:
+        raise ValueError(f"above {U64_MAX} bytes/s, the most netem's 64-bit rate holds")
     return int(value / 8)
 
 
@@ -101,24 +143,25 @@ def parse_size(word: str) -> int:
     """A size as `get_size` (used by `limit`): "1k" is 1024. Must fit a u32."""
     value = _scaled(word, _SIZE_UNITS, "size")
     if value < 0 or value > U32_MAX:
-        raise ValueError("size out of range")
+        raise ValueError(f"size out of range 0..{U32_MAX}")
     return int(value)
 
 
-def parse_c_integer(word: str, *, low: int, high: int) -> int:
-    """An integer as strtol/strtoul with base 0: "0x10" is hex, "010" is octal."""
-    match = re.fullmatch(r"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", word)
+def parse_c_integer(word: str, *, low: int, high: int, base: int = 0) -> int:
+    """An integer as strtol/strtoul: base 0 reads "0x10" as hex and "010" as octal; base 10 only decimal."""
+    _check_length(word)
+    match = _C_INTEGER[base].fullmatch(word)
     if match is None:
         raise ValueError(f"{word!r} is not an integer")
     sign, digits = match.groups()
-    if digits[:2].lower() == "0x":
+    if base == 0 and digits[:2].lower() == "0x":
         value = int(digits[2:], 16)
-    elif digits.startswith("0") and len(digits) > 1:
+    elif base == 0 and digits.startswith("0") and len(digits) > 1:
         value = int(digits[1:], 8)
     else:
         value = int(digits, 10)
     if sign == "-":
         value = -value
     if not low <= value <= high:
-        raise ValueError(f"{word!r} out of range")
+        raise ValueError(f"out of range {low}..{high}")
     return value

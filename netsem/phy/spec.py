@@ -24,7 +24,8 @@ A spec is a list of words in any order; every word is optional except `snr`:
 
 Example: `mimo 2x2 rayleigh snr 6dB ldpc 1/2 qpsk precoder svd detector lmmse csi-error 0.1`.
 A bad word, a value out of range or an unsupported combination raises `PhySpecError` with a
-one-line message naming the word.
+one-line message naming the word. Numbers are plain decimals in ASCII digits (`6`, `-3.5`,
+`1e-2`, or `A/B` where a rate is expected); no other exception escapes, whatever the text.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ from fractions import Fraction
 SNR_RANGE_DB = (-10.0, 40.0)
 RATE_RANGE = (0.2, 0.95)
 MAX_ANTENNAS = 8
+K_FACTOR_MAX = 1000.0  # linear; 30 dB
+# No PHY value is longer; refusing longer ones first keeps parsing instant and messages short.
+MAX_VALUE_LENGTH = 100
+
+# What the grammar calls a number. Python's float() would also take '١٢', '1_0', 'infinity'
+# and surrounding spaces, none of which a user means as an SNR.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 MODULATIONS = {"qpsk": 2, "4qam": 2, "qam4": 2, "16qam": 4, "qam16": 4, "16-qam": 4, "64qam": 6, "qam64": 6, "64-qam": 6}
 MODULATION_NAMES = {2: "qpsk", 4: "16qam", 6: "64qam"}
@@ -112,17 +120,17 @@ def check_snr(snr_db: float, word: str) -> None:
 
 
 def _number(text: str, word: str) -> float:
-    try:
-        if "/" in text:
-            num, _, den = text.partition("/")
-            value = float(num) / float(den)
-        else:
-            value = float(text)
-    except (ValueError, ZeroDivisionError):
-        raise PhySpecError(f"{word!r}: {text!r} is not a number") from None
+    """A decimal, or a fraction A/B of two decimals; finite, and never -0.0."""
+    parts = text.split("/", 1)
+    if not all(_DECIMAL.fullmatch(part) for part in parts):
+        raise PhySpecError(f"{word!r}: {text!r} is not a number")
+    numbers = [float(part) for part in parts]
+    if len(numbers) == 2 and numbers[1] == 0:
+        raise PhySpecError(f"{word!r}: {text!r} divides by zero")
+    value = numbers[0] / numbers[1] if len(numbers) == 2 else numbers[0]
     if not math.isfinite(value):
         raise PhySpecError(f"{word!r}: {text!r} is not a finite number")
-    return value
+    return value + 0.0  # turns -0.0 into 0.0
 
 
 def _db_or_linear(text: str, word: str, *, default_db: bool) -> tuple[float, bool]:
@@ -133,8 +141,8 @@ def _db_or_linear(text: str, word: str, *, default_db: bool) -> tuple[float, boo
     return _number(text, word), default_db
 
 
-_WORDS = ("mimo", "siso", "awgn", "rayleigh", "rician", "snr", "ldpc", "uncoded", "precoder", "power",
-          "detector", "csi-error", "iterations", "decoder", *MODULATIONS)
+KEYWORDS = ("mimo", "siso", "awgn", "rayleigh", "rician", "snr", "ldpc", "uncoded", "precoder", "power",
+            "detector", "csi-error", "iterations", "decoder", *MODULATIONS)
 
 
 def choice(keyword: str, value: str, options: tuple[str, ...], aliases: dict[str, str] | None = None) -> str:
@@ -167,7 +175,12 @@ def parse_phy_spec(text: str) -> PhySpec:
         if i + 1 >= len(tokens):
             raise PhySpecError(f"{word!r} needs a value")
         i += 1
-        return tokens[i]
+        value = tokens[i]
+        if len(value) > MAX_VALUE_LENGTH:
+            raise PhySpecError(
+                f"'{word} {value[:20]}...': a value of {len(value)} characters (at most {MAX_VALUE_LENGTH})"
+            )
+        return value
 
     def once(key: str, word: str) -> None:
         if key in seen:
@@ -180,7 +193,7 @@ def parse_phy_spec(text: str) -> PhySpec:
         if low == "mimo":
             once("antennas", word)
             value = take(word)
-            m = re.fullmatch(r"(\d+)[xX×](\d+)", value)
+            m = re.fullmatch(r"([0-9]+)[xX×]([0-9]+)", value)
             if not m:
                 raise PhySpecError(f"'mimo {value}': antennas must be NtxNr, e.g. 2x2")
             nt, nr = int(m.group(1)), int(m.group(2))
@@ -197,8 +210,9 @@ def parse_phy_spec(text: str) -> PhySpec:
             once("channel", word)
             value = take(word)
             k, is_db = _db_or_linear(value, f"rician {value}", default_db=False)
-            k = 10 ** (k / 10) if is_db else k
-            if not (0 <= k <= 1000):
+            if is_db:  # 10 ** (K / 10) overflows from about 3083 dB; anything above 30 dB is refused anyway
+                k = 10 ** (k / 10) if k <= 10 * math.log10(K_FACTOR_MAX) else math.inf
+            if not (0 <= k <= K_FACTOR_MAX):
                 raise PhySpecError(f"'rician {value}': K-factor must lie in 0 .. 1000 (linear) or -inf .. 30 dB")
             values["channel"], values["k_factor"] = "rician", k
         elif low == "snr":
@@ -241,14 +255,15 @@ def parse_phy_spec(text: str) -> PhySpec:
         elif low == "iterations":
             once("iterations", word)
             value = take(word)
-            if not value.isdigit() or not (1 <= int(value) <= 100):
+            if not re.fullmatch("[0-9]+", value) or not (1 <= int(value) <= 100):
                 raise PhySpecError(f"'iterations {value}': an integer in 1 .. 100")
             values["iterations"] = int(value)
         elif low == "decoder":
             once("decoder", word)
             values["decoder"] = choice(low, take(word), ("bp", "sionna"))
         else:
-            raise PhySpecError(f"unknown PHY word {word!r} (known: {', '.join(sorted(set(_WORDS)))})")
+            shown = repr(word) if len(word) <= MAX_VALUE_LENGTH else f"{word[:20]!r}... ({len(word)} characters)"
+            raise PhySpecError(f"unknown PHY word {shown} (known: {', '.join(sorted(set(KEYWORDS)))})")
         i += 1
 
     if "snr_db" not in values:

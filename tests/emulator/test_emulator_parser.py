@@ -267,3 +267,83 @@ def test_percent_and_u32_helpers():
     assert units.probability_to_u32(0.5) == 2147483648  # rint(2147483647.5), half to even
     with pytest.raises(ValueError):
         units.parse_percent("5%%")
+
+
+# Values that do not fit the kernel field they land in (issue "Hardening II", defect 9): each is
+# refused with the field and the word named, instead of an OverflowError or a wrapped value.
+@pytest.mark.parametrize("spec, field, word", [
+    ("delay 1e400ms", "latency", "1e400ms"),  # strtod's inf
+    ("delay 1e300s", "latency", "1e300s"),  # finite, inf once scaled to ns
+    ("delay 9.3e18", "latency", "9.3e18"),  # finite, above s64 ns
+    ("delay 1ms 1e400", "latency", "1e400"),
+    ("slot 1e400", "slot min_delay", "1e400"),
+    ("slot 1ms 1e400", "slot max_delay", "1e400"),
+    ("slot distribution normal 1e400 1ms", "slot delay", "1e400"),
+    ("slot distribution normal 1ms 1e400", "slot jitter", "1e400"),
+    ("rate 1e400bit", "rate", "1e400bit"),
+    ("rate 1e30bit", "rate", "1e30bit"),  # above tc's u64 of bytes/s
+    ("limit 1e400", "limit", "1e400"),
+    ("slot 1ms bytes 3g", "slot bytes", "3g"),  # tc casts to s32, which would wrap negative
+    ("slot 1ms packets 2147483648", "slot packets", "2147483648"),
+    ("seed 18446744073709551616", "seed", "18446744073709551616"),
+    ("delay 1ms reorder 1 gap 4294967296", "gap", "4294967296"),
+    ("rate 1mbit 2147483648", "rate", "2147483648"),
+])
+def test_values_beyond_their_field_are_refused(spec, field, word):
+    with pytest.raises(NetemSpecError, match=f'Illegal "{field}"') as caught:
+        parse_netem(spec)
+    assert f"'{word}'" in str(caught.value)
+
+
+def test_largest_values_of_each_field_are_accepted():
+    assert parse_netem("delay 9e18ns").latency_ns == 9 * 10**18
+    assert parse_netem("rate 1.4e20bit").rate.bytes_per_s == 17_500_000_000_000_000_000
+    assert parse_netem("slot 1ms bytes 2147483647").slot.max_bytes == 2**31 - 1
+    assert parse_netem("seed 18446744073709551615").seed == 2**64 - 1
+    assert parse_netem("limit 4294967295").limit == 2**32 - 1
+
+
+def test_seed_is_decimal_as_in_tc():
+    assert parse_netem("seed 010").seed == 10  # get_u64(..., 10): no octal
+    with pytest.raises(NetemSpecError, match='Illegal "seed"'):
+        parse_netem("seed 0x10")
+
+
+@pytest.mark.parametrize("word", ["1" * 101, "1" * 5000, "0x" + "f" * 20000, "9" * 4301 + "ms"])
+def test_long_numbers_are_refused_at_once_in_one_short_line(word):
+    for spec in (["delay", word], ["seed", word], ["delay", "1ms", "reorder", "1", "gap", word]):
+        with pytest.raises(NetemSpecError, match=f"a number of {len(word)} characters") as caught:
+            parse_netem(spec)
+        message = str(caught.value)
+        assert "\n" not in message and len(message) < 200 and "4300" not in message
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("delay ١٢ms", 'Illegal "latency"'),  # C's strtod reads ASCII digits only
+    ("delay 1ms ١٢", 'What is "١٢"'),  # NEXT_IS_NUMBER's isdigit() too
+    ("delay 1ms ²", 'What is "²"'),
+    ("loss ١٢%", "Unknown loss parameter"),
+    ("limit １２", 'Illegal "limit"'),
+])
+def test_non_ascii_digits_are_not_numbers(spec, message):
+    with pytest.raises(NetemSpecError, match=message):
+        parse_netem(spec)
+
+
+def test_minus_zero_is_zero():
+    assert str(parse_netem("corrupt -0").corrupt.probability) == "0.0"
+    assert parse_netem("delay -0ms").latency_ns == 0
+
+
+def test_words_with_control_characters_give_one_line():
+    for words in (["delay", "1ms", "a\nb"], ["loss", "x\ny"], ["delay", "1\n"], ["slot", "\r"]):
+        with pytest.raises(NetemSpecError) as caught:
+            parse_netem(words)
+        assert "\n" not in str(caught.value) and "\r" not in str(caught.value)
+
+
+def test_long_words_are_shown_cut_short():
+    for words in (["x" * 10**6], ["delay", "1ms", "1ms", "distribution", "n" * 10**5], ["loss", "y" * 10**5]):
+        with pytest.raises(NetemSpecError) as caught:
+            parse_netem(words)
+        assert len(str(caught.value)) < 300
