@@ -1,7 +1,8 @@
 """netem-compatible impairment emulator: grammar, models, sans-I/O link, offline driver.
 
-This package never imports `netsem`, `packetizers` or torch. The trio proxy
-(`emulator.proxy`), the pcapng writer (`emulator.pcap`, needs scapy) and the CLI
+This package never imports `netsem`, `packetizers`, scapy or torch. The trio proxy
+(`emulator.proxy`), the capture writer and reader (`emulator.pcap`, `emulator.pcapng`,
+`emulator.capture_reader`, plain `struct` on the pcapng block format) and the CLI
 (`emulator.cli`) are imported on demand; the names below are the light core.
 """
 

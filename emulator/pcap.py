@@ -1,11 +1,11 @@
-"""pcapng capture of what the emulator saw and did, one Ethernet/IP/UDP frame per fate record.
+"""pcapng capture of what the emulator saw and did, one Ethernet/IP/UDP frame per datagram.
 
-Arrivals are written as client -> emulator packets and departures as emulator -> target
-packets, each with a per-packet comment of its fate ("dropped: gemodel bad state",
-"corrupted bit 517", "delayed 23.4 ms", "reordered", "duplicate", "queue full"); Wireshark
-shows it as `frame.comment`. Timestamps are the emulator's clock plus `clock_offset` (the
-proxy sets it so captures carry wall-clock dates; offline runs keep virtual time).
-scapy is imported only here, and only when a capture is opened.
+Two interfaces: "ingress" holds what arrived at the emulator (client -> emulator), "egress"
+what it sent on (emulator -> target). Each packet carries a comment of its fate ("dropped:
+gemodel bad state", "corrupted bit 517", "delayed 23.4 ms", "reordered", "duplicate", "queue
+full"); Wireshark shows it as `frame.comment`. `write` takes the file's integer nanoseconds
+(the proxy passes wall-clock time); `write_fates` takes fate records timed in float seconds on
+the emulator's clock and adds `clock_offset` (0 by default: offline runs keep virtual time).
 """
 
 from __future__ import annotations
@@ -14,48 +14,38 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from emulator.fate import ARRIVAL, Fate
+from emulator.pcapng import Endpoint, PcapngWriter
 
-Endpoint = tuple[str, int]
-_MAC = "02:00:00:00:00:01"  # locally administered
+INGRESS = 0  # interface index of what arrived at the emulator
+EGRESS = 1  # interface index of what the emulator sent on
 
 
-class CaptureWriter:
-    """Writes fate records (or raw datagrams) to a pcapng file; use as a context manager."""
+class CaptureWriter(PcapngWriter):
+    """A pcapng file with the emulator's two interfaces; `write` one datagram or `write_fates` a batch.
+
+    `write(datagram, time_ns, src, dst, comment, interface)` takes nanoseconds since the epoch
+    and INGRESS or EGRESS. Use as a context manager, or call `close`.
+    """
 
     def __init__(self, path: str | Path, *, clock_offset: float = 0.0) -> None:
-        from scapy.utils import PcapNgWriter
-
-        self.path = Path(path)
+        super().__init__(path, interfaces=("ingress", "egress"))
         self.clock_offset = clock_offset
-        self._writer = PcapNgWriter(str(self.path))
 
-    def write(self, datagram: bytes, time: float, src: Endpoint, dst: Endpoint, comment: str) -> None:
-        """One UDP datagram from `src` to `dst` at `time` (emulator clock) with a comment."""
-        from scapy.layers.inet import IP, UDP
-        from scapy.layers.inet6 import IPv6
-        from scapy.layers.l2 import Ether
-        from scapy.packet import Raw
+    @property
+    def clock_offset(self) -> float:
+        """Seconds added to the emulator's clock to date its records; kept as `clock_offset_ns`."""
+        return self.clock_offset_ns / 1e9
 
-        # Ethernet framing keeps one link type for IPv4 and IPv6 alike (the MACs are placeholders).
-        network = IPv6 if ":" in src[0] else IP
-        frame = Ether(src=_MAC, dst=_MAC) / network(src=src[0], dst=dst[0]) / UDP(sport=src[1], dport=dst[1])
-        packet = Ether(bytes(frame / Raw(datagram)))  # lengths and checksums fixed, as if sniffed
-        packet.time = self.clock_offset + time
-        packet.comment = comment.encode()
-        self._writer.write(packet)
+    @clock_offset.setter
+    def clock_offset(self, seconds: float) -> None:
+        self.clock_offset_ns = round(seconds * 1e9)
 
     def write_fates(self, fates: Iterable[Fate], *, arrival: tuple[Endpoint, Endpoint],
                     departure: tuple[Endpoint, Endpoint]) -> None:
-        """Fate records of one link: arrivals as `arrival` (src, dst), departures as `departure`."""
+        """Fate records of one link: arrivals as `arrival` (src, dst) on ingress, departures as `departure` on egress."""
+        offset = self.clock_offset_ns
         for fate in fates:
-            src, dst = arrival if fate.direction == ARRIVAL else departure
-            self.write(fate.datagram, fate.time, src, dst, fate.comment)
-
-    def close(self) -> None:
-        self._writer.close()
-
-    def __enter__(self) -> CaptureWriter:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+            if fate.direction == ARRIVAL:
+                self.write(fate.datagram, offset + round(fate.time * 1e9), *arrival, fate.comment, INGRESS)
+            else:
+                self.write(fate.datagram, offset + round(fate.time * 1e9), *departure, fate.comment, EGRESS)

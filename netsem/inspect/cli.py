@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from typing import NoReturn
 
 import click
 
-from netsem.inspect.report import Inspection, inspect_capture
+from emulator.capture_reader import CaptureError, NotACapture
+from netsem.inspect.capture import CapturedPacket, read_packets
+from netsem.inspect.report import Inspection, inspect_packets
 
-DATAGRAM_COLUMNS = ("packet", "time", "stream", "frame", "datagram", "units", "size", "payload", "crc", "comment")
+DATAGRAM_COLUMNS = ("packet", "time", "side", "stream", "frame", "datagram", "units", "size", "payload", "crc",
+                    "comment")
 FRAME_COLUMNS = ("stream", "frame", "partition", "datagrams rx/exp", "units rx/exp", "units lost", "elements lost")
 
 
@@ -35,7 +40,8 @@ def datagram_rows(inspection: Inspection) -> list[tuple[str, ...]]:
 
 def skipped_line(inspection: Inspection) -> str:
     counts = ", ".join(f"{reason} {count}" for reason, count in sorted(inspection.skipped.items()))
-    return f"{inspection.packets} packets, {len(inspection.datagrams)} netsem datagrams; skipped: {counts or 'none'}"
+    return (f"{inspection.packets} packets, {len(inspection.datagrams)} netsem datagrams; skipped: {counts or 'none'}; "
+            f"counted as received: {inspection.counted}")
 
 
 def print_plain(inspection: Inspection) -> None:
@@ -94,16 +100,36 @@ def inspect(capture: str, as_json: bool, dst_port: int | None) -> None:
 
     A datagram counts as received when its CRC is good and its capture comment is not a drop.
     Packets that are not netsem, and malformed datagrams, are counted with a reason.
+    A damaged capture (cut short, corrupt) is reported up to the damage, then exits with status 2,
+    as tshark does.
     """
-    from scapy.error import Scapy_Exception
+    damage: list[CaptureError] = []
+
+    def packets_before_damage() -> Iterator[CapturedPacket]:
+        try:
+            yield from read_packets(capture)
+        except CaptureError as error:
+            damage.append(error)
 
     try:
-        inspection = inspect_capture(capture, dst_port)
-    except (OSError, Scapy_Exception) as error:  # not a capture file, or unreadable
-        raise click.ClickException(f"cannot read {capture}: {error}") from error
+        inspection = inspect_packets(packets_before_damage(), dst_port)
+    except OSError as error:
+        _fail(capture, error.strerror or str(error), packets=None)
+    if damage and isinstance(damage[0], NotACapture):
+        _fail(capture, damage[0].problem, packets=None)
     if as_json:
         click.echo(json.dumps(inspection.to_dict(), indent=2))
     elif sys.stdout.isatty():
         print_rich(inspection)
     else:
         print_plain(inspection)
+    if damage:
+        error = damage[0]
+        _fail(capture, f"{error.problem} at byte {error.offset}", packets=error.packets)
+
+
+def _fail(capture: str, problem: str, packets: int | None) -> NoReturn:
+    """One line on stderr and exit status 2, as tshark does with a file it cannot read (whole)."""
+    read = "" if packets is None else f" (read {packets} packets)"
+    click.echo(f"netsem inspect: error: {capture}: {problem}{read}", err=True)
+    sys.exit(2)

@@ -12,7 +12,8 @@ the unit spans as a flat offset, length, offset, length... list, payload, CRC-32
 spelled here, sized by the header fields that count them. When crafting,
 leave `unit_count_here`, `payload_len` and `crc32` unset and they are filled in.
 The layer is bound to UDP on `DEFAULT_PORT`; on other ports decode the UDP payload with
-`NetsemHeader(bytes(packet[UDP].payload))` (the magic says whether it is netsem).
+`NetsemHeader(bytes(packet[UDP].payload))`. Bytes without the magic, or shorter than their
+header declares, come back as scapy's `Raw`, never an exception.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import struct
 import zlib
 
 import construct as cs
+from scapy.config import conf
 from scapy.fields import (
     ByteEnumField,
     ByteField,
@@ -38,7 +40,19 @@ from scapy.fields import (
 from scapy.layers.inet import UDP
 from scapy.packet import Packet, bind_layers
 
-from packetizers.wire import DEFAULT_PORT, FIELD_NAMES, FIXED_HEADER, Flags, Layout, MessageType, PartitionKind
+from packetizers.wire import (
+    CRC_SIZE,
+    DEFAULT_PORT,
+    FIELD_NAMES,
+    FIXED_HEADER,
+    HEADER_SIZE,
+    Flags,
+    Layout,
+    MessageType,
+    PartitionKind,
+    peek_header,
+    unit_entry_size,
+)
 
 _ENUM_FIELDS: dict[str, type[enum.IntEnum]] = {"msg_type": MessageType, "partition": PartitionKind, "layout": Layout}
 _FLAG_FIELDS: dict[str, type[enum.IntFlag]] = {"flags": Flags}
@@ -78,6 +92,15 @@ def _header_offsets() -> dict[str, tuple[int, str]]:
 _OFFSETS = _header_offsets()
 
 
+def _declares_its_length(data: bytes) -> bool:
+    """`data` starts with the magic and holds at least what its header declares."""
+    header = peek_header(data)
+    if header is None:
+        return False
+    declared = HEADER_SIZE + unit_entry_size(header.layout) * header.unit_count_here + header.payload_len + CRC_SIZE
+    return len(data) >= declared
+
+
 class NetsemHeader(Packet):
     """One netsem datagram: the fixed header, unit ids, packed payload and CRC-32."""
 
@@ -93,6 +116,16 @@ class NetsemHeader(Packet):
         StrLenField("payload_bytes", b"", length_from=lambda pkt: pkt.payload_len),
         XIntField("crc32", None),
     ]
+
+    @classmethod
+    def dispatch_hook(cls, _pkt: bytes | None = None, *args, **kwargs) -> type[Packet]:
+        """Bytes that are not a whole netsem datagram decode as `Raw`, never as a half-read header.
+
+        scapy raises on a layer cut short when it is called directly (it turns the error into
+        Raw only when the layer is a payload); checking first gives the same Raw either way,
+        so `NetsemHeader in NetsemHeader(data)` says whether `data` is netsem.
+        """
+        return cls if not _pkt or _declares_its_length(bytes(_pkt)) else conf.raw_layer
 
     def post_build(self, packet: bytes, payload: bytes) -> bytes:
         """Fill in the counts and the CRC-32 left unset, as the packetizer would."""

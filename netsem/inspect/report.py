@@ -1,9 +1,13 @@
 """A capture -> per-datagram rows, per-frame loss summaries and counts of what was skipped.
 
-A datagram counts as received when its CRC is good and its pcapng comment is not a drop
-("dropped: ...", "queue full": the emulator's arrival record of a packet it then
-discarded). An emulator capture holds each datagram twice (arrival and departure); with
-`dst_port` only the datagrams sent to that port (the receiver's) count as received.
+A datagram counts as received when its CRC is good, its pcapng comment is not a drop
+("dropped: ...", "queue full", "dropped: phy: ..."), and it was on its way to the receiver.
+An emulator capture (`netsem emulate --pcap`, `netsem send --pcap`) holds each datagram
+twice, on two interfaces: "ingress" (what reached the emulator: what was sent) and "egress"
+(what the emulator passed on: what the receiver got). In such a capture only egress
+packets count as received, ingress ones as sent; `Inspection.counted` says which rule
+applied. In other captures every packet counts, or with `dst_port` only those sent to that
+port (the receiver's).
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ def is_drop(comment: str) -> bool:
     return any(part.strip().startswith(DROP_COMMENTS) for part in comment.split(";"))
 
 
+INGRESS, EGRESS = "ingress", "egress"  # the emulator capture's interfaces (emulator/pcap.py)
+
+
 @dataclass
 class Inspection:
+    counted: str = "every packet"  # which packets count as received (see the module docstring)
     packets: int = 0
     datagrams: list[dict] = field(default_factory=list)
     malformed: list[dict] = field(default_factory=list)
@@ -33,6 +41,7 @@ class Inspection:
 
     def to_dict(self) -> dict:
         return {
+            "counted": self.counted,
             "packets": self.packets,
             "netsem_datagrams": len(self.datagrams),
             "skipped": dict(sorted(self.skipped.items())),
@@ -52,9 +61,13 @@ def units_text(datagram: Datagram) -> str:
 def inspect_packets(packets, dst_port: int | None = None) -> Inspection:
     """Account for every packet; never raises on packet contents."""
     inspection = Inspection()
+    if dst_port is not None:
+        inspection.counted = f"packets to UDP port {dst_port}"
     frames: dict[tuple[int, int], FrameLosses] = {}
     first_time = None
     for packet in packets:
+        if packet.interface in (INGRESS, EGRESS) and dst_port is None:
+            inspection.counted = "egress: what the emulator passed on to the receiver"
         inspection.packets += 1
         first_time = packet.time if first_time is None else first_time
         if packet.udp_payload is None:
@@ -67,7 +80,8 @@ def inspect_packets(packets, dst_port: int | None = None) -> Inspection:
                 inspection.malformed.append(_malformed_row(packet, parsed))
             continue
         header = parsed.header
-        delivered = parsed.crc_good and not is_drop(packet.comment) and dst_port in (None, packet.dport)
+        towards_receiver = packet.interface != INGRESS if dst_port is None else packet.dport == dst_port
+        delivered = parsed.crc_good and not is_drop(packet.comment) and towards_receiver
         inspection.datagrams.append(_datagram_row(packet, parsed, packet.time - first_time, delivered))
         if not parsed.crc_good:
             continue  # a corrupted header says nothing reliable about its frame
@@ -95,6 +109,7 @@ def _datagram_row(packet: CapturedPacket, datagram: Datagram, time: float, deliv
         "size": datagram.size,
         "payload": header.payload_len,
         "crc": "good" if datagram.crc_good else "bad",
+        "side": packet.interface or "",
         "received": delivered,
         "comment": packet.comment,
     }

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 from click.testing import CliRunner
 
+from emulator.capture_reader import read_capture
+from netsem.inspect.capture import read_packets
 from netsem.inspect.cli import inspect
 from netsem.inspect.report import inspect_capture
 from netsem.inspect.summary import format_ranges, missing_ranges, ranges_of
@@ -67,11 +70,53 @@ def test_dst_port_counts_only_the_receivers_datagrams(known_capture):
     assert all(frame["datagrams_received"] == 0 for frame in inspection.frames)
 
 
-def test_not_a_capture_is_a_clean_error(tmp_path):
+def test_not_a_capture_is_one_line_and_exit_2(tmp_path):
     path = tmp_path / "not.pcapng"
     path.write_bytes(b"hello")
     result = CliRunner().invoke(inspect, [str(path)])
-    assert result.exit_code == 1 and "cannot read" in result.output
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"netsem inspect: error: {path}: not a pcap or pcapng file (it starts with 68656c6c)\n"
+
+
+def test_a_truncated_capture_reports_what_it_read_then_exits_2(known_capture, tmp_path):
+    data = known_capture.path.read_bytes()
+    path = tmp_path / "cut.pcapng"
+    path.write_bytes(data[: len(data) - 100])  # inside the last packet's block
+    total = sum(1 for _ in read_capture(known_capture.path))
+    result = CliRunner().invoke(inspect, [str(path)])
+    assert result.exit_code == 2
+    assert result.stdout.splitlines()[-1].startswith(f"{total - 1} packets, ")  # the report of what was read
+    (line,) = result.stderr.splitlines()
+    assert re.fullmatch(rf"netsem inspect: error: {re.escape(str(path))}: file ends \d+ bytes into "
+                        rf"a block of type 0x6 at byte \d+ \(read {total - 1} packets\)", line), line
+    result = CliRunner().invoke(inspect, [str(path), "--json"])
+    assert result.exit_code == 2 and json.loads(result.stdout)["packets"] == total - 1
+    assert "Traceback" not in result.output
+
+
+def test_a_capture_with_a_corrupt_block_length_exits_2(known_capture, tmp_path):
+    data = bytearray(known_capture.path.read_bytes())
+    records = list(read_capture(known_capture.path))
+    shb_length = int.from_bytes(data[4:8], "little")  # scapy writes little-endian
+    data[shb_length + 4] ^= 0x10  # the first interface block's length
+    path = tmp_path / "corrupt.pcapng"
+    path.write_bytes(bytes(data))
+    result = CliRunner().invoke(inspect, [str(path)])
+    assert records and result.exit_code == 2
+    assert result.stderr.endswith(f"at byte {shb_length} (read 0 packets)\n")
+
+
+def test_packets_carry_the_interface_they_were_captured_on(tmp_path):
+    from emulator.pcap import EGRESS, INGRESS, CaptureWriter
+
+    path = tmp_path / "emulator.pcapng"
+    with CaptureWriter(path) as capture:
+        capture.write(b"in", 1_700_000_000_000_000_001, ("10.0.0.1", 1), ("10.0.0.2", 2), "queued", INGRESS)
+        capture.write(b"out", 1_700_000_000_500_000_000, ("10.0.0.2", 3), ("10.0.0.3", 4), "sent", EGRESS)
+    packets = list(read_packets(path))
+    assert [(p.interface, p.dport, p.udp_payload, p.comment) for p in packets] == [
+        ("ingress", 2, b"in", "queued"), ("egress", 4, b"out", "sent")]
+    assert packets[1].time == 1_700_000_000.5
 
 
 def test_ranges():

@@ -94,3 +94,23 @@ def test_datagrams_naming_hundreds_of_units_decode():
         parsed = parse_datagram(datagram)
         assert isinstance(parsed, Datagram) and len(parsed.unit_ids) > 60
         assert list(parsed.unit_ids) == list(parse_with_construct(datagram).unit_ids)
+
+
+@given(datagrams(), st.data())
+def test_short_or_foreign_bytes_decode_as_raw_never_raise(datagram, data):
+    from scapy.packet import Raw
+
+    cut = data.draw(st.integers(1, len(datagram) - 1))
+    for partial in (datagram[:cut], b"XSEM" + datagram[4:], data.draw(st.binary(min_size=1, max_size=80).filter(lambda b: b[:4] != MAGIC))):
+        layer = NetsemHeader(partial)
+        assert isinstance(layer, Raw) and NetsemHeader not in layer and bytes(layer) == partial
+    whole = NetsemHeader(datagram + b"tail")  # longer than declared: the rest follows as a payload
+    assert NetsemHeader in whole and bytes(whole[Raw]) == b"tail"
+
+
+def test_a_cut_datagram_on_the_netsem_port_is_udp_with_a_raw_payload():
+    from scapy.packet import Raw
+
+    cut = bytes(NetsemHeader(frame_id=1, unit_ids=[1, 2], payload_bytes=b"abc"))[:30]
+    packet = IP(bytes(IP() / UDP(sport=40000, dport=DEFAULT_PORT) / cut))
+    assert NetsemHeader not in packet and bytes(packet[Raw]) == cut
