@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,17 @@ VARIABLE_FIELDS = ("unit_id", "unit_offset", "unit_length", "payload", "crc32", 
 COLUMNS = ["frame.number", "udp.dstport", "frame.comment"] + [f"netsem.{name}" for name in FIELD_NAMES + VARIABLE_FIELDS]
 
 
+# tshark runs with an empty home of its own: a netsem.lua installed in the real personal plugins
+# folder (a second "netsem" protocol) or the user's preferences must not change what is tested.
+_CLEAN_HOME = tempfile.TemporaryDirectory(prefix="netsem-tshark-home-")
+
+
+def tshark_env(home: str | Path | None = None) -> dict[str, str]:
+    """The environment for a tshark subprocess whose home (plugins, preferences) is `home`."""
+    home = str(home or _CLEAN_HOME.name)
+    return {**os.environ, "HOME": home, "XDG_CONFIG_HOME": os.path.join(home, ".config")}
+
+
 def _load_generator():
     spec = importlib.util.spec_from_file_location("netsem_lua_generator", REPO / "tools" / "wireshark" / "generate.py")
     module = importlib.util.module_from_spec(spec)
@@ -36,7 +49,8 @@ def _load_generator():
 
 def tshark(*args: str) -> str:
     result = subprocess.run(
-        [TSHARK, "-X", f"lua_script:{LUA}", *args], capture_output=True, text=True, timeout=60, check=False
+        [TSHARK, "-X", f"lua_script:{LUA}", *args], capture_output=True, text=True, timeout=60, check=False,
+        env=tshark_env(),
     )
     assert result.returncode == 0, result.stderr
     assert "Lua: Error" not in result.stderr, result.stderr
@@ -67,7 +81,9 @@ def test_lua_field_table_lists_every_header_field_in_order():
 
 @needs_tshark
 def test_default_port_is_claimed_by_no_builtin_dissector():
-    decodes = subprocess.run([TSHARK, "-G", "decodes"], capture_output=True, text=True, check=True).stdout
+    decodes = subprocess.run(
+        [TSHARK, "-G", "decodes"], capture_output=True, text=True, check=True, env=tshark_env()
+    ).stdout
     assert f"udp.port\t{DEFAULT_PORT}\t" not in decodes
 
 

@@ -1,9 +1,9 @@
 """Write the field section of `netsem.lua` from the one wire-format declaration.
 
 The Lua dissector must never drift from `packetizers/wire.py`: its header field table
-(names, offsets, sizes, types, value strings, flag bits), the default port and the sizes it
-checks are generated here from `FIXED_HEADER` and the wire enums, and a test asserts that the
-committed `netsem.lua` equals what this script produces.
+(names, offsets, sizes, types, value strings, flag bits), the default port, the magic, the
+version and the sizes it checks are generated here from `FIXED_HEADER` and the wire enums,
+and a test asserts that the committed `netsem.lua` equals what this script produces.
 
     python tools/wireshark/generate.py            # rewrite the section in place
     python tools/wireshark/generate.py --check    # exit 1 when netsem.lua is out of date
@@ -27,6 +27,7 @@ from packetizers.wire import (
     SPAN,
     SPAN_SIZE,
     UNIT_ID_SIZE,
+    VERSION,
     Flags,
     Layout,
     MessageType,
@@ -103,6 +104,7 @@ def field_section() -> str:
         BEGIN,
         f"local DEFAULT_PORT = {DEFAULT_PORT}",
         f"local MAGIC = {_lua_string(MAGIC.decode('ascii'))}",
+        f"local VERSION = {VERSION}",
         f"local HEADER_SIZE = {HEADER_SIZE}",
         f"local UNIT_ID_SIZE = {UNIT_ID_SIZE}",
         f"local CRC_SIZE = {CRC_SIZE}",
