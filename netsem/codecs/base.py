@@ -7,6 +7,8 @@ boolean mask of the latent elements that arrived.  Missing elements arrive as ze
 
 from __future__ import annotations
 
+import math
+import operator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -14,6 +16,9 @@ import numpy as np
 
 LAYOUTS = ("chw", "nd")
 PARTITIONS = ("channel", "token", "spatial")
+# The largest image a receiver decodes (32 Mpixel: ~100 MB of RGB out).  Sizes on the wire come
+# from a peer's header (16 bits a side), so without a bound one datagram could ask for 12 GB.
+MAX_IMAGE_PIXELS = 1 << 25
 
 
 class CodecError(Exception):
@@ -104,7 +109,63 @@ def check_mask(encoded: EncodedLatent, received: np.ndarray | None) -> np.ndarra
         raise CodecError(
             f"received mask shape {received.shape} != latent shape {encoded.latent.shape}"
         )
+    if received.dtype != bool and not np.issubdtype(received.dtype, np.integer):
+        raise CodecError(f"received mask must be boolean, got {received.dtype}")
     return received.astype(bool, copy=False)
+
+
+def check_image_size(size: object) -> tuple[int, int]:
+    """The (H, W) a decoder is asked to produce, as ints; CodecError unless both are >= 1
+    and the image has at most MAX_IMAGE_PIXELS pixels."""
+    try:
+        h, w = (operator.index(v) for v in size)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise CodecError(f"image size {size!r} is not two integers") from None
+    if h < 1 or w < 1 or h * w > MAX_IMAGE_PIXELS:
+        raise CodecError(f"image size {h}x{w} outside 1x1..{MAX_IMAGE_PIXELS} pixels")
+    return h, w
+
+
+def check_latent(
+    encoded: EncodedLatent,
+    codec: str,
+    *,
+    layout: str,
+    shape: tuple[int, ...],
+    bit_width: int,
+    signed: bool,
+    token_grid: tuple[int, int] | None,
+) -> None:
+    """CodecError (one line, naming ``codec``) unless ``encoded`` is what the codec's decoder
+    takes: the given layout, latent shape, token grid, bit width and signedness, an integer
+    latent whose values fit that bit width, and a finite quantizer step > 0.  Every field may
+    come from a peer's header."""
+    latent = encoded.latent
+    if encoded.layout != layout:
+        raise CodecError(f"{codec}: layout {encoded.layout!r}, expected {layout!r}")
+    if not isinstance(latent, np.ndarray) or not np.issubdtype(latent.dtype, np.integer):
+        raise CodecError(f"{codec}: latent is not an integer array")
+    if latent.shape != tuple(shape):
+        raise CodecError(f"{codec}: latent shape {latent.shape} does not fit the image ({tuple(shape)})")
+    grid = encoded.token_grid  # EncodedLatent made sure it is None or two numbers
+    if (None if grid is None else tuple(grid)) != token_grid:
+        raise CodecError(f"{codec}: token grid {grid}, expected {token_grid}")
+    got, want = (encoded.bit_width, bool(encoded.signed)), (bit_width, signed)
+    if got != want:
+        raise CodecError(f"{codec}: {_elements(*got)} latent, expected {_elements(*want)}")
+    try:
+        scale = float(encoded.scale)
+    except (TypeError, ValueError):
+        raise CodecError(f"{codec}: quantizer step {encoded.scale!r} is not a number") from None
+    if not (math.isfinite(scale) and scale > 0):
+        raise CodecError(f"{codec}: quantizer step {scale} must be finite and > 0")
+    lo, hi = value_range(bit_width, signed)
+    if latent.size and (latent.min() < lo or latent.max() > hi):
+        raise CodecError(f"{codec}: latent values outside {lo}..{hi}")
+
+
+def _elements(bit_width: int, signed: bool) -> str:
+    return f"{bit_width}-bit {'signed' if signed else 'unsigned'}"
 
 
 def smallest_int_dtype(bit_width: int, signed: bool) -> np.dtype:

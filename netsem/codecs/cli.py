@@ -71,9 +71,9 @@ def models() -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=Path("../shared/data/photos"), show_default=True,
-              help="Folder of training photographs (JPEG/PNG).")
+@click.option("--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of training photographs (JPEG/PNG), added to scikit-image's bundled ones "
+                   "(default: those alone).")
 @click.option("--no-skimage", is_flag=True, help="Do not add scikit-image's bundled photos.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/train"),
               show_default=True, help="Where NAME.safetensors and NAME.log are written.")

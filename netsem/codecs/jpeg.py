@@ -14,17 +14,23 @@ concealed by vertical interpolation between the received pixels above and below 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from .base import CodecError, check_image
+from .base import CodecError, check_image, check_image_size
 from .registry import JPEG_ID
 
 MCU = 16  # 4:2:0 chroma subsampling: 16x16 MCUs
 MAX_SIDE = 65500  # the largest JPEG dimension
-MAX_PIXELS = 1 << 25  # what a receiver decodes at most: sizes come from a peer's header
+SOF_BASELINE, SOF_PROGRESSIVE, DHT, SOS, DQT, DRI, APP0, COM = (
+    0xC0, 0xC2, 0xC4, 0xDA, 0xDB, 0xDD, 0xE0, 0xFE
+)
+# the marker segments of the header Pillow writes for us (a received header may hold no other)
+HEADER_MARKERS = {SOF_BASELINE, SOF_PROGRESSIVE, DHT, SOS, DQT, DRI, APP0, COM}
+SAMPLING_420 = (0x22, 0x11, 0x11)  # (H << 4 | V) of Y, Cb, Cr
 
 
 @dataclass(frozen=True)
@@ -41,18 +47,62 @@ class JpegStream:
         return {i: self.stream[a:b] for i, (a, b) in enumerate(zip(self.offsets, ends))}
 
 
-def _scan_start(data: bytes) -> int:
-    """Offset of the first entropy-coded byte (just after the SOS segment)."""
+def _header_segments(data: bytes) -> Iterator[tuple[int, bytes, int]]:
+    """(marker, payload, end offset) of each marker segment after SOI, up to and including
+    SOS; CodecError if the bytes are not such a sequence."""
+    if data[:2] != b"\xff\xd8":
+        raise CodecError("jpeg: the header does not start with SOI")
     i = 2
-    while i < len(data):
-        if data[i] != 0xFF:
-            raise CodecError("malformed JPEG header")
+    while True:
+        if i + 4 > len(data) or data[i] != 0xFF:
+            raise CodecError("jpeg: malformed header (no SOS segment where one was due)")
         marker = data[i + 1]
         length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker == 0xDA:
-            return i + 2 + length
-        i += 2 + length
-    raise CodecError("JPEG stream has no SOS marker")
+        end = i + 2 + length
+        if length < 2 or end > len(data):
+            raise CodecError(f"jpeg: marker segment 0x{marker:02X} runs past the header")
+        yield marker, data[i + 4 : end], end
+        if marker == SOS:
+            return
+        i = end
+
+
+def _scan_start(data: bytes) -> int:
+    """Offset of the first entropy-coded byte (just after the SOS segment)."""
+    for _, _, end in _header_segments(data):
+        pass
+    return end
+
+
+def check_header(header: bytes, image_size: tuple[int, int], restart_mcus: int) -> None:
+    """CodecError unless ``header`` (SOI .. SOS, received from a peer) is one this codec
+    writes for ``image_size``: only Pillow's marker segments, one baseline or progressive
+    8-bit SOF of exactly that size with Y, Cb, Cr sampled 4:2:0, a restart interval of
+    ``restart_mcus``, nothing after SOS.  The SOF's size is what libjpeg allocates for, so a
+    header claiming 65500x2700 in a 64x64 frame must not reach Pillow."""
+    sofs, interval = [], None
+    for marker, payload, end in _header_segments(header):
+        if marker not in HEADER_MARKERS:
+            raise CodecError(f"jpeg: unexpected marker 0x{marker:02X} in the header")
+        if marker in (SOF_BASELINE, SOF_PROGRESSIVE):
+            sofs.append(payload)
+        elif marker == DRI and len(payload) == 2:
+            interval = int.from_bytes(payload, "big")
+        elif marker == SOS and end != len(header):
+            raise CodecError("jpeg: bytes after the header's SOS segment")
+    if len(sofs) != 1 or len(sofs[0]) < 6:
+        raise CodecError(f"jpeg: the header holds {len(sofs)} usable SOF segments, not 1")
+    sof = sofs[0]  # precision, height, width, components, then (id, sampling, table) each
+    height, width, components = int.from_bytes(sof[1:3], "big"), int.from_bytes(sof[3:5], "big"), sof[5]
+    if (height, width) != tuple(image_size):
+        raise CodecError(f"jpeg: the stream's SOF says {height}x{width}, "
+                         f"the frame {image_size[0]}x{image_size[1]}")
+    whole = len(sof) == 6 + 3 * components
+    sampling = tuple(sof[7 + 3 * k] for k in range(components)) if whole else ()
+    if sof[0] != 8 or sampling != SAMPLING_420:
+        raise CodecError("jpeg: the stream's SOF is not 8-bit Y, Cb, Cr sampled 4:2:0")
+    if interval != restart_mcus:
+        raise CodecError(f"jpeg: the header's restart interval is {interval} MCUs, the frame's {restart_mcus}")
 
 
 def split_stream(data: bytes) -> list[int]:
@@ -153,21 +203,32 @@ class JpegCodec:
         restart_mcus: int | None = None,
     ) -> np.ndarray:
         """Rebuild the image from the received segments; lost intervals' MCUs are concealed."""
-        h, w = image_size
-        if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and h * w <= MAX_PIXELS):
-            raise CodecError(f"jpeg: image size {h}x{w} outside 1..{MAX_SIDE} a side, {MAX_PIXELS} pixels")
+        h, w = image_size = check_image_size(image_size)
+        if not (h <= MAX_SIDE and w <= MAX_SIDE):
+            raise CodecError(f"jpeg: image size {h}x{w} over {MAX_SIDE} a side")
         q = self.quality if quality is None else quality
+        if not 1 <= q <= 95:
+            raise CodecError(f"jpeg: quality {q} outside 1..95")
+        if restart_mcus is not None and not 0 <= restart_mcus <= 0xFFFF:
+            raise CodecError(f"jpeg: restart interval of {restart_mcus} MCUs outside 0..65535 "
+                             "(0: one MCU row)")
         k = self.interval_mcus(image_size, restart_mcus)
         n = self.intervals(image_size, k)
         rows, cols = mcu_grid(image_size)
         if 0 in segments:
             header = segments[0]
+            check_header(header, image_size, k)
         else:
             try:
                 header = self.header(image_size, q, k)
             except (ValueError, OSError, OverflowError) as exc:
                 raise CodecError(f"jpeg: cannot rebuild the header for quality {q}, {k} MCUs per interval ({exc})") from None
         bodies = {i: segments[i + 1][:-2] for i in range(n) if (i + 1) in segments}
+        for i, body in bodies.items():
+            # entropy-coded data escapes every 0xFF as FF 00: any other FF starts a marker
+            # (a second SOF, an early EOI) that the checked header would not cover
+            if b"\xff" in body.replace(b"\xff\x00", b""):
+                raise CodecError(f"jpeg: restart interval {i} holds a marker")
         # a donor of the same MCU count: any received full-length interval
         last_short = (rows * cols) % k != 0
         full = [i for i in bodies if not (last_short and i == n - 1)]
@@ -191,8 +252,12 @@ class JpegCodec:
         old = ImageFile.LOAD_TRUNCATED_IMAGES
         ImageFile.LOAD_TRUNCATED_IMAGES = True
         try:
-            with Image.open(io.BytesIO(b"".join(parts))) as im:
+            with Image.open(io.BytesIO(b"".join(parts)), formats=["JPEG"]) as im:
+                if im.size != (w, h):  # checked above: a last guard before the pixels are allocated
+                    raise CodecError(f"jpeg: stream size {im.size[1]}x{im.size[0]} != {h}x{w}")
                 img = np.asarray(im.convert("RGB"))
+        except CodecError:
+            raise
         except Exception as exc:
             raise CodecError(f"jpeg: cannot decode the received stream ({exc})") from None
         finally:

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .base import CodecError, EncodedLatent, check_image, check_mask, smallest_int_dtype
+from .base import (
+    CodecError,
+    EncodedLatent,
+    check_image,
+    check_image_size,
+    check_latent,
+    check_mask,
+    smallest_int_dtype,
+)
 from .models import NetConfig, build_net, count_parameters, pad_to_multiple
 from .weights import load_state
+
+# Images above TILE_ABOVE_PIXELS (after padding to 16) are encoded and decoded tile by tile,
+# TILE_LATENTS latent positions (16 pixels each) a side plus the network's context; smaller
+# ones in one piece, bit for bit as before tiling existed (the tests' and README's images are
+# at most 0.4 Mpixel).  Measured with tools/bench_large_image.py, cnn-sem on 2 cores:
+#   untiled: peak RSS 0.95 GB at 1.3 Mpixel, 1.35 GB at 2.1, 1.9 GB at 3.1 (+0.53 GB per
+#     Mpixel), encode + decode 2.5 s at 1.3 Mpixel;
+#   tiled (tiles of 32): 0.52-0.60 GB and 1.4 s at 1.3 Mpixel, 0.57-0.66 GB at 3.1.
+# So tiling starts at 1 Mpixel, where an untiled run still stays under 0.9 GB.  Tile size at 12
+# Mpixel (encode / decode seconds, decode peak RSS): 8: 9.4 / 14.9 s, 0.51 GB; 16: 7.2 / 9.6 s,
+# 0.63 GB; 32: 5.9 / 7.5 s, 0.91 GB; 64: 5.7 / 6.6 s, 1.5 GB.
+TILE_ABOVE_PIXELS = 1 << 20
+TILE_LATENTS = 32
 
 
 class LearnedCodec:
@@ -19,6 +43,10 @@ class LearnedCodec:
 
     ``layout`` "chw" keeps the (C, h, w) map; "nd" reads it as N = h*w tokens (row-major,
     token_grid (h, w)) of D = C dims.
+
+    Images above ``tile_above_pixels`` are analysed and synthesised tile by tile (tiles of
+    ``tile_latents`` latent positions with the context the network needs, in ``threads``
+    workers), which gives the untiled result to float rounding in bounded memory.
     """
 
     def __init__(
@@ -30,6 +58,8 @@ class LearnedCodec:
         layout: str = "chw",
         description: str = "",
         threads: int | None = None,
+        tile_above_pixels: int = TILE_ABOVE_PIXELS,
+        tile_latents: int = TILE_LATENTS,
     ) -> None:
         self.name = name
         self.codec_id = codec_id
@@ -42,6 +72,8 @@ class LearnedCodec:
         self._load(weights)
         self.net.eval()
         self.threads = threads
+        self.tile_above_pixels = tile_above_pixels
+        self.tile_latents = tile_latents
 
     def _load(self, path: Path) -> None:
         if not path.is_file():
@@ -75,8 +107,12 @@ class LearnedCodec:
     def num_parameters(self) -> int:
         return count_parameters(self.net)
 
+    def latent_grid(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) positions of the latent map (the token grid of "nd")."""
+        return -(-height // 16), -(-width // 16)
+
     def latent_shape(self, height: int, width: int) -> tuple[int, ...]:
-        h, w = -(-height // 16), -(-width // 16)
+        h, w = self.latent_grid(height, width)
         c = self.config.latent_channels
         return (c, h, w) if self.layout == "chw" else (h * w, c)
 
@@ -87,20 +123,66 @@ class LearnedCodec:
         gh, gw = encoded.token_grid
         return arr.reshape(gh, gw, -1).transpose(2, 0, 1)
 
+    def _tiles(self, grid: tuple[int, int], halo: int) -> list[tuple[Span, Span]]:
+        """(rows, columns) of each tile: one for a small image (the untiled computation,
+        unchanged); otherwise ``tile_latents`` positions a side with the network's context."""
+        if grid[0] * grid[1] * 256 <= self.tile_above_pixels:
+            return [(whole_span(grid[0]), whole_span(grid[1]))]
+        net = self.net
+        row_spans, col_spans = (
+            tile_spans(n, self.tile_latents, halo, net.tile_align, net.tile_wraps) for n in grid
+        )
+        return [(r, c) for r in row_spans for c in col_spans]
+
+    def _for_each_tile(
+        self, tiles: list[tuple[Span, Span]], work: Callable[[Span, Span], None]
+    ) -> None:
+        """Run ``work(rows, columns)`` on every tile, in inference mode.  Several tiles run in
+        ``threads`` worker threads (default: torch's thread count) with single-threaded torch:
+        torch's own threads meet at every operation, and on these 2 shared cores, with other
+        processes running, a 3-Mpixel encode took 15 s with 2 torch threads against 4 s with 1;
+        whole tiles per worker do not wait for each other (1.0 s against 1.2 s when idle)."""
+
+        def run(tile: tuple[Span, Span]) -> None:
+            with torch.inference_mode():  # thread-local
+                work(*tile)
+
+        if len(tiles) == 1:
+            run(tiles[0])
+            return
+        workers = self.threads or torch.get_num_threads()
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(workers) as pool:
+                for _ in pool.map(run, tiles):
+                    pass
+        finally:
+            torch.set_num_threads(before)
+
     def encode(self, image: np.ndarray) -> EncodedLatent:
         image = check_image(image)
         h, w = image.shape[:2]
-        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0
-        with torch.inference_mode():
-            y = self.net.analysis(pad_to_multiple(x, 16))
+        # padding the uint8 image and converting tile by tile gives the same floats as
+        # converting first, without a full-size float copy
+        padded = pad_to_multiple(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None], 16)
+        grid = (padded.shape[2] // 16, padded.shape[3] // 16)
+        tiles = self._tiles(grid, self.net.analysis_halo)
         a = self.config.amplitude
-        q = torch.round(y).clamp(-a, a)[0].to(torch.int16).numpy()
-        q = q.astype(smallest_int_dtype(self.config.bit_width, True))
-        grid = None
+        dtype = smallest_int_dtype(self.config.bit_width, True)
+        q = np.empty((self.config.latent_channels, *grid), dtype)
+
+        def analyse(rows: Span, cols: Span) -> None:
+            x = padded.index_select(2, rows.pixels()).index_select(3, cols.pixels()).float() / 255.0
+            y = (self.net.analysis if len(tiles) == 1 else self.net.tile_analysis)(x)
+            y = y[0, :, rows.kept_in_context, cols.kept_in_context]
+            q[:, rows.kept, cols.kept] = torch.round(y).clamp(-a, a).to(torch.int16).numpy()
+
+        self._for_each_tile(tiles, analyse)
+        token_grid = None
         if self.layout == "nd":
-            c, gh, gw = q.shape
-            q = np.ascontiguousarray(q.transpose(1, 2, 0).reshape(gh * gw, c))
-            grid = (gh, gw)
+            q = np.ascontiguousarray(q.transpose(1, 2, 0).reshape(grid[0] * grid[1], -1))
+            token_grid = grid
         return EncodedLatent(
             latent=q,
             layout=self.layout,
@@ -108,23 +190,86 @@ class LearnedCodec:
             signed=True,
             scale=1.0 / a,
             image_size=(h, w),
-            token_grid=grid,
+            token_grid=token_grid,
         )
 
     def decode(self, encoded: EncodedLatent, received: np.ndarray | None = None) -> np.ndarray:
+        """Raises CodecError, and nothing else, for a latent this codec cannot decode (its
+        fields may come from a peer's datagram headers)."""
+        h, w = check_image_size(encoded.image_size)
+        check_latent(encoded, self.name, layout=self.layout, shape=self.latent_shape(h, w),
+                     bit_width=self.bit_width, signed=True,
+                     token_grid=self.latent_grid(h, w) if self.layout == "nd" else None)
         mask = check_mask(encoded, received)
-        if encoded.layout != self.layout:
-            raise CodecError(f"codec {self.name!r} expects layout {self.layout!r}")
-        want = self.latent_shape(*encoded.image_size)
-        if encoded.latent.shape != want:
-            raise CodecError(f"latent shape {encoded.latent.shape} != expected {want}")
         q = np.where(mask, encoded.latent, 0).astype(np.float32)
         qmap = torch.from_numpy(self._map_from_latent(encoded, q).copy())[None]
         mmap = torch.from_numpy(self._map_from_latent(encoded, mask).astype(np.float32).copy())[None]
         # the network sees y = q * scale * A (its own units); scale is 1/A for our encoders
         y = qmap * (encoded.scale * self.config.amplitude)
         with torch.inference_mode():
-            xh = self.net.synthesis(y, mmap if self.config.needs_mask else None)
-        h, w = encoded.image_size
-        out = (xh[0, :, :h, :w].clamp(0, 1) * 255.0).round().to(torch.uint8)
-        return out.permute(1, 2, 0).contiguous().numpy()
+            z = self.net.decoder_input(y, mmap if self.config.needs_mask else None)
+        tiles = self._tiles(z.shape[2:], self.net.synthesis_halo)
+        out = np.empty((h, w, 3), np.uint8)
+
+        def synthesise(rows: Span, cols: Span) -> None:
+            zt = z.index_select(2, torch.from_numpy(rows.context))
+            zt = zt.index_select(3, torch.from_numpy(cols.context))
+            xh = (self.net.decode_map if len(tiles) == 1 else self.net.tile_decode_map)(zt)[0]
+            # the kept pixels, cropped to the image (the last tiles cover the padding)
+            top, bottom = 16 * rows.kept.start, min(h, 16 * rows.kept.stop)
+            left, right = 16 * cols.kept.start, min(w, 16 * cols.kept.stop)
+            r0, c0 = 16 * rows.kept_in_context.start, 16 * cols.kept_in_context.start
+            xh = xh[:, r0 : r0 + bottom - top, c0 : c0 + right - left]
+            pixels = (xh.clamp(0, 1) * 255.0).round().to(torch.uint8)
+            out[top:bottom, left:right] = pixels.permute(1, 2, 0).numpy()
+
+        self._for_each_tile(tiles, synthesise)
+        return out
+
+
+@dataclass(frozen=True)
+class Span:
+    """One axis of a tile: the latent positions the network is run on (``context``,
+    ascending) and the ones whose result is kept (``kept``, a range of the whole map)."""
+
+    context: np.ndarray  # int64 latent indices
+    kept: slice
+
+    @property
+    def kept_in_context(self) -> slice:
+        at = int(np.searchsorted(self.context, self.kept.start))
+        return slice(at, at + self.kept.stop - self.kept.start)
+
+    def pixels(self) -> torch.Tensor:
+        """The context's pixel rows (or columns): 16 per latent position."""
+        return torch.from_numpy((16 * self.context[:, None] + np.arange(16)).ravel())
+
+
+def whole_span(length: int) -> Span:
+    return Span(np.arange(length), slice(0, length))
+
+
+def tile_spans(length: int, size: int, halo: int, align: int, wraps: bool) -> list[Span]:
+    """Cut ``length`` latent positions into tiles keeping ``size`` positions each, seen with
+    ``halo`` positions of context on both sides (fewer at the map's border).  ``size`` and
+    ``halo`` are rounded up to multiples of ``align`` so every piece of context starts on the
+    network's grid (swin's windows).
+
+    ``wraps``: the network mixes the two ends of the map (swin's shifted windows roll around
+    it).  A tile that touches one end but not the other then also sees ``halo`` positions at
+    the far end, placed as in the whole map (ascending indices: the network's roll brings
+    them next to the near end), so the border is computed as in the untiled map."""
+    size = -(-max(size, 1) // align) * align
+    halo = -(-halo // align) * align
+    far = max(0, length - halo) // align * align  # where the far end's context starts
+    spans = []
+    for start in range(0, length, size):
+        stop = min(length, start + size)
+        lo, hi = max(0, start - halo), min(length, stop + halo)
+        context = np.arange(lo, hi)
+        if wraps and lo == 0 and hi < length:
+            context = np.concatenate([context, np.arange(max(hi, far), length)])
+        elif wraps and hi == length and lo > 0:
+            context = np.concatenate([np.arange(0, min(lo, halo)), context])
+        spans.append(Span(context, slice(start, stop)))
+    return spans

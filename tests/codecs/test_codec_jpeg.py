@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import skimage.data
 from scipy.ndimage import binary_dilation
 
 from netsem.codecs import get_jpeg
+from netsem.codecs.base import CodecError
 from netsem.codecs.jpeg import MCU
 
 
@@ -84,3 +88,83 @@ def test_fitted_segments_fit_and_a_lost_interval_only_damages_its_mcus():
     near = binary_dilation(pixels, np.ones((3, 3), dtype=bool))
     np.testing.assert_array_equal(out[~near], full[~near])
     assert not np.array_equal(out[pixels], full[pixels])
+
+
+# --- hostile streams: the header segment and sizes come from a peer --------------------------
+
+def _patched(header: bytes, offset: int, data: bytes) -> bytes:
+    return header[:offset] + data + header[offset + len(data):]
+
+
+def _sof(header: bytes) -> int:
+    """Offset of the SOF0 segment's payload (precision, height, width, components...)."""
+    return header.index(b"\xff\xc0") + 4
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (Linux; False where that is not possible)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss_mb() -> float:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_a_header_whose_sof_lies_about_the_size_is_refused_before_pillow():
+    jp = get_jpeg(quality=80)
+    s = jp.encode(np.ascontiguousarray(skimage.data.astronaut()[:64, :64]))
+    header, at = s.segments[0], _sof(s.segments[0])
+    assert header[at] == 8 and header[at + 1 : at + 5] == (64).to_bytes(2, "big") * 2
+    for h, w in [(65500, 2700), (2700, 65500), (32, 64), (64, 63)]:
+        lying = _patched(header, at + 1, h.to_bytes(2, "big") + w.to_bytes(2, "big"))
+        segments = {**s.segments, 0: lying}
+        measured = _reset_peak_rss()
+        before = _peak_rss_mb() if measured else 0.0
+        with pytest.raises(CodecError, match="SOF"):
+            jp.decode(segments, s.image_size, s.quality, s.restart_mcus)
+        if measured:
+            assert _peak_rss_mb() - before < 50  # Pillow once took 2.6 GB for 65500x2700
+
+
+def test_headers_pillow_would_not_write_are_refused():
+    jp = get_jpeg(quality=80)
+    s = jp.encode(photo())
+    header, at = s.segments[0], _sof(s.segments[0])
+    dri = header.index(b"\xff\xdd") + 4
+    bad = {
+        "4:4:4 sampling": _patched(header, at + 7, b"\x11"),
+        "12-bit": _patched(header, at, b"\x0c"),
+        "restart interval": _patched(header, dri, (s.restart_mcus + 1).to_bytes(2, "big")),
+        "APP1": header[:2] + b"\xff\xe1\x00\x04ab" + header[2:],
+        "SOF1": _patched(header, at - 3, b"\xc1"),
+        "two SOFs": header[:at - 4] + header[at - 4 : at + 15] + header[at - 4:],
+        "truncated": header[:-5],
+        "after SOS": header + b"\x00",
+        "no SOI": header[2:],
+        "length past the end": _patched(header, 4, b"\xff\xff"),
+    }
+    for what, h in bad.items():
+        with pytest.raises(CodecError):
+            jp.decode({**s.segments, 0: h}, s.image_size, s.quality, s.restart_mcus)
+            pytest.fail(what)
+
+
+def test_an_interval_holding_a_marker_and_bad_parameters_are_refused():
+    jp = get_jpeg(quality=80)
+    s = jp.encode(photo())
+    sof_segment = s.segments[0][_sof(s.segments[0]) - 4 :][:19]
+    for body in (s.segments[2][:5] + sof_segment + s.segments[2][5:], b"\xff\xd9" + s.segments[2]):
+        with pytest.raises(CodecError, match="marker"):
+            jp.decode({**s.segments, 2: body}, s.image_size, s.quality, s.restart_mcus)
+    no_header = {k: v for k, v in s.segments.items() if k}
+    for quality, mcus in [(0, None), (96, None), (2**32 - 1, None), (80, -1), (80, 1 << 16)]:
+        with pytest.raises(CodecError):
+            jp.decode(no_header, s.image_size, quality, mcus)
+    for size in [(0, 160), (120, 0), (65535, 65535), (65501, 16)]:
+        with pytest.raises(CodecError):
+            jp.decode(s.segments, size, s.quality, s.restart_mcus)
