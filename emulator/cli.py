@@ -3,13 +3,15 @@
     netsem emulate --listen 127.0.0.1:9000 --forward 127.0.0.1:9001 --seed 1 \
         --pcap run.pcapng --stats run.json -- loss gemodel 1% 10% 70% 0.1% delay 20ms
 
-Setup errors (a malformed netem spec, a port in use, an unknown host) print one line and
-exit with status 2. Ctrl-C (or SIGTERM) stops the proxy cleanly: the counters are printed,
+Setup errors (a malformed netem spec, a port in use, an unknown host, a target that is the
+emulator itself) print one line and exit with status 2. Ctrl-C (or SIGTERM) stops the proxy cleanly: the counters are printed,
 the stats JSON and the capture are written, and the exit status is 130 (143 for SIGTERM).
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
 import logging
 import platform
@@ -25,10 +27,20 @@ from emulator.correlation import component_rng
 from emulator.fate import LinkCounters
 from emulator.grammar import USAGE, NetemSpecError, parse_netem
 from emulator.link import Link
-from emulator.proxy import ProxyError, ProxyStats, bind_listen_socket, connect_forward_socket, serve_proxy
+from emulator.proxy import (
+    DEFAULT_CLIENT_IDLE,
+    DEFAULT_MAX_CLIENTS,
+    ProxyError,
+    ProxyStats,
+    bind_listen_socket,
+    check_forward,
+    parse_network,
+    serve_proxy,
+)
 from emulator.stages import create_stage, parse_stage_option
 
 PROGRAM = "netsem emulate"
+log = logging.getLogger("emulator")
 
 
 def _fail(message: str) -> None:
@@ -47,6 +59,13 @@ def parse_address(text: str, *, default_host: str | None) -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
     return host, int(port)
+
+
+def describe_proxy(stats: ProxyStats) -> str:
+    kernel = stats.kernel_drops_now()
+    return (f"clients {stats.clients} (expired {stats.clients_expired}, evicted {stats.clients_evicted}), "
+            f"not allowed {stats.not_allowed}, kernel-dropped {'unknown' if kernel is None else kernel} "
+            "(socket buffers full)")
 
 
 def describe_counters(name: str, counters: LinkCounters, queued: int) -> str:
@@ -72,14 +91,26 @@ def describe_counters(name: str, counters: LinkCounters, queued: int) -> str:
 @click.option("--reverse", is_flag=True, help="Impair replies from the target too (same spec, separate random streams).")
 @click.option("--stage", "stage_texts", multiple=True, metavar="'NAME key=value ...'", help="Add a registered plug-in stage (repeatable).")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS (exit 0).")
+@click.option("--allow", "allow_texts", multiple=True, metavar="ADDR[/PREFIX]",
+              help="Serve only clients from these addresses or networks (repeatable); others are dropped and counted.")
+@click.option("--max-clients", type=click.IntRange(min=1), default=DEFAULT_MAX_CLIENTS, show_default=True,
+              help="Clients tracked at once (each gets its own socket towards the target; the least recently active "
+                   "is closed first).")
+@click.option("--client-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CLIENT_IDLE,
+              show_default=True, help="Seconds without traffic after which a client's socket is closed.")
 @click.argument("netem_words", nargs=-1, type=click.UNPROCESSED)
-def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, duration, netem_words) -> None:
+def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, duration, allow_texts, max_clients,
+            client_timeout, netem_words) -> None:
     """Forward UDP datagrams through a netem-compatible impairment chain.
 
     The words after -- are those after `netem` in `tc qdisc ... netem`, with tc's units
     (a bare time is ns, a bare percentage is percent, `Mbps` is megabytes/s) and defaults.
     netsem extension: `correct` after a loss/duplicate/corrupt/reorder correlation gives an
     exactly correlated Markov source instead of netem's biased approximation.
+
+    Like a NAT, each client (source address) gets a socket of its own towards the target,
+    and replies go back to the client they answer. Listening on a non-loopback address
+    lets any host use the emulator: restrict it with --allow.
     """
     try:
         spec = parse_netem(list(netem_words))
@@ -88,6 +119,7 @@ def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, 
     try:
         listen_address = parse_address(listen, default_host="127.0.0.1")
         forward_address = parse_address(forward, default_host=None)
+        allow = [parse_network(text) for text in allow_texts]
     except ValueError as error:
         _fail(str(error))
     if seed is None:
@@ -107,10 +139,17 @@ def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, 
     reverse_link = build_link("reverse") if reverse else None
     logging.basicConfig(format=f"{PROGRAM}: warning: %(message)s", level=logging.WARNING, stream=sys.stderr)
     try:
-        forward_sock = connect_forward_socket(forward_address)
         listen_sock = bind_listen_socket(listen_address)
     except ProxyError as error:
         _fail(str(error))
+    try:
+        check_forward(listen_sock, forward_address)
+    except ProxyError as error:
+        listen_sock.close()
+        _fail(str(error))
+    if not ipaddress.ip_address(listen_sock.getsockname()[0]).is_loopback and not allow:
+        log.warning("listening on %s: any host that reaches it can send through this emulator "
+                    "(restrict with --allow ADDR/PREFIX)", listen_sock.getsockname()[0])
     for note in spec.notes:
         click.echo(f"{PROGRAM}: note: {note}", err=True)
 
@@ -129,17 +168,22 @@ def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, 
         f"seed {seed}, netem: {' '.join(netem_words) or '(no impairment)'}",
         err=True,
     )
+    serve = functools.partial(serve_proxy, listen_sock, forward_address, link, reverse_link=reverse_link,
+                              capture=capture, stats=stats, allow=allow, max_clients=max_clients,
+                              client_idle=client_timeout)
     try:
-        outcome = trio.run(_run, listen_sock, forward_sock, link, reverse_link, capture, stats, duration)
+        outcome = trio.run(_run, serve, link, reverse_link, duration)
+    except ProxyError as error:
+        _fail(str(error))
     finally:
         listen_sock.close()
-        forward_sock.close()
         if capture is not None:
             capture.close()
 
     lines = [describe_counters("forward", link.counters, link.queued)]
     if reverse_link is not None:
         lines.append(describe_counters("reverse", reverse_link.counters, reverse_link.queued))
+    lines.append(describe_proxy(stats))
     if stats.forward_refused:
         lines.append(f"target refused {stats.forward_refused} datagrams (nothing listening at {forward})")
     for line in lines:
@@ -149,16 +193,11 @@ def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, 
     sys.exit({"interrupted": 130, "terminated": 143}.get(outcome, 0))
 
 
-async def _run(listen_sock, forward_sock, link, reverse_link, capture, stats, duration) -> str:
+async def _run(serve, link, reverse_link, duration) -> str:
     """Run until the duration ends or a signal arrives; returns why it stopped."""
     outcome = "finished"
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: serve_proxy(
-                listen_sock, forward_sock, link, reverse_link=reverse_link, capture=capture,
-                stats=stats, task_status=task_status,
-            )
-        )
+        await nursery.start(serve)
 
         async def watch_signals() -> None:
             nonlocal outcome
@@ -210,7 +249,7 @@ def _write_stats(path, netem_words, seed, listen, forward, link, reverse_link, s
         },
         "forward": link.counters.as_dict(),
         "reverse": reverse_link.counters.as_dict() if reverse_link is not None else None,
-        "proxy": {"forward_refused": stats.forward_refused, "replies_without_client": stats.replies_without_client},
+        "proxy": stats.as_dict(),
         "versions": {
             "python": platform.python_version(), "trio": trio.__version__, "numpy": numpy.__version__,
             "scapy": scapy.VERSION, "click": click.__version__ if hasattr(click, "__version__") else "",

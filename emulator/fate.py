@@ -33,6 +33,7 @@ class Fate:
     direction: Literal["in", "out"]
     datagram: bytes
     notes: tuple[str, ...]
+    tag: object = None  # what the driver submitted with the datagram (the proxy: its client)
 
     @property
     def comment(self) -> str:

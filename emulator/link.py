@@ -32,8 +32,8 @@ from emulator.stages import Stage
 # Ethernet header 14 + IPv4 20 + UDP 8. `rate` and `slot bytes` use payload + this.
 ETHERNET_IPV4_UDP_HEADER_BYTES = 42
 
-# A queued packet: (time_to_send, arrival order, datagram, packet, copy, arrival time, reordered)
-_Entry = tuple[float, int, bytes, int, int, float, bool]
+# A queued packet: (time_to_send, arrival order, datagram, packet, copy, arrival time, reordered, tag)
+_Entry = tuple[float, int, bytes, int, int, float, bool, object]
 
 
 class Link:
@@ -106,16 +106,21 @@ class Link:
 
     # -- the sans-I/O interface ---------------------------------------------------------
 
-    def submit(self, datagram: bytes, now: float) -> None:
-        """A datagram arrives at time `now` (seconds on the driver's clock)."""
+    def submit(self, datagram: bytes, now: float, tag: object = None) -> None:
+        """A datagram arrives at time `now` (seconds on the driver's clock). `tag` travels
+        with it and its duplicate (a proxy's note of which client it came from)."""
         packet = self._next_packet
         self._next_packet += 1
         self.counters.received += 1
-        self._enqueue(datagram, now, packet, 0)
+        self._enqueue(datagram, now, packet, 0, tag)
 
     def due(self, now: float) -> list[bytes]:
         """Everything allowed to leave by `now`, in departure order."""
-        out: list[bytes] = []
+        return [datagram for datagram, _ in self.due_tagged(now)]
+
+    def due_tagged(self, now: float) -> list[tuple[bytes, object]]:
+        """`due`, each datagram with the tag it was submitted with."""
+        out: list[tuple[bytes, object]] = []
         while self._immediate:
             self._depart(self._immediate.popleft(), now, out)
         slot = self._slot
@@ -162,13 +167,17 @@ class Link:
         return fates  # type: ignore[return-value]  # placeholders are filled before returning
 
     @property
+    def stages(self) -> tuple[Stage, ...]:
+        return tuple(self._stages)
+
+    @property
     def queued(self) -> int:
         """Packets held now; this is what `limit` bounds."""
         return len(self._immediate) + len(self._tail) + len(self._tree)
 
     # -- netem_enqueue ------------------------------------------------------------------
 
-    def _enqueue(self, datagram: bytes, now: float, packet: int, copy: int) -> None:
+    def _enqueue(self, datagram: bytes, now: float, packet: int, copy: int, tag: object) -> None:
         notes: list[str] | None = [] if self.record_fates else None
         fate_index = len(self._fates)
         if notes is not None:
@@ -186,7 +195,7 @@ class Link:
                     self.counters.dropped[cause] += 1
                     if notes is not None:
                         notes.append(f"dropped: {cause}")
-                        self._fates[fate_index] = Fate(now, packet, copy, ARRIVAL, arrived, tuple(notes))
+                        self._fates[fate_index] = Fate(now, packet, copy, ARRIVAL, arrived, tuple(notes), tag)
                     return
                 if notes is not None:
                     notes.append(f"duplicate cancelled by {cause}")
@@ -200,7 +209,7 @@ class Link:
             self.counters.queue_dropped += count
             if notes is not None:
                 notes.append("queue full")
-                self._fates[fate_index] = Fate(now, packet, copy, ARRIVAL, arrived, tuple(notes))
+                self._fates[fate_index] = Fate(now, packet, copy, ARRIVAL, arrived, tuple(notes), tag)
             return
         if copy == 1 and notes is not None:
             notes.append("duplicate")
@@ -208,24 +217,24 @@ class Link:
             self.counters.duplicated += 1
             if notes is not None:
                 notes.append("duplicated")
-            self._enqueue(clone, now, packet, 1)
+            self._enqueue(clone, now, packet, 1, tag)
 
         if self._reorder is not None and self._reorder_counter >= self._gap - 1 and self._reorder.occurs():
             self._reorder_counter = 0
             self.counters.reordered += 1
-            self._immediate.appendleft((now, next(self._order), datagram, packet, copy, now, True))
+            self._immediate.appendleft((now, next(self._order), datagram, packet, copy, now, True, tag))
             if notes is not None:
                 notes.append("reordered: sent ahead of the queue")
         else:
             time_to_send = self._schedule(len(datagram), now)
             self._reorder_counter += 1
-            self._tfifo_insert((time_to_send, next(self._order), datagram, packet, copy, now, False))
+            self._tfifo_insert((time_to_send, next(self._order), datagram, packet, copy, now, False, tag))
             if time_to_send > now:
                 self.counters.delayed += 1
                 if notes is not None:
                     notes.append(f"delay {(time_to_send - now) * 1e3:.1f} ms")
         if notes is not None:
-            self._fates[fate_index] = Fate(now, packet, copy, ARRIVAL, arrived, tuple(notes))
+            self._fates[fate_index] = Fate(now, packet, copy, ARRIVAL, arrived, tuple(notes), tag)
 
     def _schedule(self, length: int, now: float) -> float:
         """time_to_send: now + tabledist delay, and with `rate` behind the last queued packet."""
@@ -279,8 +288,8 @@ class Link:
 
     # -- departure ------------------------------------------------------------------------
 
-    def _depart(self, entry: _Entry, now: float, out: list[bytes]) -> None:
-        time_to_send, _, datagram, packet, copy, arrival, reordered = entry
+    def _depart(self, entry: _Entry, now: float, out: list[tuple[bytes, object]]) -> None:
+        time_to_send, _, datagram, packet, copy, arrival, reordered, tag = entry
         notes: list[str] | None = [] if self.record_fates else None
         for stage in self._stages:
             outcome = stage.process(datagram, time_to_send)
@@ -288,12 +297,12 @@ class Link:
                 self.counters.dropped[f"stage {stage.name}"] += 1
                 if notes is not None:
                     notes.append(f"dropped: {stage.name}: {outcome.note}" if outcome.note else f"dropped: {stage.name}")
-                    self._fates.append(Fate(now, packet, copy, DEPARTURE, datagram, tuple(notes)))
+                    self._fates.append(Fate(now, packet, copy, DEPARTURE, datagram, tuple(notes), tag))
                 return
             if notes is not None and outcome.note:
                 notes.append(f"{stage.name}: {outcome.note}")
             datagram = outcome.datagram
-        out.append(datagram)
+        out.append((datagram, tag))
         self.counters.sent += 1
         if notes is not None:
             if copy:
@@ -302,4 +311,4 @@ class Link:
                 notes.insert(0, "reordered")
             if time_to_send > arrival:
                 notes.insert(0, f"delayed {(time_to_send - arrival) * 1e3:.1f} ms")
-            self._fates.append(Fate(now, packet, copy, DEPARTURE, datagram, tuple(notes)))
+            self._fates.append(Fate(now, packet, copy, DEPARTURE, datagram, tuple(notes), tag))

@@ -161,7 +161,7 @@ def test_memory_stays_bounded_under_a_million_datagram_flood():
 
 
 def test_offline_capture_opens_with_fate_comments(tmp_path):
-    from scapy.utils import rdpcap
+    from scapy.all import rdpcap
 
     link = Link(parse_netem("loss gemodel 20% 30% delay 5ms"), seed=4, record_fates=True)
     result = run_offline(link, numbered(50))

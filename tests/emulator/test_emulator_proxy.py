@@ -159,7 +159,7 @@ def test_duration_ends_cleanly_with_exit_0():
 
 def test_serve_proxy_in_process_with_reverse_link_and_capture(tmp_path):
     """The Python API: start inside a trio program, echo through both directions, capture fates."""
-    from scapy.utils import rdpcap
+    from scapy.all import rdpcap
 
     spec = parse_netem("delay 20ms loss gemodel 10% 50%")
     forward, reverse = Link(spec, seed=5), Link(spec, seed=5, stream="reverse")
@@ -209,7 +209,7 @@ def test_serve_proxy_in_process_with_reverse_link_and_capture(tmp_path):
 
 
 def test_cli_capture_has_a_fate_comment_per_packet(tmp_path):
-    from scapy.utils import rdpcap
+    from scapy.all import rdpcap
 
     sink, sender = udp_socket(), udp_socket()
     capture_path = tmp_path / "cli.pcapng"
