@@ -25,10 +25,62 @@ def print_report(report: Report, as_json: bool) -> None:
     Console().print(table)
 
 
+def print_frame_line(report, as_json: bool) -> None:
+    """One frame of a sequence: a line, or a JSON object (JSON Lines)."""
+    if as_json:
+        click.echo(report.to_json() if isinstance(report, Report) else json.dumps(report))
+    elif isinstance(report, Report):
+        psnr = "identical" if report.psnr_db == float("inf") else f"{report.psnr_db:.2f} dB"
+        click.echo(f"frame {report.frame_id} {report.image}: {psnr}, SSIM {report.ssim:.4f}, "
+                   f"{report.datagrams_received}/{report.datagrams_sent} datagrams")
+    elif "error" in report:
+        click.echo(f"frame {report['frame_id']} {report['image']}: {report['error']}")
+    else:  # the sender's half
+        click.echo(f"frame {report['frame_id']} {report['image']}: {report['datagrams_sent']} datagrams, "
+                   f"{report['bytes_on_wire']} bytes ({report['bpp']:.3f} bpp) -> {report['to']}")
+
+
+class Duration(click.ParamType):
+    """A time span: '100ms', '50us', '0.5s' (tc's units); a bare number is seconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx) -> float:
+        if isinstance(value, float):
+            return value
+        from emulator.units import parse_time_ns
+
+        text = str(value).strip()
+        try:
+            seconds = float(text) if text.replace(".", "", 1).isdigit() else parse_time_ns(text) * 1e-9
+        except ValueError as error:
+            self.fail(f"{value!r} is not a duration like 100ms, 50us or 0.5s ({error})", param, ctx)
+        if not 0 < seconds <= 3600:
+            self.fail(f"{value!r} must lie between 0 and one hour", param, ctx)
+        return seconds
+
+
+class Rate(click.ParamType):
+    """A rate in tc's syntax ('20mbit', '1gbit', '500kbps' = kilobytes/s) -> bytes per second."""
+
+    name = "rate"
+
+    def convert(self, value, param, ctx) -> float:
+        from emulator.units import parse_rate_bytes_per_s
+
+        try:
+            rate = parse_rate_bytes_per_s(str(value))
+        except ValueError as error:
+            self.fail(f"{value!r} is not a rate like 20mbit ({error})", param, ctx)
+        if rate <= 0:
+            self.fail(f"{value!r} must be positive", param, ctx)
+        return float(rate)
+
+
 def session_options(command):
     """The options `send` and `simulate` share, so both take exactly the same words."""
 
-    @click.argument("image", required=False)
+    @click.argument("images", nargs=-1)
     @click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="Registered codec name (see `netsem models`).")
     @click.option("--partition", type=click.Choice(["channel", "token", "spatial", "segment"]), default=None,
                   help="What one transmission unit is: a feature channel, a token/position, or a block of positions "
@@ -47,38 +99,66 @@ def session_options(command):
                   help="Seed of every random decision (interleaving, loss, noise).")
     @click.option("--mtu", type=click.IntRange(100, MAX_DATAGRAM), default=DEFAULT_MTU, show_default=True,
                   help="UDP payload budget per datagram, bytes.")
-    @click.option("--frame-timeout", type=click.FloatRange(0.01, 60), default=0.25, show_default=True,
-                  help="Seconds of silence after which the receiver decodes a frame with what arrived.")
-    @click.option("--out", type=click.Path(dir_okay=False, writable=True), help="Write the reconstruction (PNG).")
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+    @click.option("--frame-timeout", type=Duration(), default="0.25s", show_default=True,
+                  help="Silence after which the receiver decodes a frame with what arrived.")
+    @click.option("--deadline", type=Duration(), default=None,
+                  help="The receiver counts datagrams arriving later than this after a frame's first as lost "
+                       "(real-time video), e.g. 100ms.")
+    @click.option("--stream-id", type=click.IntRange(0, 65535), default=0, show_default=True,
+                  help="Stream id in every datagram (separates users or streams at one receiver).")
+    @click.option("--frame-id", "first_frame_id", type=click.IntRange(0, 2**32 - 1), default=None,
+                  help="Id of the first frame; the next frames count up (default: from the seed; random with --to).")
+    @click.option("--rate", type=Rate(), default=None,
+                  help="Pace the sender to this rate on the wire, tc's syntax (20mbit); default: each frame "
+                       "leaves as one burst.")
+    @click.option("--gap", type=Duration(), default=None, help="Pace the sender: at least this between datagrams (50us).")
+    @click.option("--out", type=click.Path(dir_okay=False, writable=True),
+                  help="Write the reconstruction (PNG); with several frames, NAME-0000.png, NAME-0001.png, ...")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="Print one JSON object instead of the table (several frames: one per frame, then the summary).")
     @functools.wraps(command)
-    def wrapper(image, codec, partition, jpeg_quality, interleave, netem, phy, seed, mtu, frame_timeout, out, as_json,
-                **extra):
+    def wrapper(images, codec, partition, jpeg_quality, interleave, netem, phy, seed, mtu, frame_timeout, deadline,
+                stream_id, first_frame_id, rate, gap, out, as_json, **extra):
         from emulator.grammar import NetemSpecError, parse_netem
         from netsem.codecs.base import CodecError
-        from netsem.pipeline.images import ImageError
         from netsem.phy import PhySpecError, parse_phy_spec
         from netsem.pipeline.frames import default_partition
-        from netsem.pipeline.session import SessionOptions
-        from netsem.pipeline.simulate import NothingDelivered
+        from netsem.pipeline.images import ImageError, load_images
         from netsem.pipeline.send import ReceiverUnreachable
+        from netsem.pipeline.session import Pacing, SessionOptions, SessionResult
+        from netsem.pipeline.simulate import NothingDelivered
         from netsem.pipeline.udp import NothingArrived
 
         try:
             parse_netem(netem)  # fail on bad words before any work
             if phy:
                 parse_phy_spec(phy)
-            options = SessionOptions(image=image, codec=codec, partition=partition or default_partition(codec),
+            loaded = load_images(images)
+            for image in loaded:
+                for note in image.notes:
+                    click.echo(f"note: {note}", err=True)
+            options = SessionOptions(codec=codec, partition=partition or default_partition(codec),
                                      interleave=interleave == "on", netem=netem, phy=phy, seed=seed, mtu=mtu,
-                                     frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality)
-            report = command(options, **extra)
+                                     frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality,
+                                     stream_id=stream_id, first_frame_id=first_frame_id,
+                                     pacing=Pacing(rate=rate, gap=gap), deadline=deadline)
+            result = command(options, loaded, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
                 ReceiverUnreachable, ValueError, OSError) as error:
             raise click.ClickException(str(error)) from None
-        if isinstance(report, Report):
-            print_report(report, as_json)
-        else:
-            click.echo(json.dumps(report) if as_json else "\n".join(f"{k:>14}  {v}" for k, v in report.items()))
+        reports = result.reports if isinstance(result, SessionResult) else result
+        if len(reports) == 1 and isinstance(reports[0], Report):
+            print_report(reports[0], as_json)
+            return
+        for report in reports:
+            print_frame_line(report, as_json)
+        if isinstance(result, SessionResult):
+            summary = result.summary
+            click.echo(json.dumps({"summary": summary}) if as_json else
+                       f"{summary['frames_received']}/{summary['frames']} frames received, mean PSNR "
+                       f"{summary['psnr_db_mean'] or float('nan'):.2f} dB, SSIM {summary['ssim_mean'] or float('nan'):.4f}, "
+                       f"{summary['datagrams_received']}/{summary['datagrams_sent']} datagrams, "
+                       f"{summary['total_s']:.2f} s")
 
     return wrapper
 
@@ -86,58 +166,109 @@ def session_options(command):
 @click.command()
 @session_options
 @click.option("--to", "destination", metavar="HOST:PORT",
-              help="Send to a separately started `netsem emulate` or `netsem recv` instead of running the chain here.")
+              help="Send to a separately started `netsem emulate` or `netsem recv` (any host) instead of running "
+                   "the chain here.")
 @click.option("--pcap", type=click.Path(dir_okay=False, writable=True),
               help="Write what the in-process emulator saw and did to a pcapng file (Wireshark, `netsem inspect`).")
-def send(options, destination, pcap) -> Report | dict:
-    """Send IMAGE (a file, or skimage:NAME; default skimage:astronaut) through a codec over real UDP.
+def send(options, images, destination, pcap):
+    """Send IMAGES through a codec over real UDP: files, folders (every image in them), glob
+    patterns, an animation's frames, or skimage:NAME (default skimage:astronaut). Several
+    images go as consecutive frames of one stream.
 
-    The image is encoded, its latent partitioned into units and packed into binary datagrams,
-    sent from one UDP socket through an in-process netem emulator (--netem) to another socket,
-    reassembled (missing units masked) and decoded. The report gives PSNR/SSIM against the
-    original and against the same codec with nothing lost.
+    Each image is encoded, its latent partitioned into units and packed into binary
+    datagrams, sent from one UDP socket through an in-process netem emulator (--netem) to
+    another socket, reassembled (missing units masked) and decoded. The report gives
+    PSNR/SSIM against the original and against the same codec with nothing lost, and the
+    session's time, phase by phase.
 
-    With --to, the datagrams go to HOST:PORT instead and the report is the sender's half.
+    With --to, the datagrams go to HOST:PORT instead (a `netsem emulate` or `netsem recv`,
+    which decodes and writes the frames) and the report is the sender's half.
     """
-    from netsem.pipeline.send import run_send, send_to
+    from dataclasses import replace
+
+    from netsem.pipeline.send import random_first_frame_id, run_send, send_to
+    from netsem.pipeline.session import prepare_all
 
     if destination is not None:
-        if options.netem or pcap:
-            raise click.UsageError("--netem and --pcap apply to the in-process chain; with --to, impair and capture "
-                                   "with `netsem emulate` on the path")
-        return send_to(options, endpoint(destination))
-    return run_send(options, pcap=pcap)
+        if options.netem or options.phy or pcap or options.out:
+            raise click.UsageError("--netem, --phy, --pcap and --out belong to the in-process chain; with --to, "
+                                   "impair and capture with `netsem emulate` on the path and write frames with "
+                                   "`netsem recv --out`")
+        if options.first_frame_id is None:
+            options = replace(options, first_frame_id=random_first_frame_id())
+        return send_to(prepare_all(options, images), endpoint(destination))
+    return run_send(options, pcap=pcap, images=images)
 
 
 @click.command()
 @session_options
-def simulate(options) -> Report:
+def simulate(options, images):
     """Like `netsem send`, on a virtual clock without sockets: same objects, same seed, same result."""
     from netsem.pipeline.simulate import run_simulate
 
-    return run_simulate(options)
-
-
+    return run_simulate(options, images)
 
 
 def endpoint(value: str) -> tuple[str, int]:
+    """HOST:PORT or [IPV6]:PORT."""
     host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
     return host, int(port)
+
+
+class PixelCount(click.ParamType):
+    """A number of pixels: '16777216', '16M' (2^20) or '4096x4096'."""
+
+    name = "pixels"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        try:
+            if "x" in text:
+                height, width = text.split("x")
+                pixels = int(height) * int(width)
+            else:
+                pixels = int(text[:-1]) * 2**20 if text.endswith("m") else int(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a pixel count like 16M or 4096x4096", param, ctx)
+        if not 1 <= pixels <= 2**32:
+            self.fail(f"{value!r} is out of range", param, ctx)
+        return pixels
 
 
 @click.command()
 @click.option("--listen", default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True, metavar="HOST:PORT",
               help="Address to receive netsem datagrams on (the default port is the Wireshark dissector's).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for frame-STREAM-ID.png and .json per frame.")
+              help="Folder for each frame's image and JSON report, named frame-SEQ-SENDER-sSTREAM-fFRAME; "
+                   "existing files are never replaced.")
 @click.option("--frames", type=click.IntRange(1), help="Stop after this many frames (default: run until Ctrl-C).")
-@click.option("--frame-timeout", type=click.FloatRange(0.01, 60), default=0.5, show_default=True,
-              help="Seconds of silence after which a frame is decoded with what arrived.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per frame on stdout.")
-def recv(listen, out_dir, frames, frame_timeout, as_json) -> None:
-    """Receive netsem frames on HOST:PORT and decode each one, complete or at its deadline."""
+@click.option("--frame-timeout", type=Duration(), default="0.5s", show_default=True,
+              help="Silence after a frame's latest datagram before it is decoded with what arrived.")
+@click.option("--deadline", type=Duration(), default=None,
+              help="Decode each frame at the latest this long after its first datagram; later datagrams count as "
+                   "lost (real-time video), e.g. 100ms.")
+@click.option("--max-pixels", type=PixelCount(), default="16M", show_default=True,
+              help="Largest image a frame may claim (16M = 4096x4096); larger frames are rejected as too_large "
+                   "before anything is allocated, since decoding costs grow with the image.")
+@click.option("--min-received", type=click.FloatRange(0, 100), default=5.0, show_default=True,
+              help="Percent of a frame's data that must arrive for it to be decoded; frames with less are counted "
+                   "(frames_discarded) but not decoded, so stray datagrams cost no decoding. 0 decodes everything.")
+@click.option("--max-frame-rate", type=click.FloatRange(1, min_open=False), default=1000.0, show_default=True,
+              help="New frames per second one sender may open (as many in a burst); datagrams of frames beyond it "
+                   "are rejected as rate_limited, so a flood of one-datagram frames costs little.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per frame on stdout (JSON Lines).")
+def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_received, max_frame_rate, as_json) -> None:
+    """Receive netsem frames on HOST:PORT from any number of senders and decode each one,
+    complete or at its deadline, printing one line (or JSON object) per frame as it happens.
+
+    Ctrl-C (SIGINT) or SIGTERM stops it within a second, prints the counters as JSON on
+    stderr and exits 130 (143 for SIGTERM).
+    """
     import os
     import signal
     import sys
@@ -145,61 +276,61 @@ def recv(listen, out_dir, frames, frame_timeout, as_json) -> None:
 
     import trio
 
-    from netsem.pipeline.recv import ReceiverSummary, serve_receiver
+    from netsem.pipeline.recv import OutputError, ReceiverOptions, ReceiverSummary, serve_receiver
     from netsem.pipeline.udp import run_trio
-    from packetizers.reassembler import ReassemblerLimits
 
     address = endpoint(listen)
     summary = ReceiverSummary()
+    options = ReceiverOptions(frame_timeout=frame_timeout, frame_deadline=deadline, max_pixels=max_pixels,
+                              min_share=min_received / 100, max_frames=frames, new_frames_per_second=max_frame_rate)
 
     def show(report: dict) -> None:
         if as_json:
             click.echo(json.dumps(report))
-        else:
-            state = "complete" if report["complete"] else "partial"
-            lost = f", units lost: {report['units_lost']}" if report["units_lost"] else ""
-            click.echo(f"frame {report['frame_id']} ({state}): {report['datagrams_received']}/"
-                       f"{report['datagrams_expected']} datagrams, {report['units_received']}/"
-                       f"{report['units_total']} units{lost} -> {report.get('image', report.get('error'))}")
+            return
+        state = "complete" if report["complete"] else f"partial at {report['delivery']}"
+        partial = f" + {report['units_partial']} partly" if report["units_partial"] else ""
+        lost = f", lost: {report['units_lost']}" if report["units_lost"] else ""
+        outcome = report.get("error") or f"{report['image']} ({report['decode_s'] * 1e3:.0f} ms)"
+        click.echo(f"frame {report['frame_id']} from {report['sender']} ({state}): {report['datagrams_received']}/"
+                   f"{report['datagrams_expected']} datagrams, {report['units_received']}{partial}/"
+                   f"{report['units_total']} units{lost} -> {outcome}")
 
-    async def main() -> bool:
-        """Serve until done or SIGINT/SIGTERM; True when a signal stopped it."""
-        interrupted = False
+    async def main() -> int | None:
+        """Serve until done or a signal; the signal that stopped it, if one did."""
+        stopped_by = None
         async with trio.open_nursery() as nursery:
 
             async def serve(task_status=trio.TASK_STATUS_IGNORED) -> None:
-                await serve_receiver(address, Path(out_dir), limits=ReassemblerLimits(frame_timeout=frame_timeout),
-                                     max_frames=frames, on_report=show, summary=summary, task_status=task_status)
+                await serve_receiver(address, Path(out_dir), options, on_report=show, summary=summary,
+                                     task_status=task_status)
                 nursery.cancel_scope.cancel()
 
             async def watch_signals() -> None:
-                nonlocal interrupted
+                nonlocal stopped_by
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        interrupted = True
+                    async for signum in signals:
+                        stopped_by = signum
                         nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_signals)
             bound = await nursery.start(serve)
             click.echo(f"netsem recv: listening on {bound[0]}:{bound[1]}, writing to {out_dir}", err=True)
-        return interrupted
-
-    def print_summary() -> None:
-        click.echo(json.dumps({"frames_decoded": summary.frames_decoded,
-                               "frames_undecodable": summary.frames_undecodable, **summary.receiver}),
-                   err=True)
+        return stopped_by
 
     try:
-        interrupted = run_trio(main)
+        stopped_by = run_trio(main)
+    except OutputError as error:
+        raise click.ClickException(str(error)) from None
     except OSError as error:
-        raise click.ClickException(f"cannot listen on {listen}: {error.strerror}") from None
-    print_summary()
-    if interrupted:
-        # Everything is written; skip the interpreter's teardown (torch's alone takes ~0.7 s)
-        # so Ctrl-C returns to the shell at once.
+        raise click.ClickException(f"cannot listen on {listen}: {error.strerror or error}") from None
+    click.echo(json.dumps(summary.as_dict()), err=True)
+    if stopped_by is not None:
+        # Everything is written; skip the interpreter's teardown (torch's alone takes ~0.7 s,
+        # and an abandoned decode thread would be waited for) so the signal ends it at once.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        os._exit(128 + stopped_by)
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -249,6 +380,8 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, s
             seed_list = tuple(int(seed) for seed in _split((seeds,)))
     except ValueError:
         raise click.BadParameter(f"seeds must look like '0-4' or '1,5,9', got {seeds!r}") from None
+    if not seed_list:
+        raise click.BadParameter(f"{seeds!r} names no seed (write the lower one first: '1-5')", param_hint="--seeds")
     specs = tuple(f"loss random {float(p):g}%" if float(p) else "" for p in _split(losses)) + tuple(netem)
     for choice in _split(interleave):
         if choice not in ("on", "off"):

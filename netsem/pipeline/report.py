@@ -52,7 +52,7 @@ class Report:
     datagrams_sent: int
     datagrams_received: int
     units_total: int
-    units_received: int
+    units_received: int  # complete units
     bytes_on_wire: int
     bpp: float
     encode_s: float
@@ -61,6 +61,12 @@ class Report:
     total_s: float
     transport: str  # "udp" (real sockets) or "virtual" (simulate)
     jpeg_quality: int | None = None  # jpeg only
+    units_partial: int = 0  # units of which some, not all, elements arrived
+    network_virtual_s: float | None = None  # simulate: the network's seconds on the virtual clock
+    timings: dict = field(default_factory=dict)  # named wall-clock phases; they add up to total_s
+    stream_id: int = 0
+    frame_id: int = 0
+    notes: list = field(default_factory=list)  # conversions of the input, said once
     receiver: dict = field(default_factory=dict)  # reassembler counters
     link: dict = field(default_factory=dict)  # emulator counters
     versions: dict = field(default_factory=versions)
@@ -83,8 +89,11 @@ class Report:
             ("PSNR", f"{db(self.psnr_db)}   (lossless {db(self.lossless_psnr_db)})"),
             ("SSIM", f"{self.ssim:.4f}"),
             ("datagrams", f"{self.datagrams_received} / {self.datagrams_sent} received"),
-            ("units", f"{self.units_received} / {self.units_total} received"),
+            ("units", f"{self.units_received} / {self.units_total} received whole"
+                      + (f", {self.units_partial} in part" if self.units_partial else "")),
             ("on the wire", f"{self.bytes_on_wire} bytes, {self.bpp:.3f} bits per pixel"),
-            ("time", f"encode {self.encode_s*1e3:.0f} ms, network {self.network_s*1e3:.0f} ms, "
-                     f"decode {self.decode_s*1e3:.0f} ms, total {self.total_s*1e3:.0f} ms"),
+            ("time", ", ".join(f"{name} {seconds * 1e3:.0f} ms" for name, seconds in self.timings.items())
+                     + f" = total {self.total_s * 1e3:.0f} ms"
+                     + ("" if self.network_virtual_s is None else
+                        f" (network on the virtual clock: {self.network_virtual_s * 1e3:.0f} ms)")),
         ]

@@ -1,15 +1,24 @@
-"""What `send` and `simulate` share: the sender's half (encode, packetize) and the
-receiver's half (decode, measure, report). Only the transport between them differs."""
+"""What `send` and `simulate` share: the sender's half (load, encode, packetize, pace) and
+the receiver's half (decode, measure, report). Only the transport between them differs.
+
+A session sends one image or a sequence of them as consecutive frames of one stream; frame
+ids count up from a start derived from the seed (so reruns send the same bytes), or from a
+random start when talking to a long-running receiver (`send --to`).
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from emulator.grammar import parse_netem
-from emulator.link import Link
+from emulator.link import ETHERNET_IPV4_UDP_HEADER_BYTES, Link
+from emulator.stages import StageOutcome
 from netsem.codecs.jpeg import JpegCodec
 from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.frames import (
@@ -22,7 +31,7 @@ from netsem.pipeline.frames import (
     load_codec,
     outgoing_frame,
 )
-from netsem.pipeline.images import load_image, save_image
+from netsem.pipeline.images import LoadedImage, load_one, save_image
 from netsem.pipeline.metrics import psnr_db, ssim
 from netsem.pipeline.report import Report
 from packetizers.packetizer import Packetizer
@@ -31,6 +40,27 @@ from packetizers.wire import DEFAULT_MTU, PartitionKind
 
 PARTITIONS = {"channel": PartitionKind.CHANNEL, "token": PartitionKind.TOKEN, "spatial": PartitionKind.SPATIAL,
               "segment": PartitionKind.SEGMENT}
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """When a sender lets each datagram go: at most `rate` bytes per second on the wire
+    (payload + Ethernet/IP/UDP headers, as netem's `rate` counts), and at least `gap`
+    seconds apart. Without pacing a frame leaves as one burst."""
+
+    rate: float | None = None  # bytes per second
+    gap: float | None = None  # seconds
+
+    def offsets(self, sizes: list[int]) -> list[float]:
+        """Seconds after the start at which each datagram of `sizes` bytes may leave."""
+        times, clock = [], 0.0
+        for index, size in enumerate(sizes):
+            if index and self.gap:
+                clock = max(clock, times[-1] + self.gap)
+            times.append(clock)
+            if self.rate:
+                clock += (size + ETHERNET_IPV4_UDP_HEADER_BYTES) / self.rate
+        return times
 
 
 @dataclass(frozen=True)
@@ -46,14 +76,37 @@ class SessionOptions:
     frame_timeout: float = 0.25
     out: str | None = None
     jpeg_quality: int = 75  # jpeg only
+    stream_id: int = 0
+    first_frame_id: int | None = None  # None: derived from the seed
+    pacing: Pacing = Pacing()
+    deadline: float | None = None  # receiver: datagrams later than this after a frame's first are lost
 
-    def reassembler_limits(self) -> ReassemblerLimits:
-        return ReassemblerLimits(frame_timeout=self.frame_timeout)
+    def frame_id(self, index: int) -> int:
+        """The id of the session's `index`-th frame."""
+        start = self.first_frame_id
+        if start is None:
+            start = zlib.crc32(f"netsem frame ids {self.seed}".encode())
+        return (start + index) % 2**32
+
+    def reassembler_limits(self, outgoing: list[Outgoing]) -> ReassemblerLimits:
+        """The receiver's limits for the session's own frames: large enough for every frame
+        it sends (a 12-megapixel photograph included), all delivered whatever arrived."""
+        defaults = ReassemblerLimits()
+        elements = max(item.elements for item in outgoing)
+        pixels = max(item.image.shape[0] * item.image.shape[1] for item in outgoing)
+        frame_bytes = max(defaults.max_frame_bytes, 16 * elements)
+        return ReassemblerLimits(
+            max_frames_in_flight=max(defaults.max_frames_in_flight, len(outgoing)),
+            max_frame_elements=max(defaults.max_frame_elements, elements),
+            max_frame_bytes=frame_bytes, max_total_bytes=max(defaults.max_total_bytes, 2 * frame_bytes),
+            max_image_pixels=max(defaults.max_image_pixels, pixels),
+            frame_timeout=self.frame_timeout, frame_deadline=self.deadline, min_share=0.0,
+        )
 
 
 @dataclass
 class Outgoing:
-    """The sender's half of a session, ready to be transmitted."""
+    """The sender's half of one frame, ready to be transmitted."""
 
     options: SessionOptions
     image: np.ndarray
@@ -61,8 +114,35 @@ class Outgoing:
     codec: AnyCodec
     encoded: Encoded
     datagrams: list[bytes]
-    encode_s: float  # encode + packetize
+    frame_id: int
+    timings: dict[str, float]  # load, encode, packetize (seconds)
+    notes: tuple[str, ...] = ()
     cache: EncodingCache | None = None
+
+    @property
+    def encode_s(self) -> float:
+        return self.timings["encode"] + self.timings["packetize"]
+
+    @property
+    def elements(self) -> int:
+        """Latent elements, or bytes of a stream."""
+        return len(self.encoded.stream) if isinstance(self.codec, JpegCodec) else int(self.encoded.latent.size)
+
+
+class TimedStage:
+    """A Link stage that also counts the seconds its work takes, so reports can name them."""
+
+    def __init__(self, stage) -> None:
+        self.stage = stage
+        self.name = stage.name
+        self.seconds = 0.0
+
+    def process(self, datagram: bytes, time_to_send: float) -> StageOutcome:
+        started = time.perf_counter()
+        try:
+            return self.stage.process(datagram, time_to_send)
+        finally:
+            self.seconds += time.perf_counter() - started
 
 
 def build_link(options: SessionOptions) -> Link:
@@ -71,8 +151,13 @@ def build_link(options: SessionOptions) -> Link:
     if options.phy:
         from netsem.phy import phy_stage
 
-        stages.append(phy_stage(options.phy, options.seed))
+        stages.append(TimedStage(phy_stage(options.phy, options.seed)))
     return Link(parse_netem(options.netem), seed=options.seed, stages=stages)
+
+
+def stage_seconds(link: Link) -> float:
+    """Seconds the link's timed stages (the PHY) worked."""
+    return sum(getattr(stage, "seconds", 0.0) for stage in link.stages)
 
 
 class EncodingCache:
@@ -80,62 +165,132 @@ class EncodingCache:
     deterministic, so only the network part needs repeating."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple, tuple[np.ndarray, str, Encoded, float]] = {}
+        self._entries: dict[tuple, tuple[LoadedImage, Encoded, float, float]] = {}
         self.lossless: dict[tuple, np.ndarray] = {}
 
-    def encode(self, image_path: str | None, codec: AnyCodec, mtu: int) -> tuple[np.ndarray, str, Encoded, float]:
+    def encode(self, image_path: str | None, codec: AnyCodec, mtu: int) -> tuple[LoadedImage, Encoded, float, float]:
+        """The image, its encoding, and the seconds loading and encoding took."""
         key = codec_key(image_path, codec, mtu)
         if key not in self._entries:
-            image, label = load_image(image_path)
             started = time.perf_counter()
-            encoded = encode(codec, image, mtu)
-            self._entries[key] = (image, label, encoded, time.perf_counter() - started)
+            image = load_one(image_path)
+            loaded_at = time.perf_counter()
+            encoded = encode(codec, image.pixels, mtu)
+            self._entries[key] = (image, encoded, loaded_at - started, time.perf_counter() - loaded_at)
         return self._entries[key]
 
 
-def codec_key(image_path: str | None, codec: AnyCodec, mtu: int) -> tuple:
+def codec_key(image: object, codec: AnyCodec, mtu: int) -> tuple:
     """What an encoding depends on (jpeg: its quality, and the MTU its segments fit)."""
     if isinstance(codec, JpegCodec):
-        return (image_path, codec.name, codec.quality, mtu)
-    return (image_path, codec.name)
+        return (image, codec.name, codec.quality, mtu)
+    return (image, codec.name)
 
 
-def prepare(options: SessionOptions, cache: EncodingCache | None = None) -> Outgoing:
+def prepare(options: SessionOptions, cache: EncodingCache | None = None, *, loaded: LoadedImage | None = None,
+            index: int = 0) -> Outgoing:
+    """Frame `index` of the session: `loaded` if given, else `options.image`."""
+    started = time.perf_counter()
     codec = load_codec(options.codec, options.jpeg_quality)
     check_partition(options.codec, codec, options.partition)
+    codec_s = time.perf_counter() - started
     packetizer = Packetizer(PARTITIONS[options.partition], interleave=options.interleave,
                             seed=options.seed, mtu=options.mtu)
-    image, label, encoded, encode_s = (cache or EncodingCache()).encode(options.image, codec, options.mtu)
+    if loaded is None:
+        image, encoded, load_s, encode_s = (cache or EncodingCache()).encode(options.image, codec, options.mtu)
+    else:
+        started = time.perf_counter()
+        image, encoded, load_s = loaded, encode(codec, loaded.pixels, options.mtu), 0.0
+        encode_s = time.perf_counter() - started
     started = time.perf_counter()
-    datagrams = packetizer.packetize(outgoing_frame(codec, encoded), frame_id=0)
-    packetize_s = time.perf_counter() - started
-    return Outgoing(options, image, label, codec, encoded, datagrams, encode_s + packetize_s, cache)
+    frame = replace(outgoing_frame(codec, encoded), stream_id=options.stream_id)
+    frame_id = options.frame_id(index)
+    datagrams = packetizer.packetize(frame, frame_id=frame_id)
+    timings = {"load": codec_s + load_s, "encode": encode_s, "packetize": time.perf_counter() - started}
+    return Outgoing(options, image.pixels, image.label, codec, encoded, datagrams, frame_id, timings, image.notes,
+                    cache)
 
 
-def finish(outgoing: Outgoing, frame: Frame, *, network_s: float, transport: str,
-           receiver: dict, link: dict) -> Report:
+def prepare_all(options: SessionOptions, images: list[LoadedImage] | None) -> list[Outgoing]:
+    """Every frame of a session (one per image; `options.image` alone when None)."""
+    if not images:
+        return [prepare(options)]
+    return [prepare(options, loaded=image, index=index) for index, image in enumerate(images)]
+
+
+def send_schedule(outgoing: list[Outgoing]) -> list[tuple[float, bytes]]:
+    """(offset in seconds, datagram) of every datagram of the session, frames in order."""
+    datagrams = [datagram for item in outgoing for datagram in item.datagrams]
+    offsets = outgoing[0].options.pacing.offsets([len(d) for d in datagrams])
+    return list(zip(offsets, datagrams))
+
+
+@dataclass
+class Transmission:
+    """What a transport returns: the frames as received (None for one that never arrived),
+    counters, and how long the network part took."""
+
+    frames: list[Frame | None]
+    receiver: dict
+    link: dict
+    network_s: float  # wall seconds
+    phy_s: float = 0.0  # of which the PHY stage worked
+    network_virtual_s: float | None = None  # simulate: seconds on the virtual clock
+    extra: dict = field(default_factory=dict)
+
+
+def match_frames(outgoing: list[Outgoing], frames: list[Frame]) -> list[Frame | None]:
+    """The delivered frames in the order they were sent, None where one never arrived."""
+    by_id = {frame.header.frame_id: frame for frame in frames}
+    return [by_id.get(item.frame_id) for item in outgoing]
+
+
+def finish(outgoing: Outgoing, frame: Frame, *, transport: str, receiver: dict, link: dict, network_s: float,
+           phy_s: float = 0.0, network_virtual_s: float | None = None, started: float | None = None) -> Report:
+    """The quality report of one frame. Its `timings` add up to `total_s`: with `started`
+    (perf_counter at the session's start) the wall time since then, the rest named 'other'."""
     options, image, codec = outgoing.options, outgoing.image, outgoing.codec
-    decode_started = time.perf_counter()
+    clock = time.perf_counter()
     reconstruction = decode_received(codec, frame)
-    decode_s = time.perf_counter() - decode_started
+    decode_s = time.perf_counter() - clock
+    clock = time.perf_counter()
     lossless = _lossless_decode(outgoing)
+    reference_s = time.perf_counter() - clock
+    clock = time.perf_counter()
+    psnr, similarity, lossless_psnr = psnr_db(image, reconstruction), ssim(image, reconstruction), psnr_db(image, lossless)
+    metrics_s = time.perf_counter() - clock
     if options.out:
         save_image(reconstruction, options.out)
+    timings = {**outgoing.timings, "network": max(0.0, network_s - phy_s), "phy": phy_s, "decode": decode_s,
+               "reference decode": reference_s, "metrics": metrics_s}
+    if not phy_s:
+        del timings["phy"]
+    total = sum(timings.values())
+    if started is not None:
+        timings["other"] = max(0.0, time.perf_counter() - started - total)
+        total = sum(timings.values())
     wire_bytes = sum(map(len, outgoing.datagrams))
+    unit_received = frame.unit_received
     return Report(
         codec=options.codec, partition=options.partition, interleave=options.interleave, netem=options.netem,
-        phy=options.phy,
-        seed=options.seed, image=outgoing.label, image_size=image.shape[:2],
-        psnr_db=psnr_db(image, reconstruction), ssim=ssim(image, reconstruction),
-        lossless_psnr_db=psnr_db(image, lossless),
+        phy=options.phy, seed=options.seed, image=outgoing.label, image_size=image.shape[:2],
+        psnr_db=psnr, ssim=similarity, lossless_psnr_db=lossless_psnr,
         datagrams_sent=len(outgoing.datagrams), datagrams_received=frame.datagrams_received,
-        units_total=frame.header.unit_count, units_received=int(frame.unit_received.sum()),
+        units_total=frame.header.unit_count, units_received=int(unit_received.sum()),
+        units_partial=frame.units_partial,
         bytes_on_wire=wire_bytes, bpp=wire_bytes * 8 / (image.shape[0] * image.shape[1]),
-        encode_s=outgoing.encode_s, network_s=network_s, decode_s=decode_s,
-        total_s=outgoing.encode_s + network_s + decode_s, transport=transport,
-        jpeg_quality=getattr(codec, "quality", None),
-        receiver=receiver, link=link,
+        encode_s=outgoing.encode_s, network_s=network_s, decode_s=decode_s, total_s=total, transport=transport,
+        network_virtual_s=network_virtual_s, timings=timings, stream_id=options.stream_id,
+        frame_id=outgoing.frame_id, notes=list(outgoing.notes),
+        jpeg_quality=getattr(codec, "quality", None), receiver=receiver, link=link,
     )
+
+
+def lost_report(outgoing: Outgoing, *, transport: str, receiver: dict, link: dict) -> dict:
+    """A frame of a sequence of which no datagram arrived."""
+    return {"image": outgoing.label, "frame_id": outgoing.frame_id, "datagrams_sent": len(outgoing.datagrams),
+            "datagrams_received": 0, "error": "no datagram of this frame arrived", "transport": transport,
+            "receiver": receiver, "link": link}
 
 
 def _lossless_decode(outgoing: Outgoing) -> np.ndarray:
@@ -144,3 +299,56 @@ def _lossless_decode(outgoing: Outgoing) -> np.ndarray:
     if key not in store:
         store[key] = decode_lossless(outgoing.codec, outgoing.encoded)
     return store[key]
+
+
+def summarize(reports: list[Report | dict], *, network_s: float, total_s: float) -> dict:
+    """The summary of a sequence: means over the frames that arrived, and the session's wall time."""
+    arrived = [r for r in reports if isinstance(r, Report)]
+
+    def mean(values: list[float]) -> float | None:
+        finite = [v for v in values if math.isfinite(v)]
+        return sum(finite) / len(finite) if finite else None
+
+    return {
+        "frames": len(reports), "frames_received": len(arrived),
+        "psnr_db_mean": mean([r.psnr_db for r in arrived]), "ssim_mean": mean([r.ssim for r in arrived]),
+        "datagrams_sent": sum(r.datagrams_sent if isinstance(r, Report) else r["datagrams_sent"] for r in reports),
+        "datagrams_received": sum(r.datagrams_received if isinstance(r, Report) else 0 for r in reports),
+        "network_s": network_s, "total_s": total_s,
+    }
+
+
+@dataclass
+class SessionResult:
+    reports: list[Report | dict]  # per frame, in the order sent (a dict for a frame that never arrived)
+    summary: dict  # the whole session: counts, means, wall time
+
+
+def run_session(options: SessionOptions, images: list[LoadedImage] | None,
+                transmit: Callable[[list[Outgoing]], Transmission], transport: str) -> SessionResult:
+    """Load and encode every frame, transmit them as one stream, decode and measure each.
+
+    One frame's report has timings that add up to the session's wall time (from loading the
+    codec to the report); a sequence's summary has the session's wall time."""
+    started = time.perf_counter()
+    outgoing = prepare_all(options, images)
+    sent = transmit(outgoing)
+    counters = {"transport": transport, "receiver": sent.receiver, "link": sent.link}
+    reports: list[Report | dict] = []
+    for index, (item, frame) in enumerate(zip(outgoing, sent.frames)):
+        if frame is None:
+            reports.append(lost_report(item, **counters))
+            continue
+        if options.out and len(outgoing) > 1:
+            item.options = replace(options, out=numbered(options.out, index))
+        reports.append(finish(item, frame, **counters, network_s=sent.network_s, phy_s=sent.phy_s,
+                              network_virtual_s=sent.network_virtual_s,
+                              started=started if len(outgoing) == 1 else None))
+    return SessionResult(reports, summarize(reports, network_s=sent.network_s,
+                                            total_s=time.perf_counter() - started))
+
+
+def numbered(path: str, index: int) -> str:
+    """'recon.png' -> 'recon-0003.png': one output file per frame of a sequence."""
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}-{index:04d}.{suffix}" if dot and "/" not in suffix else f"{path}-{index:04d}"

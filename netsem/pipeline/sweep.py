@@ -99,10 +99,12 @@ def run_sweep(grid: SweepGrid, on_row: Callable[[dict], None] | None = None) -> 
                 matched[options.image] = matched_jpeg_quality(options.image, grid.jpeg_match, grid.mtu, cache)
             options = replace(options, jpeg_quality=matched[options.image])
         outgoing = prepare(options, cache)
-        frame, receiver, link = transmit(outgoing)
-        report = finish(outgoing, frame, network_s=0.0, transport=grid.transport, receiver=receiver, link=link)
+        sent = transmit([outgoing])
+        report = finish(outgoing, sent.frames[0], transport=grid.transport, receiver=sent.receiver, link=sent.link,
+                        network_s=sent.network_s)
         row = {key: value for key, value in asdict(report).items()
-               if key not in ("receiver", "link", "versions", "encode_s", "network_s", "decode_s", "total_s")}
+               if key not in ("receiver", "link", "versions", "encode_s", "network_s", "decode_s", "total_s",
+                              "timings", "notes", "network_virtual_s", "stream_id", "frame_id")}
         row["image_size"] = "x".join(map(str, report.image_size[::-1]))
         row["mtu"] = options.mtu
         row["loss_percent"] = configured_loss_percent(options.netem)

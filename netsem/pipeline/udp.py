@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import socket
+from collections.abc import Callable
 
 import trio
 
+from emulator.sockets import enlarge_buffers
 from packetizers.reassembler import Frame, Reassembler
 
-RECEIVE_BUFFER = 8 * 2**20  # a whole raw-pixel frame in flight must not overflow the kernel queue
 SEND_BATCH = 32  # datagrams sent between yields, so an in-process receiver keeps draining
 
 
@@ -44,61 +45,93 @@ class NothingArrived(Exception):
     """No datagram reached the receiver in time (receiver or emulator unreachable)."""
 
 
-def udp_socket(bind: tuple[str, int] = ("127.0.0.1", 0)) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, RECEIVE_BUFFER)
-    sock.bind(bind)
+def resolve(address: tuple[str, int]) -> tuple[int, tuple]:
+    """The address family and socket address of HOST:PORT (IPv4 or IPv6)."""
+    family, _, _, _, sockaddr = socket.getaddrinfo(*address, type=socket.SOCK_DGRAM)[0]
+    return family, sockaddr
+
+
+def udp_socket(bind: tuple[str, int] | None = ("127.0.0.1", 0), family: int = socket.AF_INET) -> socket.socket:
+    """A non-blocking UDP socket with buffers sized for bursts, bound to `bind` (None: left
+    unbound, so connecting picks the interface that reaches the peer)."""
+    if bind is not None:
+        family, bind = resolve(bind)
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        enlarge_buffers(sock)
+        if bind is not None:
+            sock.bind(bind)
+    except OSError:
+        sock.close()
+        raise
     sock.setblocking(False)
     return sock
 
 
-async def send_datagrams(sock: socket.socket, datagrams: list[bytes], target: tuple[str, int] | None) -> None:
-    """Send in order, to `target` or (None) to the socket's connected peer.
+async def send_paced(sock: socket.socket, schedule: list[tuple[float, bytes]], target: tuple | None) -> None:
+    """Send each datagram at its offset (seconds after the start), to `target` or (None) to
+    the socket's connected peer; unpaced datagrams (offset 0) leave back to back.
 
     A connected socket raises ConnectionRefusedError once the peer's ICMP port-unreachable
     for an earlier datagram has come back.
     """
-    for start in range(0, len(datagrams), SEND_BATCH):
-        for datagram in datagrams[start : start + SEND_BATCH]:
-            while True:
-                try:
-                    if target is None:
-                        sock.send(datagram)
-                    else:
-                        sock.sendto(datagram, target)
-                    break
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(sock)
-        await trio.sleep(0)
+    start = trio.current_time()
+    for number, (offset, datagram) in enumerate(schedule):
+        if offset > 0 and trio.current_time() < start + offset:
+            await trio.sleep_until(start + offset)
+        elif number % SEND_BATCH == SEND_BATCH - 1:
+            await trio.sleep(0)  # let an in-process emulator and receiver drain
+        while True:
+            try:
+                if target is None:
+                    sock.send(datagram)
+                else:
+                    sock.sendto(datagram, target)
+                break
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(sock)
 
 
-def drain(sock: socket.socket, reassembler: Reassembler, now: float) -> None:
-    """Feed every datagram queued on `sock` to the reassembler."""
+def drain(sock: socket.socket, reassembler: Reassembler, now: float) -> int:
+    """Feed every datagram queued on `sock`, with its sender, to the reassembler; how many."""
+    count = 0
     while True:
         try:
-            reassembler.receive(sock.recv(65536), now)
+            datagram, sender = sock.recvfrom(65536)
         except BlockingIOError:
-            return
+            return count
         except ConnectionRefusedError:
             continue  # an ICMP error for something we sent earlier
+        reassembler.receive(datagram, now, sender[:2])
+        count += 1
 
 
-async def receive_frames(
-    sock: socket.socket, reassembler: Reassembler, *, frames: int = 1, first_datagram_timeout: float = 5.0
+async def collect_frames(
+    sock: socket.socket, reassembler: Reassembler, frames: int, *, all_sent: Callable[[], bool],
+    first_datagram_timeout: float | None = None,
 ) -> list[Frame]:
-    """Feed the reassembler until `frames` frames are delivered (complete or at their deadline)."""
+    """Feed the reassembler until `frames` frames are delivered, or nothing more can come.
+
+    `all_sent()` says when every datagram has left the path towards `sock` (an in-process
+    emulator's queue is empty): then what is queued on the socket is all there will be, so
+    the frames still pending are delivered at once instead of at their deadlines. Raises
+    NothingArrived when no datagram came within `first_datagram_timeout` (None: wait)."""
     delivered: list[Frame] = []
-    give_up_at = trio.current_time() + first_datagram_timeout
+    give_up_at = math.inf if first_datagram_timeout is None else trio.current_time() + first_datagram_timeout
     while len(delivered) < frames:
         deadline = reassembler.next_deadline()
-        if deadline is None and reassembler.datagrams_accepted == 0:
-            deadline = give_up_at
-        with trio.move_on_at(math.inf if deadline is None else deadline):
+        if reassembler.datagrams_accepted == 0 and give_up_at < math.inf:
+            deadline = give_up_at if deadline is None else min(deadline, give_up_at)
+        # a dropped last datagram wakes nobody: look at all_sent() every 20 ms as well
+        recheck = trio.current_time() + 0.02
+        with trio.move_on_at(recheck if deadline is None else min(deadline, recheck)):
             await trio.lowlevel.wait_readable(sock)
         now = trio.current_time()
+        ended = all_sent()  # read before draining: what was sent by now is queued on the socket
         drain(sock, reassembler, now)
-        delivered.extend(reassembler.poll(now))
-        if not delivered and reassembler.datagrams_accepted == 0 and now >= give_up_at:
+        delivered += reassembler.flush() if ended else reassembler.poll(now)
+        if ended:
+            break
+        if reassembler.datagrams_accepted == 0 and now >= give_up_at:
             raise NothingArrived(f"no netsem datagram arrived within {first_datagram_timeout:g} s")
     return delivered

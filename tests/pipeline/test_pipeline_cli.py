@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPORT_KEYS = {"codec", "partition", "interleave", "netem", "seed", "psnr_db", "ssim", "lossless_psnr_db",
@@ -41,6 +42,13 @@ def tiny_png(tmp_path_factory) -> str:
         (["simulate", "--partition", "segment"], "does not support the segment partition"),
         (["simulate", "--codec", "jpeg", "--jpeg-quality", "0"], "0 is not in the range"),
         (["sweep", "--codec", "cnn", "--partition", "segment", "--out", "/tmp/x.csv"], "nothing to run"),
+        (["sweep", "--seeds", "5-1", "--out", "/tmp/x.csv"], "'5-1' names no seed"),
+        (["send", "--to", "127.0.0.1:9", "--out", "/tmp/x.png"], "write frames with `netsem recv --out`"),
+        (["send", "/proc/sys"], "holds no image files"),
+        (["send", "/no/such/*.png"], "no file matches /no/such/*.png"),
+        (["recv", "--out", "/tmp/x", "--deadline", "soon"], "is not a duration"),
+        (["recv", "--out", "/tmp/x", "--max-pixels", "lots"], "is not a pixel count"),
+        (["send", "--rate", "fast"], "is not a rate"),
     ],
 )
 def test_misuse_prints_one_line_and_exits_non_zero(args, message):
@@ -49,6 +57,25 @@ def test_misuse_prints_one_line_and_exits_non_zero(args, message):
     assert "Traceback" not in result.stderr
     assert message in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+
+
+def test_conversions_of_the_input_are_said_once_and_a_folder_is_a_sequence(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rgba = np.zeros((24, 32, 4), np.uint8)
+    Image.fromarray(rgba).save(folder / "a-alpha.png")
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(folder / "b-gray.png")
+    Image.fromarray((np.arange(24 * 32).reshape(24, 32) * 80).astype(np.uint16)).save(folder / "c-16bit.png")
+    result = netsem("simulate", str(folder), "--codec", "raw", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "note: a-alpha.png: alpha channel dropped" in result.stderr
+    assert "note: b-gray.png: gray image sent as RGB" in result.stderr
+    assert "note: c-16bit.png: 16-bit gray reduced to 8 bits" in result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line.get("image") for line in lines[:3]] == ["a-alpha.png", "b-gray.png", "c-16bit.png"]
+    assert lines[3]["summary"]["frames"] == 3 and lines[3]["summary"]["frames_received"] == 3
 
 
 def test_unreadable_image_is_one_line(tmp_path):
