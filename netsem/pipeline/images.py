@@ -9,6 +9,7 @@ changes what is sent is said once, as a note the CLI prints (alpha dropped, gray
 from __future__ import annotations
 
 import glob
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ class LoadedImage:
     pixels: np.ndarray  # (H, W, 3) uint8 RGB
     label: str  # what reports call it
     notes: tuple[str, ...] = ()  # conversions that changed what is sent, said once
+    load_s: float = 0.0  # seconds reading and converting it took
 
 
 def load_image(path: str | None) -> tuple[np.ndarray, str]:
@@ -86,6 +88,7 @@ def _expand(path: str) -> list[Path]:
 
 
 def _bundled(name: str) -> LoadedImage:
+    started = time.perf_counter()
     from skimage import data
 
     loader = getattr(data, name, None)
@@ -94,10 +97,12 @@ def _bundled(name: str) -> LoadedImage:
     image = np.asarray(loader())
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ImageError(f"scikit-image's {name!r} is not an RGB photograph")
-    return LoadedImage(np.ascontiguousarray(image[:, :, :3]), f"{name} (scikit-image)")
+    return LoadedImage(np.ascontiguousarray(image[:, :, :3]), f"{name} (scikit-image)",
+                       load_s=time.perf_counter() - started)
 
 
 def _file_frames(file: Path, *, every_frame: bool) -> list[LoadedImage]:
+    started = time.perf_counter()
     try:
         with Image.open(file) as image:
             count = getattr(image, "n_frames", 1)
@@ -107,12 +112,15 @@ def _file_frames(file: Path, *, every_frame: bool) -> list[LoadedImage]:
                     pixels, notes = _to_rgb(frame)
                     said = (f"{count} frames, each sent as a frame", *notes) if index == 0 else ()
                     frames.append(LoadedImage(pixels, f"{file.name} frame {index}",
-                                              tuple(f"{file.name}: {note}" for note in said)))
+                                              tuple(f"{file.name}: {note}" for note in said),
+                                              time.perf_counter() - started))
+                    started = time.perf_counter()
                 return frames
             pixels, notes = _to_rgb(image)
             if count > 1:
                 notes = (f"only the first of its {count} frames is used",) + notes
-            return [LoadedImage(pixels, file.name, tuple(f"{file.name}: {note}" for note in notes))]
+            return [LoadedImage(pixels, file.name, tuple(f"{file.name}: {note}" for note in notes),
+                                time.perf_counter() - started)]
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise ImageError(f"cannot read image {file}: {error}") from None
 

@@ -200,7 +200,7 @@ def prepare(options: SessionOptions, cache: EncodingCache | None = None, *, load
         image, encoded, load_s, encode_s = (cache or EncodingCache()).encode(options.image, codec, options.mtu)
     else:
         started = time.perf_counter()
-        image, encoded, load_s = loaded, encode(codec, loaded.pixels, options.mtu), 0.0
+        image, encoded, load_s = loaded, encode(codec, loaded.pixels, options.mtu), loaded.load_s
         encode_s = time.perf_counter() - started
     started = time.perf_counter()
     frame = replace(outgoing_frame(codec, encoded), stream_id=options.stream_id)
