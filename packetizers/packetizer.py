@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from packetizers import bitpack
+from packetizers.frames import LatentFrame, StreamFrame
 from packetizers.interleave import unit_order
 from packetizers.partition import DEFAULT_BLOCK, Partition, partition_for, segment_partition
 from packetizers.wire import (
@@ -39,37 +40,6 @@ from packetizers.wire import (
 )
 
 MAX_DATAGRAMS_PER_FRAME = 0xFFFF
-
-
-@dataclass(frozen=True)
-class LatentFrame:
-    """A quantized latent plus everything a receiver needs to decode it."""
-
-    latent: np.ndarray  # integers; chw: (C, H, W), nd: (N, D)
-    layout: Layout
-    bit_width: int
-    signed: bool
-    scale: float = 1.0
-    codec_id: int = 0
-    image_size: tuple[int, int] = (0, 0)  # (H, W) of the original image
-    token_grid: tuple[int, int] = (0, 0)  # nd: (gh, gw) with gh * gw == N
-    stream_id: int = 0
-    importance: int = 0
-    kb_version: int = 0
-
-
-@dataclass(frozen=True)
-class StreamFrame:
-    """An encoded byte stream cut into independently decodable segments (layout bytes)."""
-
-    stream: bytes
-    segment_offsets: tuple[int, ...]  # segment i is stream[offsets[i]:offsets[i+1]] (the last: to the end)
-    codec_params: tuple[int, int] = (0, 0)  # travel in dim1, dim2 (jpeg: what a lost header is rebuilt from)
-    codec_id: int = 0
-    image_size: tuple[int, int] = (0, 0)
-    stream_id: int = 0
-    importance: int = 0
-    kb_version: int = 0
 
 
 @dataclass(frozen=True)

@@ -25,41 +25,19 @@ received segment without knowing the lost ones.
 
 from __future__ import annotations
 
-import enum
 import struct
 import zlib
 from typing import NamedTuple
 
 import construct as cs
 
+from packetizers.kinds import Flags, Layout, MessageType, PartitionKind  # noqa: F401  (the wire's names, re-exported)
+
 MAGIC = b"NSEM"
 VERSION = 1
 MAX_DATAGRAM = 65507  # largest UDP payload over IPv4
 DEFAULT_MTU = 1200  # UDP payload budget: no IP fragmentation on common paths
 DEFAULT_PORT = 47474  # claimed by no Wireshark dissector (`tshark -G decodes`, 4.0.17)
-
-
-class MessageType(enum.IntEnum):
-    DATA = 0  # a frame's latent units; other types (knowledge-base updates) come later
-
-
-class Layout(enum.IntEnum):
-    CHW = 0  # (channels, height, width): CNN feature maps
-    ND = 1  # (tokens, dims): transformer tokens
-    BYTES = 2  # (stream length,): a byte stream cut into variable-length segments
-
-
-class PartitionKind(enum.IntEnum):
-    CHANNEL = 0
-    TOKEN = 1
-    SPATIAL = 2
-    SEGMENT = 3  # bytes layout: one self-contained segment (a JPEG restart interval)
-
-
-class Flags(enum.IntFlag):
-    NONE = 0
-    INTERLEAVED = 1  # units were permuted by the seeded interleaver before grouping
-    SIGNED = 2  # elements are two's complement at bit_width
 
 
 FIXED_HEADER = cs.Struct(

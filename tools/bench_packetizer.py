@@ -15,7 +15,9 @@ import time
 import numpy as np
 
 from packetizers import bitpack
-from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.frames import LatentFrame
+from packetizers.kinds import LATENT_PARTITION_WORDS
+from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Reassembler
 from packetizers.wire import Layout, PartitionKind
 
@@ -33,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", default="48,32,48", help="chw latent shape (default: a 768x512 image at 16x)")
     parser.add_argument("--bits", type=int, default=6)
-    parser.add_argument("--partition", choices=["channel", "token", "spatial"], default="channel")
+    parser.add_argument("--partition", choices=LATENT_PARTITION_WORDS, default="channel")
     parser.add_argument("--interleave", choices=["on", "off"], default="on")
     parser.add_argument("--mtu", type=int, default=1200)
     parser.add_argument("--repeats", type=int, default=30)

@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.frames import LatentFrame
+from packetizers.packetizer import Packetizer
 from packetizers.wire import Layout, PartitionKind, rewrite_header
 
 

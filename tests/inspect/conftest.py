@@ -18,7 +18,8 @@ from scapy.packet import Raw
 from scapy.utils import wrpcapng
 
 from packetizers.wire import DEFAULT_PORT
-from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
+from packetizers.frames import LatentFrame, StreamFrame
+from packetizers.packetizer import Packetizer
 from packetizers.wire import Layout, PartitionKind
 
 OTHER_PORT = 50123
@@ -60,7 +61,7 @@ def _frames() -> list[tuple[LatentFrame | StreamFrame, Packetizer, int]]:
         (LatentFrame(rng.integers(0, 32, (8, 16, 16)), Layout.CHW, 5, False, image_size=(256, 256)),
          Packetizer(PartitionKind.SPATIAL, seed=2, mtu=500), DEFAULT_PORT),
         # a byte stream (as jpeg sends): segments of uneven length, some split over datagrams
-        (StreamFrame(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes(), (0, 40, 700, 710, 1900, 2600),
+        (StreamFrame.cut(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes(), (0, 40, 700, 710, 1900, 2600),
                      codec_params=(75, 32), codec_id=10, image_size=(48, 64)), Packetizer(seed=4, mtu=400), DEFAULT_PORT),
     ]
 

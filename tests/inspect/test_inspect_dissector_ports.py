@@ -22,7 +22,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcapng
 
-from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
+from packetizers.frames import LatentFrame, StreamFrame
+from packetizers.packetizer import Packetizer
 from packetizers.wire import FIELD_NAMES, Layout, PartitionKind, peek_header, rewrite_header
 
 _spec = importlib.util.spec_from_file_location("dissector_tests", Path(__file__).with_name("test_inspect_dissector.py"))
@@ -58,7 +59,7 @@ def _netsem_datagrams() -> list[bytes]:
     for index in range(len(NETSEM_PORTS)):
         frame_id = 1000 + index
         if index % 3 == 2:
-            stream = StreamFrame(rng.integers(0, 256, 900, dtype=np.uint8).tobytes(), (0, 30, 400),
+            stream = StreamFrame.cut(rng.integers(0, 256, 900, dtype=np.uint8).tobytes(), (0, 30, 400),
                                  codec_params=(75, 8), codec_id=10, image_size=(16, 16))
             datagrams.append(Packetizer(seed=3, mtu=1200).packetize(stream, frame_id)[0])
         else:

@@ -85,9 +85,10 @@ def test_datagrams_naming_hundreds_of_units_decode():
     import numpy as np
 
     from netsem.inspect.datagram import Datagram, parse_datagram
-    from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
+    from packetizers.frames import LatentFrame, StreamFrame
+    from packetizers.packetizer import Packetizer
 
-    stream = StreamFrame(bytes(range(256)) * 4, tuple(range(0, 1000, 5)), codec_id=10)
+    stream = StreamFrame.cut(bytes(range(256)) * 4, tuple(range(0, 1000, 5)), codec_id=10)
     tokens = LatentFrame(np.zeros((400, 1), dtype=np.int64), Layout.ND, 1, False)
     for datagram in (Packetizer().packetize(stream, 1)[0],
                      Packetizer(PartitionKind.TOKEN, mtu=1500).packetize(tokens, 2)[0]):

@@ -19,7 +19,8 @@ import numpy as np
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
-from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.frames import LatentFrame
+from packetizers.packetizer import Packetizer
 from packetizers.wire import FIELD_NAMES, MAGIC, Layout, PartitionKind, crc_ok, parse_with_construct
 
 _spec = importlib.util.spec_from_file_location("dissector_tests", Path(__file__).with_name("test_inspect_dissector.py"))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
+from packetizers.frames import LatentFrame, StreamFrame
+from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Reassembler, RejectReason
 from packetizers.wire import (
     FIELD_NAMES,
@@ -23,7 +24,7 @@ RNG = np.random.default_rng(4)
 STREAM = RNG.integers(0, 256, size=9000, dtype=np.uint8).tobytes()
 # segments of very different lengths, some larger than a datagram
 OFFSETS = (0, 300, 310, 2900, 2901, 4000, 6500, 6600)
-FRAME = StreamFrame(STREAM, OFFSETS, codec_params=(80, 32), codec_id=10, image_size=(64, 96))
+FRAME = StreamFrame.cut(STREAM, OFFSETS, codec_params=(80, 32), codec_id=10, image_size=(64, 96))
 
 
 def segments_of(offsets=OFFSETS, stream=STREAM):
@@ -131,7 +132,7 @@ def test_segment_partition_is_for_byte_streams_only():
     with pytest.raises(ValueError, match="byte streams"):
         Packetizer(PartitionKind.SEGMENT).packetize(LatentFrame(latent, Layout.CHW, 4, False), 0)
     with pytest.raises(ValueError, match="offsets"):
-        Packetizer().packetize(StreamFrame(STREAM, (0, 10, 10)), 0)
+        Packetizer().packetize(StreamFrame.cut(STREAM, (0, 10, 10)), 0)
     latent_frame = Reassembler()
     datagram = Packetizer(PartitionKind.CHANNEL).packetize(LatentFrame(latent, Layout.CHW, 4, False), 0)[0]
     assert latent_frame.receive(rewrite_header(datagram, layout=Layout.BYTES), 0.0) in (

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.frames import LatentFrame
+from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Reassembler
 from packetizers.wire import Layout, PartitionKind
 

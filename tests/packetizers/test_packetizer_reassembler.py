@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame
+from packetizers.frames import LatentFrame, StreamFrame
+from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Delivery, Reassembler, ReassemblerLimits, RejectReason
 from packetizers.wire import HEADER_SIZE, Layout, PartitionKind, peek_header, rewrite_header, with_crc
 
@@ -211,7 +212,7 @@ def test_streams_are_reassembled_separately():
     assert sorted(f.header.stream_id for f in frames) == [1, 2] and all(f.complete for f in frames)
 
 
-STREAM = StreamFrame(bytes(range(256)) * 8, (0, 100, 900, 1500), codec_params=(75, 32), codec_id=10, image_size=(32, 32))
+STREAM = StreamFrame.cut(bytes(range(256)) * 8, (0, 100, 900, 1500), codec_params=(75, 32), codec_id=10, image_size=(32, 32))
 VALID = (
     make_datagrams(partition=PartitionKind.SPATIAL)
     + make_datagrams(partition=PartitionKind.CHANNEL)

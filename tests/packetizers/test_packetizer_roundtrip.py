@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from packetizers.packetizer import LatentFrame, Packetizer, sub_unit_bounds
+from packetizers.frames import LatentFrame
+from packetizers.packetizer import Packetizer, sub_unit_bounds
 from packetizers.partition import partition_for
 from packetizers.reassembler import Reassembler
 from packetizers.wire import Layout, PartitionKind, parse_with_construct

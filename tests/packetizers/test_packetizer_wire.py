@@ -8,7 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from packetizers import bitpack
-from packetizers.packetizer import LatentFrame, Packetizer
+from packetizers.frames import LatentFrame
+from packetizers.packetizer import Packetizer
 from packetizers.wire import (
     DATAGRAM,
     FIELD_NAMES,

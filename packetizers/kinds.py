@@ -1,0 +1,61 @@
+"""The named values a frame and its datagrams carry: layouts, partitions, message types, flags.
+
+Declared apart from the wire format (`wire.py`, which builds on them) so that the data a
+codec hands over (`frames.py`) can name its layout without importing the wire.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class MessageType(enum.IntEnum):
+    DATA = 0  # a frame's latent units; other types (knowledge-base updates) come later
+
+
+class Layout(enum.IntEnum):
+    CHW = 0  # (channels, height, width): CNN feature maps
+    ND = 1  # (tokens, dims): transformer tokens
+    BYTES = 2  # (stream length,): a byte stream cut into variable-length segments
+
+    @classmethod
+    def named(cls, value: Layout | str) -> Layout:
+        """`Layout.CHW` from itself or from "chw"."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls[str(value).upper()]
+        except KeyError:
+            raise ValueError(f"unknown latent layout {value!r}; expected chw or nd") from None
+
+
+class PartitionKind(enum.IntEnum):
+    CHANNEL = 0
+    TOKEN = 1
+    SPATIAL = 2
+    SEGMENT = 3  # bytes layout: one self-contained segment (a JPEG restart interval)
+
+    @property
+    def word(self) -> str:
+        """The name users write: "channel", "token", "spatial", "segment"."""
+        return self.name.lower()
+
+    @classmethod
+    def named(cls, word: PartitionKind | str) -> PartitionKind:
+        if isinstance(word, cls):
+            return word
+        try:
+            return cls[str(word).upper()]
+        except KeyError:
+            raise ValueError(f"unknown partition {word!r}; expected one of {', '.join(PARTITION_WORDS)}") from None
+
+
+PARTITION_WORDS = tuple(kind.word for kind in PartitionKind)
+LATENT_PARTITIONS = (PartitionKind.CHANNEL, PartitionKind.TOKEN, PartitionKind.SPATIAL)
+LATENT_PARTITION_WORDS = tuple(kind.word for kind in LATENT_PARTITIONS)  # what a latent codec can be cut into
+
+
+class Flags(enum.IntFlag):
+    NONE = 0
+    INTERLEAVED = 1  # units were permuted by the seeded interleaver before grouping
+    SIGNED = 2  # elements are two's complement at bit_width
