@@ -1,6 +1,8 @@
 """Image quality metrics on 8-bit RGB, with scikit-image's definitions.
 
-`psnr_db` is skimage's peak_signal_noise_ratio (data_range 255) and `ssim` its
+The one place netsem measures image quality (sessions, sweeps, `evaluate`, the PHY
+baseline; identical images are inf dB everywhere). `psnr_db` is skimage's
+peak_signal_noise_ratio (data_range 255) and `ssim` its
 structural_similarity (channel_axis=2, data_range 255: a 7x7 uniform window, sample
 covariance, K1 = 0.01, K2 = 0.03, the mean over windows lying wholly inside the image, i.e.
 the map cropped by (7 - 1) // 2, averaged over channels).  skimage makes about a dozen full-size
@@ -33,6 +35,11 @@ def psnr_db(reference: np.ndarray, image: np.ndarray) -> float:
     # skimage's float64 mean of the squared errors is this exact integer sum divided by n
     mse = sse / reference.size
     return float(10 * np.log10(DATA_RANGE**2 / mse))
+
+
+def psnr_from_mse(mse: float, peak: float = 1.0) -> float:
+    """PSNR in dB of a mean squared error on values in [0, peak] (training logs); inf at 0."""
+    return float("inf") if mse <= 0 else float(10 * np.log10(peak**2 / mse))
 
 
 def ssim(reference: np.ndarray, image: np.ndarray) -> float:

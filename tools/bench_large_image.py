@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netsem.codecs.learned import LearnedCodec  # noqa: E402
 from netsem.codecs.registry import LEARNED  # noqa: E402
-from netsem.pipeline.metrics import psnr_db, ssim  # noqa: E402
+from netsem.metrics import psnr_db, ssim  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -86,15 +86,15 @@ def main() -> None:
         overrides["tile_latents"] = args.tile_latents
     if args.tile_above is not None:
         overrides["tile_above_pixels"] = int(args.tile_above)
-    codec = LearnedCodec(spec.name, spec.codec_id, spec.config, spec.weights, spec.layout, **overrides)
+    codec = LearnedCodec(spec.name, spec.weights, **overrides)
     image = mosaic(width, height)
     if args.save:
         Image.fromarray(image).save(args.save)
     print(f"{args.codec} on a {width}x{height} photograph ({width * height / 1e6:.1f} Mpixel), "
           f"tiles of {codec.tile_latents} latent positions above {codec.tile_above_pixels} pixels; "
           f"RSS before: {rss_mb('VmRSS'):.0f} MB")
-    encoded = measure("encode", lambda: codec.encode(image))
-    decoded = measure("decode", lambda: codec.decode(encoded))
+    encoded = measure("encode", lambda: codec.to_frame(image))
+    decoded = measure("decode", lambda: codec.from_frame(encoded))
     psnr = measure("psnr", lambda: psnr_db(image, decoded))
     structural = measure("ssim", lambda: ssim(image, decoded))
     print(f"PSNR {psnr:.3f} dB, SSIM {structural:.4f}")

@@ -1,88 +1,64 @@
-"""The codec interface shared by every codec netsem can send.
+"""The one interface every codec netsem can send implements, latent or byte stream.
 
-A codec turns an RGB image into an integer latent with a declared layout and back, given a
-boolean mask of the latent elements that arrived.  Missing elements arrive as zeros with
-``received=False``; by default a decoder fills them with zeros (seed 003's erasure model).
+    frame = codec.to_frame(image, payload_budget)   # LatentFrame | StreamFrame (packetizers.frames)
+    image = codec.from_frame(received)              # the same kind, with what was lost marked
+
+A latent codec gives an integer latent with a declared layout (`chw` feature maps or `nd`
+tokens), bit width, signedness and quantizer step; what it gets back has the lost elements
+zeroed and a `received` mask (None: all arrived), and by default it decodes them as zeros
+(seed 003's erasure model). A byte-stream codec (jpeg) gives its stream cut into segments
+that decode on their own, each at most `payload_budget` bytes if it can (so one lost
+datagram costs one segment), and gets back None for each lost segment. The pipeline treats
+both alike: no codec is a special case.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-LAYOUTS = ("chw", "nd")
-PARTITIONS = ("channel", "token", "spatial")
+from packetizers.frames import LatentFrame, StreamFrame
+from packetizers.kinds import Layout
+
 # The largest image a receiver decodes (32 Mpixel: ~100 MB of RGB out).  Sizes on the wire come
 # from a peer's header (16 bits a side), so without a bound one datagram could ask for 12 GB.
 MAX_IMAGE_PIXELS = 1 << 25
+
+Frame = LatentFrame | StreamFrame
 
 
 class CodecError(Exception):
     """A codec cannot be built, loaded, or asked to do what it was given (one-line message)."""
 
 
-@dataclass(frozen=True)
-class EncodedLatent:
-    latent: np.ndarray  # integer array; "chw": (C, H', W'); "nd": (N tokens, D dims)
-    layout: str  # "chw" | "nd"
-    bit_width: int  # 1..16: every value fits in bit_width bits
-    signed: bool  # two's complement when True
-    scale: float  # quantizer step the decoder multiplies by (1.0 if none)
-    image_size: tuple[int, int]  # original (H, W) of the image
-    token_grid: tuple[int, int] | None = None  # "nd": tokens arranged (gh, gw), gh*gw == N
+@runtime_checkable
+class Codec(Protocol):
+    """What the pipeline needs of a codec.
 
-    def __post_init__(self) -> None:
-        if self.layout not in LAYOUTS:
-            raise CodecError(f"unknown latent layout {self.layout!r}; expected one of {LAYOUTS}")
-        if not 1 <= self.bit_width <= 16:
-            raise CodecError(f"bit_width {self.bit_width} outside 1..16")
-        if not np.issubdtype(self.latent.dtype, np.integer):
-            raise CodecError(f"latent must be an integer array, got {self.latent.dtype}")
-        want_ndim = 3 if self.layout == "chw" else 2
-        if self.latent.ndim != want_ndim:
-            raise CodecError(
-                f"layout {self.layout!r} needs a {want_ndim}-D latent, got shape {self.latent.shape}"
-            )
-        if self.token_grid is not None:
-            gh, gw = self.token_grid
-            if self.layout != "nd" or gh * gw != self.latent.shape[0]:
-                raise CodecError(f"token_grid {self.token_grid} does not match {self.latent.shape}")
+    name         how users call it (`--codec NAME`, reports)
+    partitions   the partitions its frames can be cut into: "channel", "token", "spatial"
+                 for a latent, "segment" for a byte stream
+    to_frame     (H, W, 3) uint8 RGB -> a frame; `payload_budget` is the bytes one datagram
+                 carries for one unit, for codecs that size their own units (segments)
+    from_frame   a received frame -> (H, W, 3) uint8 RGB; raises CodecError for a frame it
+                 cannot decode (its fields may come from a peer)
+    """
 
-    @property
-    def value_range(self) -> tuple[int, int]:
-        return value_range(self.bit_width, self.signed)
+    name: str
+    partitions: tuple[str, ...]
 
-    @property
-    def wire_bits(self) -> int:
-        """Bits the latent takes on the wire without entropy coding."""
-        return int(self.latent.size) * self.bit_width
+    def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> Frame: ...
 
-    @property
-    def bits_per_pixel(self) -> float:
-        h, w = self.image_size
-        return self.wire_bits / float(h * w)
+    def from_frame(self, frame: Frame) -> np.ndarray: ...
 
 
 def value_range(bit_width: int, signed: bool) -> tuple[int, int]:
     if signed:
         return -(1 << (bit_width - 1)), (1 << (bit_width - 1)) - 1
     return 0, (1 << bit_width) - 1
-
-
-@runtime_checkable
-class Codec(Protocol):
-    name: str
-    codec_id: int
-    layout: str
-    partitions: tuple[str, ...]
-
-    def encode(self, image: np.ndarray) -> EncodedLatent: ...
-
-    def decode(self, encoded: EncodedLatent, received: np.ndarray) -> np.ndarray: ...
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -101,14 +77,11 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def check_mask(encoded: EncodedLatent, received: np.ndarray | None) -> np.ndarray:
+def check_mask(frame: LatentFrame) -> np.ndarray:
+    """The frame's received mask as bool (all True when everything arrived)."""
+    received = frame.received
     if received is None:
-        return np.ones(encoded.latent.shape, dtype=bool)
-    received = np.asarray(received)
-    if received.shape != encoded.latent.shape:
-        raise CodecError(
-            f"received mask shape {received.shape} != latent shape {encoded.latent.shape}"
-        )
+        return np.ones(frame.latent.shape, dtype=bool)
     if received.dtype != bool and not np.issubdtype(received.dtype, np.integer):
         raise CodecError(f"received mask must be boolean, got {received.dtype}")
     return received.astype(bool, copy=False)
@@ -127,28 +100,30 @@ def check_image_size(size: object) -> tuple[int, int]:
 
 
 def check_latent(
-    encoded: EncodedLatent,
+    encoded: Frame,
     codec: str,
     *,
     layout: str,
     shape: tuple[int, ...],
     bit_width: int,
     signed: bool,
-    token_grid: tuple[int, int] | None,
+    token_grid: tuple[int, int] = (0, 0),
 ) -> None:
     """CodecError (one line, naming ``codec``) unless ``encoded`` is what the codec's decoder
-    takes: the given layout, latent shape, token grid, bit width and signedness, an integer
-    latent whose values fit that bit width, and a finite quantizer step > 0.  Every field may
-    come from a peer's header."""
+    takes: a latent frame of the given layout, latent shape, token grid, bit width and
+    signedness, integer values that fit that bit width, and a finite quantizer step > 0.
+    Every field may come from a peer's header."""
+    if not isinstance(encoded, LatentFrame):
+        raise CodecError(f"{codec} decodes latents, not a byte stream")
     latent = encoded.latent
-    if encoded.layout != layout:
-        raise CodecError(f"{codec}: layout {encoded.layout!r}, expected {layout!r}")
+    if encoded.layout != Layout.named(layout):
+        raise CodecError(f"{codec}: layout {encoded.layout.name.lower()!r}, expected {layout!r}")
     if not isinstance(latent, np.ndarray) or not np.issubdtype(latent.dtype, np.integer):
         raise CodecError(f"{codec}: latent is not an integer array")
     if latent.shape != tuple(shape):
         raise CodecError(f"{codec}: latent shape {latent.shape} does not fit the image ({tuple(shape)})")
-    grid = encoded.token_grid  # EncodedLatent made sure it is None or two numbers
-    if (None if grid is None else tuple(grid)) != token_grid:
+    grid = encoded.token_grid  # LatentFrame made sure it is two numbers
+    if tuple(grid) != tuple(token_grid):
         raise CodecError(f"{codec}: token grid {grid}, expected {token_grid}")
     got, want = (encoded.bit_width, bool(encoded.signed)), (bit_width, signed)
     if got != want:

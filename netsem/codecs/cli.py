@@ -1,72 +1,10 @@
-"""`netsem models`, `netsem train`, `netsem evaluate` (click commands, imported lazily)."""
+"""`netsem train`, `netsem evaluate` (click commands, imported lazily)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-
-
-def wire_bits_per_pixel(shape: tuple[int, ...], layout: str, bit_width: int, image: tuple[int, int]) -> float:
-    """Bits per pixel of the datagrams (headers, unit ids, CRCs counted) carrying a latent of
-    ``shape``, channel partition at the default MTU."""
-    import numpy as np
-
-    from packetizers.packetizer import LatentFrame, Packetizer
-    from packetizers.wire import Layout
-
-    grid = (image[0] // 16, image[1] // 16) if layout == "nd" else (0, 0)
-    frame = LatentFrame(np.zeros(shape, dtype=np.int64), Layout.CHW if layout == "chw" else Layout.ND, bit_width,
-                        False, token_grid=grid)
-    return sum(map(len, Packetizer().packetize(frame, 0))) * 8 / (image[0] * image[1])
-
-
-@click.command()
-def models() -> None:
-    """List the registered codecs: id, parameters, latent for 768x512, bits per element, bits
-    per pixel of the latent and of its datagrams (channel partition, default MTU), weight file."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from .base import CodecError
-    from .registry import JPEG_ID, LEARNED, RAW_ID, get_codec
-
-    t = Table(title="netsem codecs (latent shape and bits/pixel for a 768x512 image)")
-    for col in ("name", "id", "layout", "params", "latent 768x512", "bits/elem", "bpp", "bpp wire", "weights"):
-        t.add_column(col)
-    w, h = 768, 512
-    from .raw import RawCodec
-
-    raw = RawCodec()
-    shape = raw.latent_shape(h, w)
-    n = 1
-    for s in shape:
-        n *= s
-    t.add_row("raw", str(RAW_ID), "chw", "0", "x".join(map(str, shape)), "8",
-              f"{n * 8 / (h * w):.3f}", f"{wire_bits_per_pixel(shape, 'chw', 8, (h, w)):.3f}", "-")
-    for spec in LEARNED.values():
-        path = spec.weights
-        try:
-            c = get_codec(spec.name)
-            params = f"{c.num_parameters:,}"
-            shape = c.latent_shape(h, w)
-            rel = f"{path.parent.name}/{path.name} ({path.stat().st_size / 1e6:.1f} MB)"
-        except CodecError as exc:
-            from .learned import LearnedCodec  # noqa: F401
-            from .models import build_net, count_parameters
-
-            params = f"{count_parameters(build_net(spec.config)):,}"
-            cc, gh, gw = spec.config.latent_channels, h // 16, w // 16
-            shape = (cc, gh, gw) if spec.layout == "chw" else (gh * gw, cc)
-            rel = f"MISSING ({exc})"
-        n = 1
-        for s in shape:
-            n *= s
-        t.add_row(spec.name, str(spec.codec_id), spec.layout, params, "x".join(map(str, shape)),
-                  str(spec.config.bit_width), f"{n * spec.config.bit_width / (h * w):.3f}",
-                  f"{wire_bits_per_pixel(tuple(shape), spec.layout, spec.config.bit_width, (h, w)):.3f}", rel)
-    t.add_row("jpeg", str(JPEG_ID), "bytes", "0", "restart intervals", "-", "quality-set", "quality-set", "-")
-    Console(width=190).print(t)
 
 
 @click.command()

@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .base import EncodedLatent
+from netsem.metrics import psnr_db, ssim
+from packetizers.frames import LatentFrame
+from packetizers.kinds import Layout
 
 PARTITION_SEED = {"channel": 1, "token": 2, "spatial": 3}
 
 
-def unit_mask(enc: EncodedLatent, partition: str, rate: float, rng: np.random.Generator,
+def unit_mask(enc: LatentFrame, partition: str, rate: float, rng: np.random.Generator,
               block: int = 4) -> np.ndarray:
     """Bool mask of received latent elements when each unit is lost with probability rate."""
     shape = enc.latent.shape
-    if enc.layout == "chw":
+    if enc.layout == Layout.CHW:
         c, h, w = shape
     else:
         n, c = shape
@@ -43,23 +46,19 @@ def unit_mask(enc: EncodedLatent, partition: str, rate: float, rng: np.random.Ge
         grid = np.broadcast_to(keep[None], (c, h, w))
     else:
         raise ValueError(f"unknown partition {partition!r}")
-    if enc.layout == "chw":
+    if enc.layout == Layout.CHW:
         return np.ascontiguousarray(grid)
     return np.ascontiguousarray(grid.reshape(c, h * w).T)
 
 
 def _metrics(ref: np.ndarray, out: np.ndarray) -> tuple[float, float]:
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    p = float(peak_signal_noise_ratio(ref, out, data_range=255))
-    s = float(structural_similarity(ref, out, channel_axis=2, data_range=255))
-    return p, s
+    return psnr_db(ref, out), ssim(ref, out)
 
 
 def run_evaluation(codecs: list[str], partitions: list[str], rates: list[float], seeds: int,
                    images: dict[str, np.ndarray], block: int = 4, jpeg_match: str | None = None,
                    echo=print) -> list[dict]:
-    from .registry import get_codec, get_jpeg
+    from .registry import get_codec
 
     rows: list[dict] = []
     matched_bytes: dict[str, int] = {}
@@ -67,7 +66,7 @@ def run_evaluation(codecs: list[str], partitions: list[str], rates: list[float],
         codec = get_codec(name)
         for iname, img in images.items():
             t0 = time.monotonic()
-            enc = codec.encode(img)
+            enc = codec.to_frame(img)
             h, w = img.shape[:2]
             if name == jpeg_match:
                 matched_bytes[iname] = enc.wire_bits // 8
@@ -76,31 +75,28 @@ def run_evaluation(codecs: list[str], partitions: list[str], rates: list[float],
                     for seed in range(seeds if rate > 0 else 1):
                         rng = np.random.default_rng([seed, int(round(rate * 1000)), PARTITION_SEED[part]])
                         m = unit_mask(enc, part, rate, rng, block)
-                        p, s = _metrics(img, codec.decode(enc, m))
+                        p, s = _metrics(img, codec.from_frame(enc.with_received(m)))
                         rows.append(dict(codec=name, image=iname, partition=part, rate=rate,
                                          seed=seed, psnr=p, ssim=s, bpp=enc.bits_per_pixel,
                                          wire_bytes=enc.wire_bits // 8,
                                          lost_fraction=float(1 - m.mean())))
             echo(f"  {name} {iname} done in {time.monotonic() - t0:.1f}s")
     if jpeg_match:
-        jp = get_jpeg()
+        jp = get_codec("jpeg")
         for iname, img in images.items():
             s = jp.encode_to_bytes(img, matched_bytes[iname])
-            segs = s.segments
-            n = len(segs) - 1
+            n, size = len(s.segments) - 1, len(s.stream)
             for rate in rates:
                 for seed in range(seeds if rate > 0 else 1):
                     rng = np.random.default_rng([seed, int(round(rate * 1000)), 7])
                     keep = rng.random(n) >= rate
-                    got = {0: segs[0], **{i + 1: segs[i + 1] for i in range(n) if keep[i]}}
-                    out = jp.decode(got, s.image_size, s.quality)
-                    p, ss = _metrics(img, out)
+                    got = (s.segments[0], *(segment if kept else None for segment, kept in zip(s.segments[1:], keep)))
+                    p, ss = _metrics(img, jp.from_frame(replace(s, segments=got)))
                     rows.append(dict(codec="jpeg", image=iname, partition="mcu-row", rate=rate,
-                                     seed=seed, psnr=p, ssim=ss,
-                                     bpp=len(s.stream) * 8 / (img.shape[0] * img.shape[1]),
-                                     wire_bytes=len(s.stream), quality=s.quality,
+                                     seed=seed, psnr=p, ssim=ss, bpp=size * 8 / (img.shape[0] * img.shape[1]),
+                                     wire_bytes=size, quality=s.codec_params[0],
                                      lost_fraction=float(1 - keep.mean())))
-            echo(f"  jpeg {iname} q={s.quality} {len(s.stream)} B (target {matched_bytes[iname]})")
+            echo(f"  jpeg {iname} q={s.codec_params[0]} {size} B (target {matched_bytes[iname]})")
     return rows
 
 

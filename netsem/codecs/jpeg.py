@@ -3,7 +3,7 @@
 Segment 0 is the header (SOI .. SOS); segment i >= 1 is restart interval i-1 (its entropy-
 coded bytes plus the RST marker that ends it, or EOI for the last).  The segments
 concatenate to the exact stream.  An interval is one MCU row by default, or any number of
-MCUs in raster order (``restart_mcus``; `fit_segments` picks it so every interval fits a
+MCUs in raster order (``restart_mcus``; `to_frame` picks it so every interval fits a
 datagram).  Since the Huffman tables are the standard ones (``optimize=False``) the receiver
 can rebuild a lost header from (H, W, quality, restart_mcus), so no segment is special.  A
 lost interval is decoded with a received interval's bytes in its place (DC prediction
@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from .base import CodecError, check_image, check_image_size
-from .registry import JPEG_ID
+from packetizers.frames import StreamFrame
+from packetizers.kinds import PartitionKind
+
+from .base import CodecError, Frame, check_image, check_image_size
 
 MCU = 16  # 4:2:0 chroma subsampling: 16x16 MCUs
 MAX_SIDE = 65500  # the largest JPEG dimension
@@ -31,20 +32,6 @@ SOF_BASELINE, SOF_PROGRESSIVE, DHT, SOS, DQT, DRI, APP0, COM = (
 # the marker segments of the header Pillow writes for us (a received header may hold no other)
 HEADER_MARKERS = {SOF_BASELINE, SOF_PROGRESSIVE, DHT, SOS, DQT, DRI, APP0, COM}
 SAMPLING_420 = (0x22, 0x11, 0x11)  # (H << 4 | V) of Y, Cb, Cr
-
-
-@dataclass(frozen=True)
-class JpegStream:
-    stream: bytes
-    offsets: tuple[int, ...]  # segment i = stream[offsets[i]:offsets[i+1]] (last: to the end)
-    image_size: tuple[int, int]
-    quality: int
-    restart_mcus: int  # MCUs per restart interval
-
-    @property
-    def segments(self) -> dict[int, bytes]:
-        ends = (*self.offsets[1:], len(self.stream))
-        return {i: self.stream[a:b] for i, (a, b) in enumerate(zip(self.offsets, ends))}
 
 
 def _header_segments(data: bytes) -> Iterator[tuple[int, bytes, int]]:
@@ -127,9 +114,12 @@ def split_stream(data: bytes) -> list[int]:
 
 
 class JpegCodec:
+    """Its frames are `StreamFrame`s: segment 0 the header, then one per restart interval;
+    `codec_params` = (quality, MCUs per restart interval), what a lost header is rebuilt from."""
+
     name = "jpeg"
-    codec_id = JPEG_ID
     layout = "bytes"
+    partitions = (PartitionKind.SEGMENT.word,)
 
     def __init__(self, quality: int = 75, restart_mcus: int | None = None) -> None:
         if not 1 <= quality <= 95:
@@ -155,7 +145,23 @@ class JpegCodec:
         rows, cols = mcu_grid(image_size)
         return -(-rows * cols // self.interval_mcus(image_size, restart_mcus))
 
-    def encode(self, image: np.ndarray, quality: int | None = None, restart_mcus: int | None = None) -> JpegStream:
+    def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> StreamFrame:
+        """The stream cut at its restart markers, each interval within `payload_budget` bytes
+        when one is given (see `fit_segments`)."""
+        return self.fit_segments(image, payload_budget) if payload_budget > 0 else self.encode(image)
+
+    def from_frame(self, frame: Frame) -> np.ndarray:
+        """The image from the segments that arrived; lost intervals' MCUs are concealed."""
+        if not isinstance(frame, StreamFrame):
+            raise CodecError("jpeg decodes byte streams, not a latent")
+        quality, restart_mcus = frame.codec_params
+        size = check_image_size(frame.image_size)
+        if len(frame.segments) != 1 + self.intervals(size, restart_mcus or None):
+            raise CodecError(f"jpeg: {len(frame.segments)} segments do not fit a {size[0]}x{size[1]} image "
+                             f"with {restart_mcus} MCUs per restart interval")
+        return self.decode_segments(frame.present(), size, quality, restart_mcus)
+
+    def encode(self, image: np.ndarray, quality: int | None = None, restart_mcus: int | None = None) -> StreamFrame:
         image = check_image(image)
         q = self.quality if quality is None else quality
         k = self.interval_mcus(image.shape[:2], restart_mcus)
@@ -164,45 +170,46 @@ class JpegCodec:
         want = 1 + self.intervals(image.shape[:2], k)
         if len(offsets) != want:
             raise CodecError(f"expected {want} JPEG segments, found {len(offsets)}")
-        return JpegStream(data, tuple(offsets), image.shape[:2], q, k)
+        return StreamFrame.cut(data, offsets, codec_params=(q, k), image_size=image.shape[:2])
 
-    def fit_segments(self, image: np.ndarray, max_segment: int) -> JpegStream:
+    def fit_segments(self, image: np.ndarray, max_segment: int) -> StreamFrame:
         """The stream with restart intervals short enough that each segment (the header
         aside) fits ``max_segment`` bytes, so a lost datagram costs only the MCUs it carried;
         as long as possible otherwise (every marker costs bytes).  One MCU per interval is
         the floor."""
-        stream = self.encode(image)
-        k = stream.restart_mcus
+        frame = self.encode(image)
+        k = frame.codec_params[1]
         while k > 1:
-            longest = max(len(s) for i, s in stream.segments.items() if i > 0)
+            longest = max(len(segment) for segment in frame.segments[1:])
             if longest <= max_segment:
                 break
             k = max(1, min(k - 1, int(k * max_segment / longest * 0.95)))
-            stream = self.encode(image, restart_mcus=k)
-        return stream
+            frame = self.encode(image, restart_mcus=k)
+        return frame
 
     def header(self, image_size: tuple[int, int], quality: int, restart_mcus: int | None = None) -> bytes:
         """The header any image of this size and quality gets (standard Huffman tables)."""
         data = self._save(np.zeros((*image_size, 3), np.uint8), quality, self.interval_mcus(image_size, restart_mcus))
         return data[: _scan_start(data)]
 
-    def encode_to_bytes(self, image: np.ndarray, target_bytes: int) -> JpegStream:
+    def encode_to_bytes(self, image: np.ndarray, target_bytes: int) -> StreamFrame:
         """The highest quality whose stream fits ``target_bytes`` (quality 1 if none fits)."""
         lo, hi, best = 1, 95, None
         while lo <= hi:
             mid = (lo + hi) // 2
             s = self.encode(image, mid)
-            if len(s.stream) <= target_bytes:
+            if sum(map(len, s.segments)) <= target_bytes:
                 best, lo = s, mid + 1
             else:
                 hi = mid - 1
         return best if best is not None else self.encode(image, 1)
 
-    def decode(
+    def decode_segments(
         self, segments: dict[int, bytes], image_size: tuple[int, int], quality: int | None = None,
         restart_mcus: int | None = None,
     ) -> np.ndarray:
-        """Rebuild the image from the received segments; lost intervals' MCUs are concealed."""
+        """Rebuild the image from the received segments (by index); lost intervals' MCUs are
+        concealed."""
         h, w = image_size = check_image_size(image_size)
         if not (h <= MAX_SIDE and w <= MAX_SIDE):
             raise CodecError(f"jpeg: image size {h}x{w} over {MAX_SIDE} a side")

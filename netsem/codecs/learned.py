@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from packetizers.frames import LatentFrame
+from packetizers.kinds import LATENT_PARTITION_WORDS
+
 from .base import (
     CodecError,
-    EncodedLatent,
+    Frame,
     check_image,
     check_image_size,
     check_latent,
@@ -37,45 +40,52 @@ TILE_LATENTS = 32
 
 
 class LearnedCodec:
-    """encode: pad to a multiple of 16 (reflect), analyse, round, clamp to the bit width.
-    decode: multiply by the step, zero the missing elements, synthesise, crop, clip.  Networks
-    whose config ``needs_mask`` (imputation, rescale, masked decoder) are given the mask.
+    """A trained network of `models.py` as a codec: `to_frame` pads to a multiple of the
+    downsampling (reflect), analyses, rounds and clamps to the bit width; `from_frame`
+    multiplies by the step, zeroes the missing elements, synthesises, crops and clips.
+    Networks whose config ``needs_mask`` (imputation, rescale, masked decoder) are given the
+    mask.
 
-    ``layout`` "chw" keeps the (C, h, w) map; "nd" reads it as N = h*w tokens (row-major,
-    token_grid (h, w)) of D = C dims.
+    The network is built from the configuration its weight file records (safetensors
+    metadata), so any trained variant loads under the codec's name. A swin network's map is
+    read as ``layout`` "nd": N = h*w tokens (row-major, token_grid (h, w)) of D = C dims; a
+    cnn's is "chw", the (C, h, w) map itself.
 
     Images above ``tile_above_pixels`` are analysed and synthesised tile by tile (tiles of
     ``tile_latents`` latent positions with the context the network needs, in ``threads``
     workers), which gives the untiled result to float rounding in bounded memory.
     """
 
+    partitions = LATENT_PARTITION_WORDS
+
     def __init__(
         self,
         name: str,
-        codec_id: int,
-        config: NetConfig,
         weights: Path,
-        layout: str = "chw",
         description: str = "",
         threads: int | None = None,
         tile_above_pixels: int = TILE_ABOVE_PIXELS,
         tile_latents: int = TILE_LATENTS,
     ) -> None:
         self.name = name
-        self.codec_id = codec_id
-        self.config = config
-        self.layout = layout
-        self.partitions = ("channel", "token", "spatial")
         self.description = description
         self.weights_path = weights
-        self.net = build_net(config)
-        self._load(weights)
+        state, self.meta, self.config = self._read(weights)
+        self.layout = "nd" if self.config.arch == "swin" else "chw"
+        try:
+            self.net = build_net(self.config)
+            self.net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        except (RuntimeError, ValueError):
+            raise CodecError(f"codec {name!r}: {weights} does not match its own config {self.config}") from None
+        for parameter in self.net.parameters():
+            if not torch.isfinite(parameter).all():
+                raise CodecError(f"codec {name!r}: {weights} holds non-finite weights")
         self.net.eval()
         self.threads = threads
         self.tile_above_pixels = tile_above_pixels
         self.tile_latents = tile_latents
 
-    def _load(self, path: Path) -> None:
+    def _read(self, path: Path) -> tuple[dict, dict, NetConfig]:
         if not path.is_file():
             raise CodecError(f"codec {self.name!r}: weight file {path} is missing")
         try:
@@ -85,19 +95,9 @@ class LearnedCodec:
                 f"codec {self.name!r}: weight file {path} is corrupt ({type(exc).__name__})"
             ) from None
         try:
-            stored = NetConfig.from_json(meta["config"])
+            return state, meta, NetConfig.from_json(meta["config"])
         except Exception:
             raise CodecError(f"codec {self.name!r}: {path} has no valid config metadata") from None
-        if stored != self.config:
-            raise CodecError(f"codec {self.name!r}: {path} was trained for another config")
-        try:
-            self.net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-        except RuntimeError:
-            raise CodecError(f"codec {self.name!r}: {path} does not match the network") from None
-        self.meta = meta
-        for p in self.net.parameters():
-            if not torch.isfinite(p).all():
-                raise CodecError(f"codec {self.name!r}: {path} holds non-finite weights")
 
     @property
     def bit_width(self) -> int:
@@ -107,9 +107,14 @@ class LearnedCodec:
     def num_parameters(self) -> int:
         return count_parameters(self.net)
 
+    @property
+    def down(self) -> int:
+        """Pixels per latent position along each axis (the network's downsampling)."""
+        return self.config.down
+
     def latent_grid(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) positions of the latent map (the token grid of "nd")."""
-        return -(-height // 16), -(-width // 16)
+        return -(-height // self.down), -(-width // self.down)
 
     def latent_shape(self, height: int, width: int) -> tuple[int, ...]:
         h, w = self.latent_grid(height, width)
@@ -117,7 +122,7 @@ class LearnedCodec:
         return (c, h, w) if self.layout == "chw" else (h * w, c)
 
     # --- numpy <-> torch -------------------------------------------------------------
-    def _map_from_latent(self, encoded: EncodedLatent, arr: np.ndarray) -> np.ndarray:
+    def _map_from_latent(self, encoded: LatentFrame, arr: np.ndarray) -> np.ndarray:
         if self.layout == "chw":
             return arr
         gh, gw = encoded.token_grid
@@ -126,7 +131,7 @@ class LearnedCodec:
     def _tiles(self, grid: tuple[int, int], halo: int) -> list[tuple[Span, Span]]:
         """(rows, columns) of each tile: one for a small image (the untiled computation,
         unchanged); otherwise ``tile_latents`` positions a side with the network's context."""
-        if grid[0] * grid[1] * 256 <= self.tile_above_pixels:
+        if grid[0] * grid[1] * self.down**2 <= self.tile_above_pixels:
             return [(whole_span(grid[0]), whole_span(grid[1]))]
         net = self.net
         row_spans, col_spans = (
@@ -160,47 +165,42 @@ class LearnedCodec:
         finally:
             torch.set_num_threads(before)
 
-    def encode(self, image: np.ndarray) -> EncodedLatent:
+    def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> LatentFrame:
+        """pad to a multiple of the downsampling (reflect), analyse, round, clamp to the bit width."""
         image = check_image(image)
         h, w = image.shape[:2]
+        down = self.down
         # padding the uint8 image and converting tile by tile gives the same floats as
         # converting first, without a full-size float copy
-        padded = pad_to_multiple(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None], 16)
-        grid = (padded.shape[2] // 16, padded.shape[3] // 16)
+        padded = pad_to_multiple(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None], down)
+        grid = (padded.shape[2] // down, padded.shape[3] // down)
         tiles = self._tiles(grid, self.net.analysis_halo)
         a = self.config.amplitude
         dtype = smallest_int_dtype(self.config.bit_width, True)
         q = np.empty((self.config.latent_channels, *grid), dtype)
 
         def analyse(rows: Span, cols: Span) -> None:
-            x = padded.index_select(2, rows.pixels()).index_select(3, cols.pixels()).float() / 255.0
+            x = padded.index_select(2, rows.pixels(down)).index_select(3, cols.pixels(down)).float() / 255.0
             y = (self.net.analysis if len(tiles) == 1 else self.net.tile_analysis)(x)
             y = y[0, :, rows.kept_in_context, cols.kept_in_context]
             q[:, rows.kept, cols.kept] = torch.round(y).clamp(-a, a).to(torch.int16).numpy()
 
         self._for_each_tile(tiles, analyse)
-        token_grid = None
+        token_grid = (0, 0)
         if self.layout == "nd":
             q = np.ascontiguousarray(q.transpose(1, 2, 0).reshape(grid[0] * grid[1], -1))
             token_grid = grid
-        return EncodedLatent(
-            latent=q,
-            layout=self.layout,
-            bit_width=self.config.bit_width,
-            signed=True,
-            scale=1.0 / a,
-            image_size=(h, w),
-            token_grid=token_grid,
-        )
+        return LatentFrame(q, self.layout, self.config.bit_width, True, 1.0 / a, (h, w), token_grid)
 
-    def decode(self, encoded: EncodedLatent, received: np.ndarray | None = None) -> np.ndarray:
-        """Raises CodecError, and nothing else, for a latent this codec cannot decode (its
-        fields may come from a peer's datagram headers)."""
-        h, w = check_image_size(encoded.image_size)
+    def from_frame(self, encoded: Frame) -> np.ndarray:
+        """Zero the missing elements (or hand the mask to networks that use it), multiply by
+        the step, synthesise, crop, clip. Raises CodecError, and nothing else, for a frame
+        this codec cannot decode (its fields may come from a peer's datagram headers)."""
+        h, w = check_image_size(getattr(encoded, "image_size", None))
         check_latent(encoded, self.name, layout=self.layout, shape=self.latent_shape(h, w),
                      bit_width=self.bit_width, signed=True,
-                     token_grid=self.latent_grid(h, w) if self.layout == "nd" else None)
-        mask = check_mask(encoded, received)
+                     token_grid=self.latent_grid(h, w) if self.layout == "nd" else (0, 0))
+        mask = check_mask(encoded)
         q = np.where(mask, encoded.latent, 0).astype(np.float32)
         qmap = torch.from_numpy(self._map_from_latent(encoded, q).copy())[None]
         mmap = torch.from_numpy(self._map_from_latent(encoded, mask).astype(np.float32).copy())[None]
@@ -211,14 +211,16 @@ class LearnedCodec:
         tiles = self._tiles(z.shape[2:], self.net.synthesis_halo)
         out = np.empty((h, w, 3), np.uint8)
 
+        down = self.down
+
         def synthesise(rows: Span, cols: Span) -> None:
             zt = z.index_select(2, torch.from_numpy(rows.context))
             zt = zt.index_select(3, torch.from_numpy(cols.context))
             xh = (self.net.decode_map if len(tiles) == 1 else self.net.tile_decode_map)(zt)[0]
             # the kept pixels, cropped to the image (the last tiles cover the padding)
-            top, bottom = 16 * rows.kept.start, min(h, 16 * rows.kept.stop)
-            left, right = 16 * cols.kept.start, min(w, 16 * cols.kept.stop)
-            r0, c0 = 16 * rows.kept_in_context.start, 16 * cols.kept_in_context.start
+            top, bottom = down * rows.kept.start, min(h, down * rows.kept.stop)
+            left, right = down * cols.kept.start, min(w, down * cols.kept.stop)
+            r0, c0 = down * rows.kept_in_context.start, down * cols.kept_in_context.start
             xh = xh[:, r0 : r0 + bottom - top, c0 : c0 + right - left]
             pixels = (xh.clamp(0, 1) * 255.0).round().to(torch.uint8)
             out[top:bottom, left:right] = pixels.permute(1, 2, 0).numpy()
@@ -240,9 +242,9 @@ class Span:
         at = int(np.searchsorted(self.context, self.kept.start))
         return slice(at, at + self.kept.stop - self.kept.start)
 
-    def pixels(self) -> torch.Tensor:
-        """The context's pixel rows (or columns): 16 per latent position."""
-        return torch.from_numpy((16 * self.context[:, None] + np.arange(16)).ravel())
+    def pixels(self, down: int) -> torch.Tensor:
+        """The context's pixel rows (or columns): `down` per latent position."""
+        return torch.from_numpy((down * self.context[:, None] + np.arange(down)).ravel())
 
 
 def whole_span(length: int) -> Span:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from .base import EncodedLatent, check_image, check_image_size, check_latent, check_mask
-from .registry import RAW_ID
+from packetizers.frames import LatentFrame
+from packetizers.kinds import LATENT_PARTITION_WORDS
+
+from .base import Frame, check_image, check_image_size, check_latent, check_mask
 
 
 def conceal(image: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -51,9 +53,8 @@ def conceal_plane(plane: np.ndarray, known: np.ndarray, fallback: float) -> np.n
 
 class RawCodec:
     name = "raw"
-    codec_id = RAW_ID
     layout = "chw"
-    partitions = ("channel", "token", "spatial")
+    partitions = LATENT_PARTITION_WORDS
     bit_width = 8
     num_parameters = 0
     description = "8-bit pixels, space-to-depth 4x4 (48 channels), lost pixels interpolated"
@@ -65,7 +66,7 @@ class RawCodec:
         s = self.factor
         return (3 * s * s, -(-height // s), -(-width // s))
 
-    def encode(self, image: np.ndarray) -> EncodedLatent:
+    def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> LatentFrame:
         image = check_image(image)
         h, w = image.shape[:2]
         s = self.factor
@@ -74,15 +75,14 @@ class RawCodec:
         hh, ww = x.shape[0] // s, x.shape[1] // s
         # (hh, s, ww, s, 3) -> (3, s, s, hh, ww): channel = colour * s*s + dy * s + dx
         lat = x.reshape(hh, s, ww, s, 3).transpose(4, 1, 3, 0, 2).reshape(3 * s * s, hh, ww)
-        return EncodedLatent(np.ascontiguousarray(lat), "chw", 8, False, 1.0, (h, w))
+        return LatentFrame(np.ascontiguousarray(lat), "chw", 8, False, 1.0, (h, w))
 
-    def decode(self, encoded: EncodedLatent, received: np.ndarray | None = None) -> np.ndarray:
-        """Raises CodecError, and nothing else, for a latent this codec cannot decode (its
+    def from_frame(self, encoded: Frame) -> np.ndarray:
+        """Raises CodecError, and nothing else, for a frame this codec cannot decode (its
         fields may come from a peer's datagram headers)."""
-        h, w = check_image_size(encoded.image_size)
-        check_latent(encoded, self.name, layout="chw", shape=self.latent_shape(h, w), bit_width=8,
-                     signed=False, token_grid=None)
-        mask = check_mask(encoded, received)
+        h, w = check_image_size(getattr(encoded, "image_size", None))
+        check_latent(encoded, self.name, layout="chw", shape=self.latent_shape(h, w), bit_width=8, signed=False)
+        mask = check_mask(encoded)
         s = self.factor
         _, hh, ww = encoded.latent.shape
 

@@ -1,13 +1,38 @@
-"""The codec registry: names, wire ids, configs, weight files, training recipes."""
+"""The codec registry: every codec's name, wire id, origin and how to build it.
+
+    get_codec("cnn-sem")                       # a built-in, with its shipped weights
+    get_codec("cnn-sem", weights="run.safetensors")   # any trained variant: config from the file
+    get_codec("jpeg", quality=80)
+    get_codec("mypkg.codecs:my_codec")         # module:attribute, imported and registered
+    register_codec(MyCodec())                  # or register_codec("name", factory)
+    codec_by_id(3)                             # what a receiver does with a datagram's codec id
+
+Codecs come from three places: the built-ins below; packages, through the entry-point group
+`netsem.codecs` (`name = "module:factory"`), loaded the first time a name or id is not
+otherwise known; and `register_codec` in a running program. A factory is called as
+`factory(weights=None, **params)` and returns a codec (see `base.Codec`).
+
+Wire ids (16 bits in every datagram): the built-ins keep the ids they have always had;
+any other codec gets `0x8000 | crc32(name) & 0x7FFF` unless it asks for one. A registration
+whose id is taken by another name fails, so two codecs never share an id on the wire.
+
+This module imports no torch: listing names, resolving ids and every error path stay light.
+"""
 
 from __future__ import annotations
 
+import importlib
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from .base import Codec, CodecError
-from .models import NetConfig
-from .weights import WEIGHTS_DIR
+from .config import WEIGHTS_DIR, NetConfig
+
+ENTRY_POINT_GROUP = "netsem.codecs"
+DERIVED_IDS = 0x8000  # ids of codecs that do not ask for one: 0x8000 | 15 bits of the name's CRC
 
 # 60 channels x 6 bits at 1/16 resolution: 1.406 bits per pixel (768x512), under 1.5 with the
 # padding of any image size. Lost channels are zeros (seed 003's erasure model); the received
@@ -20,10 +45,11 @@ SWIN = NetConfig(arch="swin", latent_channels=64, hidden=192, bit_width=6)
 
 @dataclass(frozen=True)
 class LearnedSpec:
+    """A built-in learned codec: its network, its training recipe, its weight file."""
+
     name: str
     codec_id: int
     config: NetConfig
-    layout: str
     drop: str  # unit drops used in training (see train.TrainOptions.drop)
     description: str
     train_defaults: dict = field(default_factory=dict)
@@ -31,6 +57,10 @@ class LearnedSpec:
     @property
     def weights(self) -> Path:
         return WEIGHTS_DIR / f"{self.name}.safetensors"
+
+    @property
+    def layout(self) -> str:
+        return "nd" if self.config.arch == "swin" else "chw"
 
 
 def _v(cfg: NetConfig, **kw) -> NetConfig:
@@ -40,79 +70,253 @@ def _v(cfg: NetConfig, **kw) -> NetConfig:
 LEARNED: dict[str, LearnedSpec] = {
     s.name: s
     for s in [
-        LearnedSpec("cnn", 2, CNN, "chw", "channel",
+        LearnedSpec("cnn", 2, CNN, "channel",
                     "GDN conv autoencoder, no SEM (baseline), trained with channel drops"),
-        LearnedSpec("cnn-sem", 3, SEM, "chw", "channel",
+        LearnedSpec("cnn-sem", 3, SEM, "channel",
                     "cnn + Dynamic Scale + Neighbouring Broadcast (K=3), channel drops"),
-        LearnedSpec("cnn-scale", 4, _v(CNN, sem_scale=True), "chw", "channel",
+        LearnedSpec("cnn-scale", 4, _v(CNN, sem_scale=True), "channel",
                     "ablation: cnn + Dynamic Scale only, channel drops"),
-        LearnedSpec("cnn-bcast", 5, _v(CNN, sem_broadcast=True), "chw", "channel",
+        LearnedSpec("cnn-bcast", 5, _v(CNN, sem_broadcast=True), "channel",
                     "ablation: cnn + Neighbouring Broadcast only, channel drops"),
-        LearnedSpec("cnn-sem-masked", 6, _v(SEM, masked=True, rescale=False), "chw", "mixed",
+        LearnedSpec("cnn-sem-masked", 6, _v(SEM, masked=True, rescale=False), "mixed",
                     "cnn-sem whose decoder is given the received mask; channel/token/spatial drops"),
-        LearnedSpec("cnn-sem-impute", 12, _v(SEM, impute=True, rescale=False), "chw", "channel",
+        LearnedSpec("cnn-sem-impute", 12, _v(SEM, impute=True, rescale=False), "channel",
                     "cnn-sem whose receiver imputes lost channels from the received ones (linear "
                     "MMSE, learned channel covariance) instead of zeros; channel drops"),
-        LearnedSpec("cnn-p0", 7, _v(CNN, rescale=False), "chw", "none",
+        LearnedSpec("cnn-p0", 7, _v(CNN, rescale=False), "none",
                     "cnn trained without losses (seed 003 Algorithm 1)"),
-        LearnedSpec("cnn-sem-p0", 8, _v(SEM, rescale=False), "chw", "none",
+        LearnedSpec("cnn-sem-p0", 8, _v(SEM, rescale=False), "none",
                     "cnn-sem trained without losses (seed 003 Algorithm 1)"),
-        LearnedSpec("swin", 9, SWIN, "nd", "mixed",
+        LearnedSpec("swin", 9, SWIN, "mixed",
                     "windowed-attention token codec, channel/token/spatial drops"),
-        LearnedSpec("swin-p0", 11, SWIN, "nd", "none",
+        LearnedSpec("swin-p0", 11, SWIN, "none",
                     "swin trained without losses (seed 003 Algorithm 1)"),
     ]
 }
 
-RAW_ID = 1
-JPEG_ID = 10
 
-_cache: dict[str, object] = {}
+@dataclass(frozen=True)
+class CodecEntry:
+    """A registered codec: how it is called, its id on the wire, where it comes from."""
+
+    name: str
+    codec_id: int
+    factory: Callable[..., Codec]  # factory(weights=None, **params) -> codec
+    origin: str  # "built-in", "entry point of PACKAGE VERSION", "registered in this program", ...
+    description: str = ""
+
+
+def derived_id(name: str) -> int:
+    return DERIVED_IDS | (zlib.crc32(name.encode()) & 0x7FFF)
+
+
+_entries: dict[str, CodecEntry] = {}
+_by_id: dict[int, str] = {}
+_cache: dict[tuple, Codec] = {}
+_instances: dict[str, Codec] = {}  # codecs registered as objects
+
+
+def _build(target: object, weights: str | Path | None, params: dict) -> Codec:
+    """A codec from what a plug-in names: a codec instance as it is, else a factory or class,
+    called with `weights` and the parameters when there are any, without arguments otherwise."""
+    if not isinstance(target, type) and callable(getattr(target, "to_frame", None)):
+        return target  # type: ignore[return-value]
+    if not callable(target):
+        raise CodecError(f"{target!r} is neither a codec nor a factory of one")
+    made = target(weights=weights, **params) if weights is not None or params else target()
+    _name_of(made)
+    return made
+
+
+def _add(entry: CodecEntry) -> CodecEntry:
+    if not 0 < entry.codec_id <= 0xFFFF:
+        raise CodecError(f"codec id {entry.codec_id} of {entry.name!r} outside 1..65535")
+    holder = _by_id.get(entry.codec_id)
+    if holder is not None and holder != entry.name:
+        raise CodecError(f"codec {entry.name!r} would take id {entry.codec_id}, which {holder!r} "
+                         f"({_entries[holder].origin}) has: register it with another codec_id")
+    previous = _entries.get(entry.name)
+    if previous is not None and previous.codec_id != entry.codec_id:
+        del _by_id[previous.codec_id]
+    _entries[entry.name] = entry
+    _by_id[entry.codec_id] = entry.name
+    for key in [key for key in _cache if key[0] == entry.name]:
+        del _cache[key]
+    return entry
+
+
+def register_codec(codec: Codec | str, factory: Callable[..., Codec] | None = None, *,
+                   codec_id: int | None = None, description: str = "", origin: str = "registered in this program",
+                   ) -> CodecEntry:
+    """Make a codec available by name (and by id to receivers in this program).
+
+    `register_codec(codec)` registers an instance under `codec.name`;
+    `register_codec("name", factory)` a factory called as `factory(weights=None, **params)`.
+    Re-registering a name replaces it. Raises CodecError when the id is another codec's."""
+    if isinstance(codec, type):
+        raise CodecError(f"register_codec takes a codec object or a name and a factory, not the class {codec.__name__}")
+    if isinstance(codec, str):
+        if factory is None:
+            raise CodecError(f"register_codec({codec!r}) needs a factory")
+        name = codec
+    else:
+        name, instance = _name_of(codec), codec
+        if _entries.get(name) is not None and _entries[name].origin == "built-in":
+            raise CodecError(f"codec name {name!r} is a built-in's: give yours another name")
+        _instances[name] = instance
+
+        def factory(weights=None, **params) -> Codec:
+            return instance
+    if not name or ":" in name or name != name.strip():
+        raise CodecError(f"codec name {name!r} must be a word without ':'")
+    entry = CodecEntry(name, derived_id(name) if codec_id is None else codec_id, factory, origin,
+                       description or getattr(codec, "description", ""))
+    return _add(entry)
+
+
+def _name_of(codec: object) -> str:
+    name = getattr(codec, "name", None)
+    if not isinstance(name, str) or not callable(getattr(codec, "to_frame", None)) \
+            or not callable(getattr(codec, "from_frame", None)):
+        raise CodecError(f"{codec!r} is not a codec: it needs a name, to_frame(image) and from_frame(frame)")
+    return name
+
+
+def _register_builtins() -> None:
+    def raw(weights=None, **params):
+        from .raw import RawCodec
+
+        return RawCodec(**params)
+
+    def jpeg(weights=None, **params):
+        from .jpeg import JpegCodec
+
+        return JpegCodec(**params)
+
+    def deepjscc(weights=None, **params):
+        from .deepjscc import deepjscc_codec
+
+        return deepjscc_codec(Path(weights) if weights else None, **params)
+
+    _add(CodecEntry("raw", 1, raw, "built-in", "8-bit pixels, space-to-depth 4x4 (48 channels), lost pixels interpolated"))
+    for spec in LEARNED.values():
+        _add(CodecEntry(spec.name, spec.codec_id, _learned_factory(spec), "built-in", spec.description))
+    _add(CodecEntry("jpeg", 10, jpeg, "built-in",
+                    "Pillow JPEG with restart markers, cut at them; lost MCUs concealed"))
+    _add(CodecEntry("deepjscc", 13, deepjscc, "built-in",
+                    "DeepJSCC (Bourtsoulatze et al. 2019) wrapped as a user's torch model: TorchCodec"))
+
+
+def _learned_factory(spec: LearnedSpec) -> Callable[..., Codec]:
+    def build(weights=None, **params) -> Codec:
+        from .learned import LearnedCodec
+
+        return LearnedCodec(spec.name, Path(weights) if weights else spec.weights, description=spec.description,
+                            **params)
+
+    return build
+
+
+_register_builtins()
+_entry_points_loaded = False
+
+
+def _load_entry_points() -> None:
+    """Register every codec that installed packages advertise (once)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in _entries and _entries[point.name].origin == "built-in":
+            continue  # a package cannot replace a built-in by name
+        dist = f"{point.dist.name} {point.dist.version}" if point.dist is not None else point.value
+
+        def factory(weights=None, _point=point, **params) -> Codec:
+            try:
+                return _build(_point.load(), weights, params)
+            except CodecError:
+                raise
+            except Exception as error:  # noqa: BLE001 — a plug-in's failure is a one-line error
+                raise CodecError(f"codec {_point.name!r} ({_point.value}) failed to load: "
+                                 f"{type(error).__name__}: {error}") from None
+
+        _add(CodecEntry(point.name, derived_id(point.name), factory, f"entry point of {dist}", point.value))
+
+
+def entries() -> list[CodecEntry]:
+    """Every codec known now: built-ins, installed plug-ins, registered ones."""
+    _load_entry_points()
+    return sorted(_entries.values(), key=lambda entry: entry.codec_id)
 
 
 def codec_names() -> list[str]:
-    """Names that get_codec accepts (jpeg has its own byte-stream interface: get_jpeg)."""
-    return ["raw", *LEARNED]
+    return [entry.name for entry in entries()]
 
 
-def all_names() -> list[str]:
-    return [*codec_names(), "jpeg"]
+def entry_for(name: str) -> CodecEntry:
+    if name not in _entries:
+        _load_entry_points()
+    if name not in _entries and ":" in name:
+        return _import_codec(name)
+    try:
+        return _entries[name]
+    except KeyError:
+        raise CodecError(f"unknown codec {name!r}; known: {', '.join(codec_names())} "
+                         "(or MODULE:ATTRIBUTE of a codec or its factory)") from None
 
 
-def get_codec(name: str, weights: Path | None = None) -> Codec:
-    """Load a codec by name from netsem/weights (offline).  Raises CodecError (one line)."""
-    if weights is None and name in _cache:
-        return _cache[name]  # type: ignore[return-value]
-    if name == "raw":
-        from .raw import RawCodec
-
-        codec: object = RawCodec()
-    elif name in LEARNED:
-        from .learned import LearnedCodec
-
-        s = LEARNED[name]
-        codec = LearnedCodec(
-            s.name, s.codec_id, s.config, weights or s.weights, s.layout, s.description
-        )
-    elif name == "jpeg":
-        raise CodecError("jpeg is a byte-stream codec: use netsem.codecs.get_jpeg()")
-    else:
-        raise CodecError(f"unknown codec {name!r}; known: {', '.join(all_names())}")
-    if weights is None:
-        _cache[name] = codec
-    return codec  # type: ignore[return-value]
+def _import_codec(spec: str) -> CodecEntry:
+    """`module:attribute` naming a codec instance or a factory: imported and registered."""
+    module_name, _, attribute = spec.partition(":")
+    try:
+        target = getattr(importlib.import_module(module_name), attribute)
+        made = _build(target, None, {})
+    except CodecError:
+        raise
+    except Exception as error:  # noqa: BLE001 — someone else's code: one line
+        raise CodecError(f"cannot import codec {spec!r}: {type(error).__name__}: {error}") from None
+    name = _name_of(made)
+    entry = _add(CodecEntry(name, derived_id(name), lambda weights=None, **params: _build(target, weights, params),
+                            f"imported from {spec}", getattr(made, "description", "")))
+    _cache[(name, None, ())] = made
+    return entry
 
 
-def codec_by_id(codec_id: int) -> Codec:
-    if codec_id == RAW_ID:
-        return get_codec("raw")
-    for s in LEARNED.values():
-        if s.codec_id == codec_id:
-            return get_codec(s.name)
-    raise CodecError(f"no codec has id {codec_id}")
+def get_codec(name: str | Codec, weights: str | Path | None = None, **params) -> Codec:
+    """A codec by name (or `module:attribute`), built once and cached; an instance is
+    returned as it is (registered, so receivers here know its id). Raises CodecError (one line)."""
+    if not isinstance(name, str):
+        if _instances.get(_name_of(name)) is not name:
+            register_codec(name)
+        return name
+    entry = entry_for(name)
+    key = (entry.name, str(weights) if weights else None, tuple(sorted(params.items())))
+    if key not in _cache:
+        if weights is not None and not Path(weights).is_file():
+            raise CodecError(f"weight file {weights} is missing")
+        try:
+            _cache[key] = entry.factory(weights=weights, **params)
+        except TypeError as error:  # parameters the codec does not take
+            raise CodecError(f"codec {entry.name!r}: {error}") from None
+    return _cache[key]
 
 
-def get_jpeg(**kwargs):
-    from .jpeg import JpegCodec
+def codec_id_of(codec: Codec) -> int:
+    """The wire id of a codec (registering it if it is not yet)."""
+    name = _name_of(codec)
+    entry = _entries.get(name)
+    if entry is None or (entry.origin != "built-in" and name in _instances and _instances[name] is not codec):
+        entry = register_codec(codec)
+    return entry.codec_id
 
-    return JpegCodec(**kwargs)
+
+def codec_by_id(codec_id: int, weights: dict[str, str | Path] | None = None) -> Codec:
+    """The codec a datagram's id names (with `weights[name]` if given), for a receiver."""
+    if codec_id not in _by_id:
+        _load_entry_points()
+    name = _by_id.get(codec_id)
+    if name is None:
+        raise CodecError(f"no codec has id {codec_id} (a plug-in that is not installed here? "
+                         "name it with --codec MODULE:ATTRIBUTE)")
+    return get_codec(name, (weights or {}).get(name))

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from netsem.metrics import psnr_from_mse
+
 from .models import NetConfig, build_net, count_parameters
 from .weights import load_state, save_state
 
@@ -118,10 +120,6 @@ def drop_mask(
     return m.to(device=device, dtype=torch.float32, non_blocking=True)
 
 
-def psnr(mse: float) -> float:
-    return 10 * math.log10(1.0 / max(mse, 1e-12))
-
-
 def train(
     name: str,
     config: NetConfig,
@@ -212,7 +210,7 @@ def train(
             if (step + 1) % opts.log_every == 0:
                 el = time.monotonic() - t0
                 line = (
-                    f"step {step + 1}/{total} loss {float(loss):.5f} psnr {psnr(float(loss)):.2f} "
+                    f"step {step + 1}/{total} loss {float(loss):.5f} psnr {psnr_from_mse(float(loss)):.2f} "
                     f"lr {opt.param_groups[0]['lr']:.2e} {(step + 1 - start) / el:.1f} it/s "
                     f"elapsed {el:.0f}s"
                 )

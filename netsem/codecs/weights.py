@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+from .config import WEIGHTS_DIR  # noqa: F401  (where the shipped files are; re-exported for tools)
 
 
 def save_state(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:

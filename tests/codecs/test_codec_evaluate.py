@@ -7,16 +7,16 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from netsem.codecs import EncodedLatent
+from netsem.codecs import LatentFrame
 from netsem.codecs.evaluate import unit_mask
 
 
 def enc_chw():
-    return EncodedLatent(np.zeros((8, 6, 10), np.int8), "chw", 6, True, 1.0, (96, 160))
+    return LatentFrame(np.zeros((8, 6, 10), np.int8), "chw", 6, True, 1.0, (96, 160))
 
 
 def enc_nd():
-    return EncodedLatent(np.zeros((60, 8), np.int8), "nd", 6, True, 1.0, (96, 160), (6, 10))
+    return LatentFrame(np.zeros((60, 8), np.int8), "nd", 6, True, 1.0, (96, 160), (6, 10))
 
 
 def test_channel_token_spatial_units():

@@ -4,6 +4,7 @@ else ever escapes."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,9 +13,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netsem.codecs import EncodedLatent, get_codec
+from netsem.codecs import LatentFrame, get_codec
 from netsem.codecs.base import MAX_IMAGE_PIXELS, CodecError
-from netsem.pipeline.frames import encoded_from_frame
+from netsem.pipeline.frames import received_frame
 from packetizers.wire import Layout
 
 torch.set_num_threads(2)
@@ -26,20 +27,21 @@ def image(h=40, w=56):
     return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-def received_frame(enc: EncodedLatent, **header) -> SimpleNamespace:
+def reassembled(enc: LatentFrame, **header) -> SimpleNamespace:
     """What the reassembler hands over for ``enc``'s datagrams, header fields overridden."""
-    grid = enc.token_grid or (0, 0)
-    fields = dict(layout=Layout.CHW if enc.layout == "chw" else Layout.ND, grid_h=grid[0], grid_w=grid[1],
+    grid = enc.token_grid
+    fields = dict(layout=enc.layout, grid_h=grid[0], grid_w=grid[1],
                   bit_width=enc.bit_width, signed=enc.signed, scale=enc.scale,
-                  image_height=enc.image_size[0], image_width=enc.image_size[1])
+                  image_height=enc.image_size[0], image_width=enc.image_size[1],
+                  codec_id=0, stream_id=0, importance=0, kb_version=0, frame_id=0)
     fields.update(header)
     return SimpleNamespace(header=SimpleNamespace(**fields), latent=enc.latent,
                            received=np.ones(enc.latent.shape, bool))
 
 
-def refused(codec, encoded: EncodedLatent, mask=None) -> str:
+def refused(codec, encoded: LatentFrame, mask=None) -> str:
     with pytest.raises(CodecError) as info:
-        codec.decode(encoded, mask)
+        codec.from_frame(encoded if mask is None else dataclasses.replace(encoded, received=mask))
     message = str(info.value)
     assert message and "\n" not in message
     return message
@@ -49,24 +51,24 @@ def refused(codec, encoded: EncodedLatent, mask=None) -> str:
 @pytest.mark.parametrize("grid", [(0, 0), (0, 35), (35, 0), (5, 7), (7, 5)])
 def test_a_swin_frame_with_a_missing_or_wrong_token_grid_is_refused(name, grid):
     codec = get_codec(name)
-    enc = codec.encode(image())  # 3 x 4 tokens
-    frame = received_frame(enc, grid_h=grid[0], grid_w=grid[1])
+    enc = codec.to_frame(image())  # 3 x 4 tokens
+    frame = reassembled(enc, grid_h=grid[0], grid_w=grid[1])
     try:
-        encoded, mask = encoded_from_frame(frame)  # a 0 x 0 grid arrives as None
+        encoded = received_frame(frame)  # a 0 x 0 grid arrives as "no grid"
     except CodecError:
         return  # the grid contradicts the token count: refused before the codec
-    assert "token grid" in refused(codec, encoded, mask)
+    assert "token grid" in refused(codec, encoded)
 
 
 @pytest.mark.parametrize("name", LATENT_CODECS)
 def test_a_latent_that_does_not_fit_the_image_size_is_refused(name):
     codec = get_codec(name)
-    enc = codec.encode(image())
+    enc = codec.to_frame(image())
     for size in [(40, 57), (80, 56), (17, 56), (1, 1), (4096, 4096)]:
-        grid = (-(-size[0] // 16), -(-size[1] // 16)) if enc.layout == "nd" else None
+        grid = (-(-size[0] // 16), -(-size[1] // 16)) if codec.layout == "nd" else (0, 0)
         if grid is not None and grid[0] * grid[1] != enc.latent.shape[0]:
             grid = enc.token_grid  # keep the grid consistent with the tokens: only the size lies
-        lying = EncodedLatent(enc.latent, enc.layout, enc.bit_width, enc.signed, enc.scale, size, grid)
+        lying = LatentFrame(enc.latent, enc.layout, enc.bit_width, enc.signed, enc.scale, size, grid)
         if lying.latent.shape == tuple(codec.latent_shape(*size)) and grid == enc.token_grid:
             continue  # the same latent geometry (40x57 pads to the same grid)
         refused(codec, lying)
@@ -76,21 +78,21 @@ def test_a_latent_that_does_not_fit_the_image_size_is_refused(name):
 @pytest.mark.parametrize("scale", [float("nan"), float("inf"), float("-inf"), 0.0, -0.03125])
 def test_a_non_finite_or_non_positive_scale_is_refused(name, scale):
     codec = get_codec(name)
-    enc = codec.encode(image())
-    frame = received_frame(enc, scale=scale)
-    assert "step" in refused(codec, *encoded_from_frame(frame))
+    enc = codec.to_frame(image())
+    frame = reassembled(enc, scale=scale)
+    assert "step" in refused(codec, received_frame(frame))
 
 
 @pytest.mark.parametrize("name", LATENT_CODECS)
 def test_bit_width_signedness_layout_size_and_values_are_checked(name):
     codec = get_codec(name)
-    enc = codec.encode(image())
+    enc = codec.to_frame(image())
 
     def variant(**kw):
         fields = dict(latent=enc.latent, layout=enc.layout, bit_width=enc.bit_width, signed=enc.signed,
                       scale=enc.scale, image_size=enc.image_size, token_grid=enc.token_grid)
         fields.update(kw)
-        return EncodedLatent(**fields)
+        return LatentFrame(**fields)
 
     refused(codec, variant(bit_width=enc.bit_width + 1))
     refused(codec, variant(signed=not enc.signed))
@@ -100,11 +102,11 @@ def test_bit_width_signedness_layout_size_and_values_are_checked(name):
     big = enc.latent.astype(np.int16)
     big.flat[0] = hi + 1
     refused(codec, variant(latent=big))
-    if enc.layout == "chw":
+    if codec.layout == "chw":
         refused(codec, variant(layout="nd", latent=enc.latent.reshape(enc.latent.shape[0], -1)))
     else:
         c = enc.latent.shape[1]
-        refused(codec, variant(layout="chw", latent=enc.latent.T.reshape(c, *enc.token_grid), token_grid=None))
+        refused(codec, variant(layout="chw", latent=enc.latent.T.reshape(c, *enc.token_grid), token_grid=(0, 0)))
     refused(codec, variant(), np.ones(enc.latent.shape, np.float32))  # a mask must be boolean
 
 
@@ -121,8 +123,8 @@ EDGES = {
 def decode_with(name: str, size: tuple[int, int], changes: dict, loss: float = 0.0, seed: int = 0) -> None:
     """Decode a real frame's header with ``changes``: only CodecError may escape."""
     codec = get_codec(name)
-    enc = codec.encode(image(*size))
-    header = vars(received_frame(enc).header)
+    enc = codec.to_frame(image(*size))
+    header = vars(reassembled(enc).header)
     header.update({k: v for k, v in changes.items() if k != "dims"})
     dims = changes.get("dims", enc.latent.shape)
     dims = dims[:2] if header["layout"] == Layout.ND else dims
@@ -133,8 +135,7 @@ def decode_with(name: str, size: tuple[int, int], changes: dict, loss: float = 0
     latent = np.clip(latent, lo, hi)  # the unpacker yields values of the header's bit width
     frame = SimpleNamespace(header=SimpleNamespace(**header), latent=latent, received=rng.random(dims) >= loss)
     try:
-        encoded, received = encoded_from_frame(frame)
-        out = codec.decode(encoded, received)
+        out = codec.from_frame(received_frame(frame))
     except CodecError as error:
         assert str(error) and "\n" not in str(error)
         return

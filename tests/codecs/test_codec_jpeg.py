@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 from scipy.ndimage import binary_dilation
 
-from netsem.codecs import get_jpeg
+from netsem.codecs import get_codec
 from netsem.codecs.base import CodecError
 from netsem.codecs.jpeg import MCU
 
@@ -19,37 +19,37 @@ def photo():
 
 
 def test_stream_has_dri_and_rst_markers_and_segments_concatenate():
-    jp = get_jpeg(quality=80)
+    jp = get_codec("jpeg", quality=80)
     s = jp.encode(photo())
     assert b"\xff\xdd" in s.stream  # DRI
     rst = [m for m in range(0xD0, 0xD8) if bytes([0xFF, m]) in s.stream]
     assert len(rst) == 7  # 8 intervals: RST0..RST6
-    assert len(s.offsets) == 1 + 8  # header + ceil(120 / 16) MCU rows
-    assert b"".join(s.segments.values()) == s.stream
+    assert len(s.segments) == 1 + 8  # header + ceil(120 / 16) MCU rows
+    assert b"".join(s.present().values()) == s.stream
     for i in range(1, 8):
         assert s.segments[i][-2:] == bytes([0xFF, 0xD0 + (i - 1) % 8])
     assert s.segments[8].endswith(b"\xff\xd9")
 
 
 def test_lossless_decode_and_header_rebuild():
-    jp = get_jpeg(quality=80)
+    jp = get_codec("jpeg", quality=80)
     s = jp.encode(photo())
-    full = jp.decode(s.segments, s.image_size, s.quality)
+    full = jp.decode_segments(s.present(), s.image_size, s.codec_params[0])
     ref = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
         __import__("io").BytesIO(s.stream)).convert("RGB"))
     np.testing.assert_array_equal(full, ref)
-    no_header = {k: v for k, v in s.segments.items() if k != 0}
-    np.testing.assert_array_equal(jp.decode(no_header, s.image_size, s.quality), full)
+    no_header = {k: v for k, v in s.present().items() if k != 0}
+    np.testing.assert_array_equal(jp.decode_segments(no_header, s.image_size, s.codec_params[0]), full)
 
 
 def test_losing_a_segment_only_damages_its_rows():
-    jp = get_jpeg(quality=80)
+    jp = get_codec("jpeg", quality=80)
     img = photo()
     s = jp.encode(img)
-    full = jp.decode(s.segments, s.image_size, s.quality)
+    full = jp.decode_segments(s.present(), s.image_size, s.codec_params[0])
     lost = 4  # MCU row 3: pixel rows 48..63
-    got = {k: v for k, v in s.segments.items() if k != lost}
-    out = jp.decode(got, s.image_size, s.quality)
+    got = {k: v for k, v in s.present().items() if k != lost}
+    out = jp.decode_segments(got, s.image_size, s.codec_params[0])
     r0, r1 = (lost - 1) * MCU, lost * MCU
     # chroma upsampling may reach one pixel row across the MCU boundary
     np.testing.assert_array_equal(out[: r0 - 1], full[: r0 - 1])
@@ -61,26 +61,26 @@ def test_losing_a_segment_only_damages_its_rows():
 
 
 def test_matched_bytes_fit_the_budget():
-    jp = get_jpeg()
+    jp = get_codec("jpeg")
     s = jp.encode_to_bytes(photo(), 3000)
     assert len(s.stream) <= 3000
-    assert len(jp.encode(photo(), min(95, s.quality + 1)).stream) > 3000 or s.quality == 95
+    assert len(jp.encode(photo(), min(95, s.codec_params[0] + 1)).stream) > 3000 or s.codec_params[0] == 95
 
 
 def test_fitted_segments_fit_and_a_lost_interval_only_damages_its_mcus():
-    jp = get_jpeg(quality=90)
+    jp = get_codec("jpeg", quality=90)
     img = np.ascontiguousarray(skimage.data.astronaut()[:96, :256])  # 6 x 16 MCUs
     rows = jp.encode(img)
-    assert rows.restart_mcus == 16
+    assert rows.codec_params[1] == 16
     s = jp.fit_segments(img, 300)
-    assert 1 <= s.restart_mcus < 16
-    assert max(len(seg) for i, seg in s.segments.items() if i > 0) <= 300
-    full = jp.decode(s.segments, s.image_size, s.quality, s.restart_mcus)
+    assert 1 <= s.codec_params[1] < 16
+    assert max(len(seg) for i, seg in s.present().items() if i > 0) <= 300
+    full = jp.decode_segments(s.present(), s.image_size, s.codec_params[0], s.codec_params[1])
     np.testing.assert_array_equal(full, np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
         __import__("io").BytesIO(s.stream)).convert("RGB")))
-    first = 2 * s.restart_mcus  # interval 2 covers MCUs [2k, 3k)
-    lost_mcus = range(first, first + s.restart_mcus)
-    out = jp.decode({i: v for i, v in s.segments.items() if i != 3}, s.image_size, s.quality, s.restart_mcus)
+    first = 2 * s.codec_params[1]  # interval 2 covers MCUs [2k, 3k)
+    lost_mcus = range(first, first + s.codec_params[1])
+    out = jp.decode_segments({i: v for i, v in s.present().items() if i != 3}, s.image_size, s.codec_params[0], s.codec_params[1])
     damaged = np.zeros((6, 16), dtype=bool)
     damaged.flat[list(lost_mcus)] = True
     pixels = np.repeat(np.repeat(damaged, MCU, 0), MCU, 1)
@@ -116,30 +116,30 @@ def _peak_rss_mb() -> float:
 
 
 def test_a_header_whose_sof_lies_about_the_size_is_refused_before_pillow():
-    jp = get_jpeg(quality=80)
+    jp = get_codec("jpeg", quality=80)
     s = jp.encode(np.ascontiguousarray(skimage.data.astronaut()[:64, :64]))
     header, at = s.segments[0], _sof(s.segments[0])
     assert header[at] == 8 and header[at + 1 : at + 5] == (64).to_bytes(2, "big") * 2
     for h, w in [(65500, 2700), (2700, 65500), (32, 64), (64, 63)]:
         lying = _patched(header, at + 1, h.to_bytes(2, "big") + w.to_bytes(2, "big"))
-        segments = {**s.segments, 0: lying}
+        segments = {**s.present(), 0: lying}
         measured = _reset_peak_rss()
         before = _peak_rss_mb() if measured else 0.0
         with pytest.raises(CodecError, match="SOF"):
-            jp.decode(segments, s.image_size, s.quality, s.restart_mcus)
+            jp.decode_segments(segments, s.image_size, s.codec_params[0], s.codec_params[1])
         if measured:
             assert _peak_rss_mb() - before < 50  # Pillow once took 2.6 GB for 65500x2700
 
 
 def test_headers_pillow_would_not_write_are_refused():
-    jp = get_jpeg(quality=80)
+    jp = get_codec("jpeg", quality=80)
     s = jp.encode(photo())
     header, at = s.segments[0], _sof(s.segments[0])
     dri = header.index(b"\xff\xdd") + 4
     bad = {
         "4:4:4 sampling": _patched(header, at + 7, b"\x11"),
         "12-bit": _patched(header, at, b"\x0c"),
-        "restart interval": _patched(header, dri, (s.restart_mcus + 1).to_bytes(2, "big")),
+        "restart interval": _patched(header, dri, (s.codec_params[1] + 1).to_bytes(2, "big")),
         "APP1": header[:2] + b"\xff\xe1\x00\x04ab" + header[2:],
         "SOF1": _patched(header, at - 3, b"\xc1"),
         "two SOFs": header[:at - 4] + header[at - 4 : at + 15] + header[at - 4:],
@@ -150,21 +150,21 @@ def test_headers_pillow_would_not_write_are_refused():
     }
     for what, h in bad.items():
         with pytest.raises(CodecError):
-            jp.decode({**s.segments, 0: h}, s.image_size, s.quality, s.restart_mcus)
+            jp.decode_segments({**s.present(), 0: h}, s.image_size, s.codec_params[0], s.codec_params[1])
             pytest.fail(what)
 
 
 def test_an_interval_holding_a_marker_and_bad_parameters_are_refused():
-    jp = get_jpeg(quality=80)
+    jp = get_codec("jpeg", quality=80)
     s = jp.encode(photo())
     sof_segment = s.segments[0][_sof(s.segments[0]) - 4 :][:19]
     for body in (s.segments[2][:5] + sof_segment + s.segments[2][5:], b"\xff\xd9" + s.segments[2]):
         with pytest.raises(CodecError, match="marker"):
-            jp.decode({**s.segments, 2: body}, s.image_size, s.quality, s.restart_mcus)
-    no_header = {k: v for k, v in s.segments.items() if k}
+            jp.decode_segments({**s.present(), 2: body}, s.image_size, s.codec_params[0], s.codec_params[1])
+    no_header = {k: v for k, v in s.present().items() if k}
     for quality, mcus in [(0, None), (96, None), (2**32 - 1, None), (80, -1), (80, 1 << 16)]:
         with pytest.raises(CodecError):
-            jp.decode(no_header, s.image_size, quality, mcus)
+            jp.decode_segments(no_header, s.image_size, quality, mcus)
     for size in [(0, 160), (120, 0), (65535, 65535), (65501, 16)]:
         with pytest.raises(CodecError):
-            jp.decode(s.segments, size, s.quality, s.restart_mcus)
+            jp.decode_segments(s.present(), size, s.codec_params[0], s.codec_params[1])

@@ -101,7 +101,7 @@ def test_decoder_uses_the_mask_it_is_given(name, handling):
     codec = get_codec(name)
     assert getattr(codec.config, handling) and codec.config.needs_mask
     img = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
-    enc = codec.encode(img)
+    enc = codec.to_frame(img)
     mask = np.ones(enc.latent.shape, bool)
     mask[::3] = False  # every third channel lost
     y = torch.from_numpy(np.where(mask, enc.latent, 0).astype(np.float32))[None]
@@ -110,7 +110,7 @@ def test_decoder_uses_the_mask_it_is_given(name, handling):
         ref = codec.net.synthesis(y, m)
         blind = codec.net.synthesis(y, None)
     to8 = lambda t: (t[0, :, :48, :64].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    out = codec.decode(enc, mask)
+    out = codec.from_frame(enc.with_received(mask))
     np.testing.assert_array_equal(out, to8(ref))
     assert not np.array_equal(out, to8(blind))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 
 import pytest
@@ -51,9 +50,29 @@ def test_corrupt_weight_file(tmp_path, damage):
     assert "corrupt" in str(err.value) and "\n" not in str(err.value)
 
 
-def test_weights_for_another_network_are_refused(tmp_path):
-    other = tmp_path / "cnn.safetensors"
-    shutil.copy(LEARNED["cnn-sem"].weights, other)  # SEM config stored in its metadata
+def test_any_trained_variant_loads_with_the_config_its_file_records(tmp_path):
+    """`netsem train cnn --set latent_channels=8` gives a file `--weights` loads as it is."""
+    import numpy as np
+
+    from netsem.codecs.config import NetConfig
+    from netsem.codecs.models import build_net
+    from netsem.codecs.weights import save_state
+
+    variant = NetConfig(arch="cnn", latent_channels=8, hidden=16, bit_width=5, rescale=True)
+    path = tmp_path / "narrow.safetensors"
+    save_state(path, build_net(variant).state_dict(), {"config": variant.to_json()})
+    codec = get_codec("cnn", weights=str(path))  # a str path, as the CLI passes it
+    frame = codec.to_frame(np.zeros((32, 48, 3), np.uint8))
+    assert frame.latent.shape == (8, 2, 3) and frame.bit_width == 5
+    assert codec.from_frame(frame).shape == (32, 48, 3)
+
+
+def test_a_file_whose_tensors_do_not_fit_its_own_config_is_refused(tmp_path):
+    from netsem.codecs.weights import load_state, save_state
+
+    state, meta = load_state(LEARNED["cnn"].weights)
+    other = tmp_path / "liar.safetensors"
+    save_state(other, state, {**meta, "config": meta["config"].replace('"latent_channels": 60', '"latent_channels": 30')})
     with pytest.raises(CodecError) as err:
         get_codec("cnn", weights=other)
-    assert "config" in str(err.value)
+    assert "does not match" in str(err.value) and "\n" not in str(err.value)

@@ -19,16 +19,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from netsem.codecs.base import EncodedLatent
 from netsem.codecs.data import load_eval_images
 from netsem.codecs.evaluate import PARTITION_SEED, unit_mask
 from netsem.codecs.models import NetConfig, build_net, pad_to_multiple
 from netsem.codecs.weights import load_state
-
-
-def psnr(ref: np.ndarray, out: np.ndarray) -> float:
-    m = np.mean((ref.astype(np.float64) - out) ** 2)
-    return float(10 * np.log10(255.0**2 / max(m, 1e-12)))
+from netsem.metrics import psnr_db as psnr
+from packetizers.frames import LatentFrame
 
 
 @torch.inference_mode()
@@ -45,8 +41,7 @@ def evaluate_file(path: Path, images: dict, rates: list[float], seeds: int, part
         h, w = img.shape[:2]
         x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float().to(dev) / 255.0
         q = torch.round(net.analysis(pad_to_multiple(x, 16))).clamp(-a, a)[0]
-        enc = EncodedLatent(q.to(torch.int16).cpu().numpy().astype(np.int8), "chw",
-                            cfg.bit_width, True, 1.0 / a, (h, w))
+        enc = LatentFrame(q.to(torch.int16).cpu().numpy().astype(np.int8), "chw", cfg.bit_width, True, 1.0 / a, (h, w))
         for rate in rates:
             for seed in range(seeds if rate > 0 else 1):
                 rng = np.random.default_rng([seed, round(rate * 1000),

@@ -22,7 +22,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -31,6 +30,7 @@ from netsem.codecs.data import load_training_images
 from netsem.codecs.models import NetConfig, build_net, count_parameters, override_config
 from netsem.codecs.train import CropSampler
 from netsem.codecs.weights import load_state, save_state
+from netsem.metrics import psnr_from_mse
 
 
 def mse(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -127,9 +127,8 @@ def main() -> None:
                     parameters=str(count_parameters(new)))
     a.dst.parent.mkdir(parents=True, exist_ok=True)
     save_state(a.dst, {k: v.detach() for k, v in new.state_dict().items()}, out_meta)
-    p = lambda m: 10 * np.log10(1 / max(m, 1e-12))
-    print(f"{a.src} -> {a.dst}: dropped channels {dropped}; crop PSNR {p(base):.2f} -> "
-          f"{p(after):.2f} dB (before fine-tuning); config {dst.to_json()}")
+    print(f"{a.src} -> {a.dst}: dropped channels {dropped}; crop PSNR {psnr_from_mse(base):.2f} -> "
+          f"{psnr_from_mse(after):.2f} dB (before fine-tuning); config {dst.to_json()}")
 
 
 if __name__ == "__main__":
