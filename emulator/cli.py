@@ -27,6 +27,7 @@ from emulator.correlation import component_rng
 from emulator.fate import LinkCounters
 from emulator.grammar import USAGE, NetemSpecError, parse_netem
 from emulator.link import Link
+from emulator.loss import create_loss_model, parse_loss_model_option
 from emulator.proxy import (
     DEFAULT_CLIENT_IDLE,
     DEFAULT_MAX_CLIENTS,
@@ -37,6 +38,7 @@ from emulator.proxy import (
     parse_network,
     serve_proxy,
 )
+from emulator.sockets import parse_address
 from emulator.stages import create_stage, parse_stage_option
 
 PROGRAM = "netsem emulate"
@@ -46,19 +48,6 @@ log = logging.getLogger("emulator")
 def _fail(message: str) -> None:
     click.echo(f"{PROGRAM}: error: {message}", err=True)
     sys.exit(2)
-
-
-def parse_address(text: str, *, default_host: str | None) -> tuple[str, int]:
-    """`PORT`, `HOST:PORT` or `[V6HOST]:PORT`; a bare port binds `default_host`."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = default_host or "", text
-    host = host.strip("[]")
-    if not host:
-        raise ValueError(f"{text!r} needs a host (HOST:PORT)")
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
-    return host, int(port)
 
 
 def describe_proxy(stats: ProxyStats) -> str:
@@ -90,6 +79,8 @@ def describe_counters(name: str, counters: LinkCounters, queued: int) -> str:
 @click.option("--stats", "stats_path", type=click.Path(dir_okay=False), default=None, help="Write the counters and configuration as JSON on exit.")
 @click.option("--reverse", is_flag=True, help="Impair replies from the target too (same spec, separate random streams).")
 @click.option("--stage", "stage_texts", multiple=True, metavar="'NAME key=value ...'", help="Add a registered plug-in stage (repeatable).")
+@click.option("--loss-model", "loss_text", default=None, metavar="'NAME key=value ...'",
+              help="A registered plug-in loss model in place of the netem words' `loss` clause.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after SECONDS (exit 0).")
 @click.option("--allow", "allow_texts", multiple=True, metavar="ADDR[/PREFIX]",
               help="Serve only clients from these addresses or networks (repeatable); others are dropped and counted.")
@@ -99,7 +90,8 @@ def describe_counters(name: str, counters: LinkCounters, queued: int) -> str:
 @click.option("--client-timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_CLIENT_IDLE,
               show_default=True, help="Seconds without traffic after which a client's socket is closed.")
 @click.argument("netem_words", nargs=-1, type=click.UNPROCESSED)
-def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, duration, allow_texts, max_clients,
+def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, loss_text, duration, allow_texts,
+            max_clients,
             client_timeout, netem_words) -> None:
     """Forward UDP datagrams through a netem-compatible impairment chain.
 
@@ -133,7 +125,14 @@ def emulate(listen, forward, seed, pcap_path, stats_path, reverse, stage_texts, 
                 stages.append(create_stage(name, options, component_rng(seed, stream, f"stage/{name}")))
             except (ValueError, LookupError) as error:
                 _fail(f"--stage {text!r}: {error}")
-        return Link(spec, seed=seed, stream=stream, stages=stages)
+        loss_model = None
+        if loss_text is not None:
+            try:
+                name, options = parse_loss_model_option(loss_text)
+                loss_model = create_loss_model(name, options, component_rng(seed, stream, f"loss/{name}"))
+            except (ValueError, LookupError) as error:
+                _fail(f"--loss-model {loss_text!r}: {error}")
+        return Link(spec, seed=seed, stream=stream, stages=stages, loss_model=loss_model)
 
     link = build_link("forward")
     reverse_link = build_link("reverse") if reverse else None

@@ -25,7 +25,7 @@ from emulator.correlation import component_rng, make_event
 from emulator.delay import DelaySampler, SlotClock
 from emulator.fate import ARRIVAL, DEPARTURE, Fate, LinkCounters
 from emulator.grammar import NetemSpec
-from emulator.loss import make_loss_model
+from emulator.loss import LossModel, make_loss_model
 from emulator.stages import Stage
 
 # Bytes the kernel would count besides the UDP payload on an Ethernet egress (qdisc_pkt_len):
@@ -41,7 +41,8 @@ class Link:
 
     `seed` seeds every random decision (each component has its own generator, derived from
     seed, `stream` and the component name; use different streams for the two directions).
-    `stages` are plug-in stages applied at departure. With `record_fates`, `take_fates()`
+    `stages` are plug-in stages applied at departure; `loss_model`, if given, decides losses
+    in place of the spec's `loss` clause. With `record_fates`, `take_fates()`
     returns what happened to each packet copy; counters are always kept.
     """
 
@@ -52,6 +53,7 @@ class Link:
         seed: int,
         stream: str = "forward",
         stages: Sequence[Stage] = (),
+        loss_model: LossModel | None = None,
         header_bytes: int = ETHERNET_IPV4_UDP_HEADER_BYTES,
         record_fates: bool = False,
     ) -> None:
@@ -72,7 +74,9 @@ class Link:
             make_event(dup.probability, dup.correlation, dup.correct, rng("duplicate"))
             if dup is not None and dup.probability > 0 else None
         )
-        self._loss = make_loss_model(spec.loss, rng("loss")) if spec.loss is not None else None
+        self._loss = loss_model
+        if loss_model is None and spec.loss is not None:
+            self._loss = make_loss_model(spec.loss, rng("loss"))
         self._corrupt = (
             make_event(corrupt.probability, corrupt.correlation, corrupt.correct, rng("corrupt"))
             if corrupt is not None and corrupt.probability > 0 else None

@@ -8,10 +8,12 @@ counters and pcapng comments) when the model drops it. The algorithms are the ke
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Protocol
 
 from emulator.correlation import make_event
 from emulator.grammar import FourStateLoss, GilbertElliottLoss, LossSpec, RandomLoss
+from emulator.plugins import PluginRegistry
 from emulator.units import U32_MAX, probability_to_u32
 
 CAUSE_RANDOM = "random loss"
@@ -23,8 +25,10 @@ CAUSE_GE_BAD = "gemodel bad state"
 
 
 class LossModel(Protocol):
+    """Asked once per arriving packet, in order; every random draw from its own generator."""
+
     def lost(self) -> str | None:
-        """The drop cause for this packet, or None if it survives."""
+        """The drop cause for this packet (a short phrase for counters and comments), or None."""
 
 
 class RandomLossModel:
@@ -114,3 +118,22 @@ def make_loss_model(spec: LossSpec, rng: random.Random) -> LossModel:
     if isinstance(spec, FourStateLoss):
         return FourStateLossModel(spec, rng)
     return GilbertElliottLossModel(spec, rng)
+
+
+# Loss models from other packages: `--loss-model "NAME key=value ..."` replaces netem's own
+# `loss` clause. A factory gets the options (strings) and a seeded generator.
+LOSS_MODELS = PluginRegistry("loss model", "netsem.loss_models")
+
+
+def register_loss_model(name: str, factory: Callable[[dict[str, str], random.Random], LossModel]) -> None:
+    """Make a loss model available by name; `factory(options, rng)` builds one."""
+    LOSS_MODELS.register(name, factory)
+
+
+def create_loss_model(name: str, options: dict[str, str], rng: random.Random) -> LossModel:
+    """Build a registered loss model; LookupError naming it if nobody provides it."""
+    return LOSS_MODELS.create(name, options, rng)  # type: ignore[return-value]
+
+
+def parse_loss_model_option(text: str) -> tuple[str, dict[str, str]]:
+    return LOSS_MODELS.parse_option(text)

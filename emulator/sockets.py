@@ -44,3 +44,18 @@ def kernel_drops(sock: socket.socket) -> int | None:
         except OSError:
             continue
     return None
+
+
+def parse_address(text: str, *, default_host: str | None = None) -> tuple[str, int]:
+    """`HOST:PORT`, `[V6HOST]:PORT`, or a bare `PORT` on `default_host`; ValueError saying
+    what is wrong otherwise. The one address parser of every command."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = default_host or "", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise ValueError(f"{text!r} needs a host (HOST:PORT)")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 0 to 65535 (HOST:PORT)")
+    return host, int(port)
