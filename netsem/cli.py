@@ -23,9 +23,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("emulator.cli:emulate", "A netem-compatible UDP proxy: impair traffic between two ports."),
     "inspect": ("netsem.inspect.cli:inspect",
                 "Per-datagram table and per-frame losses of netsem datagrams in a pcap/pcapng capture."),
-    "phy-baseline": ("netsem.phy.experiment:phy_baseline",
+    "phy-baseline": ("netsem.experiments.phy_baseline:phy_baseline",
                      "Seed 002's standard chain: JPEG/WebP/JPEG 2000 + LDPC + QAM over 2x2 MIMO vs learned codecs."),
-    "models": ("netsem.codecs.cli:models", "List the registered codecs and their weights."),
+    "models": ("netsem.pipeline.catalog:models", "List the registered codecs and their weights."),
     "train": ("netsem.codecs.cli:train", "Train a learned codec on photographs."),
     "evaluate": ("netsem.codecs.cli:evaluate", "PSNR/SSIM of codecs under random unit loss."),
 }

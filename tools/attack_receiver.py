@@ -16,6 +16,7 @@ The builders are also what tests/hardening/test_hardening_attacks.py sends.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing
 import signal
@@ -33,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flood import flood_pool  # noqa: E402
 from processes import Program, RssSampler, free_port, send_all  # noqa: E402
 
-from netsem.codecs.jpeg import JpegCodec  # noqa: E402
-from netsem.codecs.registry import get_codec  # noqa: E402
-from netsem.pipeline.frames import latent_frame  # noqa: E402
-from packetizers.packetizer import LatentFrame, Packetizer, StreamFrame  # noqa: E402
+from netsem.codecs.registry import codec_id_of, get_codec  # noqa: E402
+from netsem.pipeline.frames import outgoing_frame  # noqa: E402
+from packetizers.frames import LatentFrame  # noqa: E402
+from packetizers.packetizer import Packetizer  # noqa: E402
 from packetizers.wire import Layout, PartitionKind, rewrite_header  # noqa: E402
 
 RNG = np.random.default_rng(13)
@@ -46,16 +47,16 @@ def raw_frame(frame_id: int, size=(24, 32)) -> list[bytes]:
     """A valid, quickly decoded frame (raw pixels of a random image)."""
     codec = get_codec("raw")
     image = RNG.integers(0, 256, size=(*size, 3), dtype=np.uint8)
-    return Packetizer(PartitionKind.CHANNEL).packetize(latent_frame(codec.encode(image), codec.codec_id), frame_id)
+    return Packetizer(PartitionKind.CHANNEL).packetize(outgoing_frame(codec, image, mtu=1200), frame_id)
 
 
 def swin_frame_without_token_grid(frame_id: int) -> list[bytes]:
     """A CRC-valid swin frame (codec id 9, layout nd, channel partition) whose token grid is 0x0:
     its decode once raised TypeError and ended recv."""
     codec = get_codec("swin")
-    encoded = codec.encode(RNG.integers(0, 256, size=(32, 32, 3), dtype=np.uint8))
+    encoded = codec.to_frame(RNG.integers(0, 256, size=(32, 32, 3), dtype=np.uint8))
     frame = LatentFrame(encoded.latent, Layout.ND, encoded.bit_width, encoded.signed, encoded.scale,
-                        codec_id=codec.codec_id, image_size=(32, 32), token_grid=(0, 0))
+                        codec_id=codec_id_of(codec), image_size=(32, 32), token_grid=(0, 0))
     return Packetizer(PartitionKind.CHANNEL).packetize(frame, frame_id)
 
 
@@ -70,12 +71,12 @@ def huge_image_claims(frame_id: int) -> list[bytes]:
 
 def jpeg_frame_with_lying_sof(frame_id: int) -> list[bytes]:
     """A 64x64 jpeg frame whose stream's own SOF says 65500 x 2700 (once a 2.6 GB decode)."""
-    stream = JpegCodec(quality=75).encode(RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8))
-    data = bytearray(stream.stream)
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = (2700).to_bytes(2, "big") + (65500).to_bytes(2, "big")
-    frame = StreamFrame(bytes(data), stream.offsets, codec_params=(stream.quality, stream.restart_mcus),
-                        codec_id=JpegCodec.codec_id, image_size=(64, 64))
+    jpeg = get_codec("jpeg")
+    stream = outgoing_frame(jpeg, RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8), mtu=1200)
+    header = bytearray(stream.segments[0])
+    sof = header.index(b"\xff\xc0")
+    header[sof + 5 : sof + 9] = (2700).to_bytes(2, "big") + (65500).to_bytes(2, "big")
+    frame = dataclasses.replace(stream, segments=(bytes(header), *stream.segments[1:]))
     return Packetizer(PartitionKind.SEGMENT).packetize(frame, frame_id)
 
 

@@ -29,14 +29,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from netsem.codecs.base import CodecError  # noqa: E402
-from netsem.codecs.registry import LEARNED, RAW_ID, JPEG_ID  # noqa: E402
+from netsem.codecs.registry import entries  # noqa: E402
 from netsem.pipeline.frames import codec_for_frame, decode_received  # noqa: E402
 from netsem.pipeline.session import SessionOptions, prepare  # noqa: E402
 from netsem.pipeline.images import LoadedImage  # noqa: E402
+from packetizers.kinds import LATENT_PARTITION_WORDS  # noqa: E402
 from packetizers.reassembler import Reassembler, ReassemblerLimits  # noqa: E402
 from packetizers.wire import HEADER_SIZE, Layout, peek_header, rewrite_header, with_crc  # noqa: E402
 
-CODEC_IDS = sorted({RAW_ID, JPEG_ID, *(spec.codec_id for spec in LEARNED.values())})
+CODEC_IDS = sorted(entry.codec_id for entry in entries())
 # decodes stay quick: a header may claim any image up to this (recv's default budget is larger)
 LIMITS = ReassemblerLimits(max_image_pixels=192 * 192, frame_timeout=1.0)
 
@@ -60,8 +61,8 @@ def seed_frames() -> list[list[bytes]]:
     images = [LoadedImage(rng.integers(0, 256, size=size, dtype=np.uint8), f"{size}") for size in
               ((32, 48, 3), (40, 40, 3), (17, 33, 3))]
     frames = []
-    for codec in ("raw", "cnn-sem", "cnn", "cnn-sem-impute", "cnn-sem-masked", "swin", "swin-p0"):
-        for partition in ("channel", "token", "spatial"):
+    for codec in ("raw", "cnn-sem", "cnn", "cnn-sem-impute", "cnn-sem-masked", "swin", "swin-p0", "deepjscc"):
+        for partition in LATENT_PARTITION_WORDS:
             options = SessionOptions(codec=codec, partition=partition, mtu=600)
             frames += [prepare(options, loaded=image).datagrams for image in images]
     for image in images:

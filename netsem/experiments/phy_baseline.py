@@ -19,13 +19,13 @@ masking their latent values; skipped with a note when it does not fit or cannot 
 from __future__ import annotations
 
 import io
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import click
 import numpy as np
 from PIL import Image
 
+from netsem.metrics import psnr_db as psnr
 from netsem.phy.digital import DigitalPhy
 from netsem.phy.spec import PhySpecError, parse_phy_spec
 from netsem.phy.stage import PhyStage
@@ -33,11 +33,6 @@ from netsem.phy.stage import PhyStage
 DATAGRAM = 1200
 BUDGET_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 BASE_SPEC = "mimo 2x2 rayleigh ldpc {rate} qpsk precoder svd power equal detector lmmse csi-error {csi}"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
-    return 99.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def budget_bytes(phy: DigitalPhy, channel_uses: int) -> int:
@@ -149,7 +144,7 @@ def run_baseline(image: np.ndarray, snrs: list[float], *, cbr: float, trials: in
             from netsem.codecs.registry import get_codec
 
             codec_model = get_codec(learned)
-            encoded = codec_model.encode(image)
+            encoded = codec_model.to_frame(image)
             notes.append(f"{learned}: latent {encoded.latent.shape} x {encoded.bit_width} bits = "
                          f"{encoded.wire_bits // 8} bytes uncompressed")
         except Exception as error:  # noqa: BLE001 - any failure to load is reported, not fatal
@@ -178,8 +173,7 @@ def run_baseline(image: np.ndarray, snrs: list[float], *, cbr: float, trials: in
                         lost_blocks = np.flatnonzero(~np.asarray(ok))
                         block_of = element_bits // (8 * DATAGRAM)
                         mask = ~np.isin(block_of, lost_blocks).reshape(encoded.latent.shape)
-                        latent = np.where(mask, encoded.latent, 0).astype(encoded.latent.dtype)
-                        out = codec_model.decode(replace(encoded, latent=latent), mask)
+                        out = codec_model.from_frame(encoded.with_received(mask))
                         scores.append(psnr(image, out))
                         whole += float(np.mean(ok))
                     setting = f"latent + LDPC {rate}"

@@ -48,9 +48,18 @@ def missing_ranges(present: Iterable[int], total: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def format_ranges(ranges: Iterable[tuple[int, int]]) -> str:
-    """'3, 17, 40-45' from [(3, 3), (17, 17), (40, 45)]."""
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+def format_ranges(ranges: Iterable[tuple[int, int]], limit: int | None = None) -> str:
+    """'3, 17, 40-45' from [(3, 3), (17, 17), (40, 45)]; past `limit` ranges, how many more."""
+    ranges = list(ranges)
+    shown = ranges if limit is None else ranges[:limit]
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in shown)
+    return text + (f", ... ({len(ranges) - len(shown)} more)" if len(shown) < len(ranges) else "")
+
+
+def false_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (first, last) ranges of the False entries of a bool vector, found vectorised."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], ~mask.astype(bool), [False])).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist()))
 
 
 def ranges_of(values: Iterable[int]) -> list[tuple[int, int]]:

@@ -3,7 +3,7 @@
     from netsem.phy import phy_stage
     link = Link(parse_netem("delay 10ms"), seed=1, stages=[phy_stage("mimo 2x2 snr 6dB", seed=1)])
 
-or, once `netsem.phy` is imported (or through the `netsem.emulator.stages` entry point),
+or, once `netsem.phy` is imported (or through the `netsem.stages` entry point),
 `--stage "phy snr=6dB mimo=2x2 channel=rayleigh ldpc=1/2 mod=qpsk detector=lmmse"`.
 
 `process(datagram, time)` handles one datagram; `process_batch(datagrams, times)` handles many

@@ -9,6 +9,7 @@ import click
 
 from netsem.pipeline.report import Report
 from netsem.pipeline import DEFAULT_CODEC
+from packetizers.kinds import PARTITION_WORDS
 from packetizers.wire import DEFAULT_MTU, DEFAULT_PORT, MAX_DATAGRAM
 
 
@@ -81,8 +82,12 @@ def session_options(command):
     """The options `send` and `simulate` share, so both take exactly the same words."""
 
     @click.argument("images", nargs=-1)
-    @click.option("--codec", default=DEFAULT_CODEC, show_default=True, help="Registered codec name (see `netsem models`).")
-    @click.option("--partition", type=click.Choice(["channel", "token", "spatial", "segment"]), default=None,
+    @click.option("--codec", default=DEFAULT_CODEC, show_default=True,
+                  help="A codec's name (`netsem models` lists them, plug-ins included) or MODULE:ATTRIBUTE of a "
+                       "codec object or factory of your own.")
+    @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+                  help="A learned codec's weights from `netsem train` (its configuration is read from the file).")
+    @click.option("--partition", type=click.Choice(PARTITION_WORDS), default=None,
                   help="What one transmission unit is: a feature channel, a token/position, or a block of positions "
                        "(latent codecs; default channel); jpeg is cut into segments at its restart markers, one "
                        "per MCU row (default segment).")
@@ -95,6 +100,10 @@ def session_options(command):
     @click.option("--phy", default="", metavar="'SPEC'",
                   help="Physical layer per datagram, e.g. 'mimo 2x2 rayleigh snr 6dB ldpc 1/2 qpsk precoder svd "
                        "detector lmmse csi-error 0.1' (grammar: netsem/phy/README.md). A failed CRC drops the datagram.")
+    @click.option("--stage", "stages", multiple=True, metavar="'NAME key=value ...'",
+                  help="An extra emulator stage after the PHY, registered by a package (repeatable).")
+    @click.option("--loss-model", default=None, metavar="'NAME key=value ...'",
+                  help="A registered loss model in place of netem's `loss` clause.")
     @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
                   help="Seed of every random decision (interleaving, loss, noise).")
     @click.option("--mtu", type=click.IntRange(100, MAX_DATAGRAM), default=DEFAULT_MTU, show_default=True,
@@ -117,12 +126,14 @@ def session_options(command):
     @click.option("--json", "as_json", is_flag=True,
                   help="Print one JSON object instead of the table (several frames: one per frame, then the summary).")
     @functools.wraps(command)
-    def wrapper(images, codec, partition, jpeg_quality, interleave, netem, phy, seed, mtu, frame_timeout, deadline,
-                stream_id, first_frame_id, rate, gap, out, as_json, **extra):
+    def wrapper(images, codec, weights, partition, jpeg_quality, interleave, netem, phy, stages, loss_model, seed, mtu,
+                frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, as_json, **extra):
         from emulator.grammar import NetemSpecError, parse_netem
+        from emulator.loss import LOSS_MODELS, parse_loss_model_option
+        from emulator.stages import STAGES, parse_stage_option
         from netsem.codecs.base import CodecError
         from netsem.phy import PhySpecError, parse_phy_spec
-        from netsem.pipeline.frames import default_partition
+        from netsem.pipeline.frames import load_codec
         from netsem.pipeline.images import ImageError, load_images
         from netsem.pipeline.send import ReceiverUnreachable
         from netsem.pipeline.session import Pacing, SessionOptions, SessionResult
@@ -133,18 +144,24 @@ def session_options(command):
             parse_netem(netem)  # fail on bad words before any work
             if phy:
                 parse_phy_spec(phy)
+            for text in stages:
+                STAGES.require(parse_stage_option(text)[0])
+            if loss_model:
+                LOSS_MODELS.require(parse_loss_model_option(loss_model)[0])
+            chosen = load_codec(codec, weights=weights, jpeg_quality=jpeg_quality)
             loaded = load_images(images)
             for image in loaded:
                 for note in image.notes:
                     click.echo(f"note: {note}", err=True)
-            options = SessionOptions(codec=codec, partition=partition or default_partition(codec),
+            options = SessionOptions(codec=codec, weights=weights, partition=partition or chosen.partitions[0],
+                                     stages=stages, loss_model=loss_model,
                                      interleave=interleave == "on", netem=netem, phy=phy, seed=seed, mtu=mtu,
                                      frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality,
                                      stream_id=stream_id, first_frame_id=first_frame_id,
                                      pacing=Pacing(rate=rate, gap=gap), deadline=deadline)
             result = command(options, loaded, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
-                ReceiverUnreachable, ValueError, OSError) as error:
+                ReceiverUnreachable, ValueError, LookupError, OSError) as error:
             raise click.ClickException(str(error)) from None
         reports = result.reports if isinstance(result, SessionResult) else result
         if len(reports) == 1 and isinstance(reports[0], Report):
@@ -210,12 +227,13 @@ def simulate(options, images):
 
 
 def endpoint(value: str) -> tuple[str, int]:
-    """HOST:PORT or [IPV6]:PORT."""
-    host, _, port = value.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
-    return host, int(port)
+    """HOST:PORT or [IPV6]:PORT, or a click usage error."""
+    from emulator.sockets import parse_address
+
+    try:
+        return parse_address(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 class PixelCount(click.ParamType):
@@ -261,8 +279,14 @@ class PixelCount(click.ParamType):
 @click.option("--max-frame-rate", type=click.FloatRange(1, min_open=False), default=1000.0, show_default=True,
               help="New frames per second one sender may open (as many in a burst); datagrams of frames beyond it "
                    "are rejected as rate_limited, so a flood of one-datagram frames costs little.")
+@click.option("--codec", "codecs", multiple=True, metavar="MODULE:ATTRIBUTE",
+              help="Make a codec of your own known before frames arrive (repeatable); installed plug-ins and "
+                   "built-ins are known already.")
+@click.option("--weights", "weights", multiple=True, metavar="NAME=FILE",
+              help="Decode codec NAME with these weights, as its sender used them (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame on stdout (JSON Lines).")
-def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_received, max_frame_rate, as_json) -> None:
+def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_received, max_frame_rate, codecs, weights,
+         as_json) -> None:
     """Receive netsem frames on HOST:PORT from any number of senders and decode each one,
     complete or at its deadline, printing one line (or JSON object) per frame as it happens.
 
@@ -279,10 +303,27 @@ def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_recei
     from netsem.pipeline.recv import OutputError, ReceiverOptions, ReceiverSummary, serve_receiver
     from netsem.pipeline.udp import run_trio
 
+    from netsem.codecs.base import CodecError
+    from netsem.pipeline.frames import load_codec
+
     address = endpoint(listen)
+    pairs = []
+    for item in weights:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"expected NAME=FILE, got {item!r}", param_hint="--weights")
+        pairs.append((name, path))
+    try:
+        for name in codecs:
+            load_codec(name)
+        for name, path in pairs:
+            load_codec(name, weights=path)
+    except CodecError as error:
+        raise click.ClickException(str(error)) from None
     summary = ReceiverSummary()
     options = ReceiverOptions(frame_timeout=frame_timeout, frame_deadline=deadline, max_pixels=max_pixels,
-                              min_share=min_received / 100, max_frames=frames, new_frames_per_second=max_frame_rate)
+                              min_share=min_received / 100, max_frames=frames, new_frames_per_second=max_frame_rate,
+                              weights=tuple(pairs))
 
     def show(report: dict) -> None:
         if as_json:

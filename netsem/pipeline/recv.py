@@ -31,6 +31,7 @@ import trio
 
 from emulator.sockets import kernel_drops
 from netsem.codecs.base import CodecError
+from netsem.inspect.summary import false_runs, format_ranges
 from netsem.pipeline.frames import codec_for_frame, decode_received
 from netsem.pipeline.udp import udp_socket
 from packetizers.reassembler import Frame, Reassembler, ReassemblerLimits
@@ -48,6 +49,7 @@ class ReceiverOptions:
     max_frames: int | None = None  # stop after this many frames were handled
     pending_per_sender: int = 4  # delivered frames waiting for the decoder, per sender
     pending_bytes: int = 256 * 2**20  # all waiting frames together
+    weights: tuple[tuple[str, str], ...] = ()  # (codec name, weight file): decode that codec with these
 
     def limits(self) -> ReassemblerLimits:
         return ReassemblerLimits(frame_timeout=self.frame_timeout, frame_deadline=self.frame_deadline,
@@ -182,17 +184,6 @@ def sender_tag(source: Hashable) -> str:
 
 
 # ------------------------------------------------------------------------------ decode
-def lost_ranges(unit_received: np.ndarray, limit: int = 40) -> str:
-    """'0-3, 7, 9-10' for the False runs of `unit_received`; at most `limit` runs listed."""
-    lost = np.concatenate(([False], ~unit_received, [False]))
-    edges = np.flatnonzero(lost[1:] != lost[:-1])
-    starts, ends = edges[::2], edges[1::2] - 1
-    parts = [str(a) if a == b else f"{a}-{b}" for a, b in zip(starts[:limit].tolist(), ends[:limit].tolist())]
-    if starts.size > limit:
-        parts.append(f"... ({starts.size - limit} more runs)")
-    return ", ".join(parts)
-
-
 def frame_report(frame: Frame) -> dict:
     header = frame.header
     complete_units = int(frame.unit_received.sum())
@@ -203,17 +194,18 @@ def frame_report(frame: Frame) -> dict:
         "complete": frame.complete, "datagrams_received": frame.datagrams_received,
         "datagrams_expected": header.datagram_count, "units_total": header.unit_count,
         "units_received": complete_units, "units_partial": frame.units_partial,
-        "units_lost": lost_ranges(frame.unit_received), "share_received": round(frame.share, 6),
+        "units_lost": format_ranges(false_runs(frame.unit_received), limit=40),
+        "share_received": round(frame.share, 6),
         "wait_s": frame.last_arrival - frame.first_arrival,
     }
 
 
-def decode_frame(frame: Frame) -> tuple[np.ndarray | None, dict]:
+def decode_frame(frame: Frame, weights: dict[str, str] | None = None) -> tuple[np.ndarray | None, dict]:
     """The decoded image (None on failure) and the frame's report; never raises on a frame:
     its header is a peer's, so whatever its decode raises is this frame's error."""
     report = frame_report(frame)
     try:
-        codec = codec_for_frame(frame)
+        codec = codec_for_frame(frame, weights)
         report["codec"] = codec.name
         started = time.perf_counter()
         image = decode_received(codec, frame)
@@ -224,8 +216,8 @@ def decode_frame(frame: Frame) -> tuple[np.ndarray | None, dict]:
         return None, report
 
 
-def decode_and_store(frame: Frame, store: FrameStore) -> dict:
-    image, report = decode_frame(frame)
+def decode_and_store(frame: Frame, store: FrameStore, weights: dict[str, str] | None = None) -> dict:
+    image, report = decode_frame(frame, weights)
     store.save(frame, image, report)
     return report
 
@@ -283,7 +275,8 @@ async def serve_receiver(
                     frame_ready = trio.Event()
                     continue
                 # abandoned on cancel: Ctrl-C returns at once, the thread's result is dropped
-                result = await trio.to_thread.run_sync(decode_and_store, frame, store, abandon_on_cancel=True)
+                result = await trio.to_thread.run_sync(decode_and_store, frame, store, dict(options.weights),
+                                                       abandon_on_cancel=True)
                 if "error" in result:
                     summary.frames_undecodable += 1
                 else:

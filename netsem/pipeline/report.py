@@ -7,32 +7,21 @@ import math
 import platform
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 
 
 def versions() -> dict[str, str]:
-    import construct
-    import scapy
-    import skimage
-    import trio
+    """The versions that produced a result, read from the installed distributions (so that
+    recording them imports nothing: a run without a learned codec never loads torch)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     import netsem
 
-    found = {
-        "netsem": netsem.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "trio": trio.__version__,
-        "construct": construct.__version__,
-        "scapy": scapy.__version__,
-        "scikit-image": skimage.__version__,
-    }
-    try:
-        import torch
-
-        found["torch"] = torch.__version__
-    except ImportError:
-        pass
+    found = {"netsem": netsem.__version__, "python": platform.python_version()}
+    for distribution in ("numpy", "trio", "construct", "scapy", "scikit-image", "torch"):
+        try:
+            found[distribution] = version(distribution)
+        except PackageNotFoundError:
+            pass
     return found
 
 

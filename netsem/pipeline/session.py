@@ -18,28 +18,20 @@ import numpy as np
 
 from emulator.grammar import parse_netem
 from emulator.link import ETHERNET_IPV4_UDP_HEADER_BYTES, Link
-from emulator.stages import StageOutcome
-from netsem.codecs.jpeg import JpegCodec
+from emulator.loss import LossModel, create_loss_model, parse_loss_model_option
+from emulator.stages import Stage, StageOutcome, create_stage, parse_stage_option
+from emulator.correlation import component_rng
+from netsem.codecs.base import Codec, Frame
 from netsem.pipeline import DEFAULT_CODEC
-from netsem.pipeline.frames import (
-    AnyCodec,
-    Encoded,
-    check_partition,
-    decode_lossless,
-    decode_received,
-    encode,
-    load_codec,
-    outgoing_frame,
-)
+from netsem.pipeline.frames import check_partition, decode_received, frame_elements, load_codec, outgoing_frame
 from netsem.pipeline.images import LoadedImage, load_one, save_image
-from netsem.pipeline.metrics import psnr_db, ssim
+from netsem.metrics import psnr_db, ssim
 from netsem.pipeline.report import Report
+from packetizers.kinds import PartitionKind
 from packetizers.packetizer import Packetizer
-from packetizers.reassembler import Frame, ReassemblerLimits
-from packetizers.wire import DEFAULT_MTU, PartitionKind
-
-PARTITIONS = {"channel": PartitionKind.CHANNEL, "token": PartitionKind.TOKEN, "spatial": PartitionKind.SPATIAL,
-              "segment": PartitionKind.SEGMENT}
+from packetizers.reassembler import Frame as Reassembled
+from packetizers.reassembler import ReassemblerLimits
+from packetizers.wire import DEFAULT_MTU
 
 
 @dataclass(frozen=True)
@@ -65,8 +57,14 @@ class Pacing:
 
 @dataclass(frozen=True)
 class SessionOptions:
+    """Everything a session's result depends on. `codec` is a name (or `module:attribute`)
+    or a codec object; `stages` are extra emulator stages after the PHY (objects, or
+    "NAME key=value ..." of registered ones); `loss_model` replaces netem's loss (an object
+    with `lost()`, or "NAME key=value ..." of a registered one)."""
+
     image: str | None = None
-    codec: str = DEFAULT_CODEC
+    codec: str | Codec = DEFAULT_CODEC
+    weights: str | None = None  # a trained variant of a learned codec (its config comes from the file)
     partition: str = "channel"
     interleave: bool = True
     netem: str = ""
@@ -80,6 +78,8 @@ class SessionOptions:
     first_frame_id: int | None = None  # None: derived from the seed
     pacing: Pacing = Pacing()
     deadline: float | None = None  # receiver: datagrams later than this after a frame's first are lost
+    stages: tuple[Stage | str, ...] = ()
+    loss_model: LossModel | str | None = None
 
     def frame_id(self, index: int) -> int:
         """The id of the session's `index`-th frame."""
@@ -111,8 +111,8 @@ class Outgoing:
     options: SessionOptions
     image: np.ndarray
     label: str
-    codec: AnyCodec
-    encoded: Encoded
+    codec: Codec
+    frame: Frame  # what the codec made of the image, with its wire ids
     datagrams: list[bytes]
     frame_id: int
     timings: dict[str, float]  # load, encode, packetize (seconds)
@@ -126,7 +126,7 @@ class Outgoing:
     @property
     def elements(self) -> int:
         """Latent elements, or bytes of a stream."""
-        return len(self.encoded.stream) if isinstance(self.codec, JpegCodec) else int(self.encoded.latent.size)
+        return frame_elements(self.frame)
 
 
 class TimedStage:
@@ -146,13 +146,24 @@ class TimedStage:
 
 
 def build_link(options: SessionOptions) -> Link:
-    """The emulated path of a session: netem's chain, then the PHY stage if one is asked for."""
-    stages = []
+    """The emulated path of a session: netem's chain (its loss replaced by `loss_model` if
+    one is given), then the PHY stage and the extra stages. Named stages and loss models
+    draw from generators derived from the seed, like netem's own."""
+    stages: list[Stage] = []
     if options.phy:
         from netsem.phy import phy_stage
 
         stages.append(TimedStage(phy_stage(options.phy, options.seed)))
-    return Link(parse_netem(options.netem), seed=options.seed, stages=stages)
+    for stage in options.stages:
+        if isinstance(stage, str):
+            name, settings = parse_stage_option(stage)
+            stage = create_stage(name, settings, component_rng(options.seed, "forward", f"stage/{name}"))
+        stages.append(TimedStage(stage))
+    loss = options.loss_model
+    if isinstance(loss, str):
+        name, settings = parse_loss_model_option(loss)
+        loss = create_loss_model(name, settings, component_rng(options.seed, "forward", f"loss/{name}"))
+    return Link(parse_netem(options.netem), seed=options.seed, stages=stages, loss_model=loss)
 
 
 def stage_seconds(link: Link) -> float:
@@ -165,49 +176,48 @@ class EncodingCache:
     deterministic, so only the network part needs repeating."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple, tuple[LoadedImage, Encoded, float, float]] = {}
+        self._entries: dict[tuple, tuple[LoadedImage, Frame, float, float]] = {}
         self.lossless: dict[tuple, np.ndarray] = {}
 
-    def encode(self, image_path: str | None, codec: AnyCodec, mtu: int) -> tuple[LoadedImage, Encoded, float, float]:
-        """The image, its encoding, and the seconds loading and encoding took."""
+    def encode(self, image_path: str | None, codec: Codec, mtu: int) -> tuple[LoadedImage, Frame, float, float]:
+        """The image, the codec's frame of it, and the seconds loading and encoding took."""
         key = codec_key(image_path, codec, mtu)
         if key not in self._entries:
             started = time.perf_counter()
             image = load_one(image_path)
             loaded_at = time.perf_counter()
-            encoded = encode(codec, image.pixels, mtu)
-            self._entries[key] = (image, encoded, loaded_at - started, time.perf_counter() - loaded_at)
+            frame = outgoing_frame(codec, image.pixels, mtu=mtu)
+            self._entries[key] = (image, frame, loaded_at - started, time.perf_counter() - loaded_at)
         return self._entries[key]
 
 
-def codec_key(image: object, codec: AnyCodec, mtu: int) -> tuple:
-    """What an encoding depends on (jpeg: its quality, and the MTU its segments fit)."""
-    if isinstance(codec, JpegCodec):
-        return (image, codec.name, codec.quality, mtu)
-    return (image, codec.name)
+def codec_key(image: object, codec: Codec, mtu: int) -> tuple:
+    """What an encoding depends on: the image, the codec object (the registry builds one per
+    name, weights and parameters, e.g. jpeg's quality) and the MTU (a stream's segments fit it)."""
+    return (image, id(codec), mtu)
 
 
 def prepare(options: SessionOptions, cache: EncodingCache | None = None, *, loaded: LoadedImage | None = None,
             index: int = 0) -> Outgoing:
     """Frame `index` of the session: `loaded` if given, else `options.image`."""
     started = time.perf_counter()
-    codec = load_codec(options.codec, options.jpeg_quality)
-    check_partition(options.codec, codec, options.partition)
+    codec = load_codec(options.codec, weights=options.weights, jpeg_quality=options.jpeg_quality)
+    check_partition(codec, options.partition)
     codec_s = time.perf_counter() - started
-    packetizer = Packetizer(PARTITIONS[options.partition], interleave=options.interleave,
+    packetizer = Packetizer(PartitionKind.named(options.partition), interleave=options.interleave,
                             seed=options.seed, mtu=options.mtu)
     if loaded is None:
-        image, encoded, load_s, encode_s = (cache or EncodingCache()).encode(options.image, codec, options.mtu)
+        image, frame, load_s, encode_s = (cache or EncodingCache()).encode(options.image, codec, options.mtu)
     else:
         started = time.perf_counter()
-        image, encoded, load_s = loaded, encode(codec, loaded.pixels, options.mtu), loaded.load_s
+        image, frame, load_s = loaded, outgoing_frame(codec, loaded.pixels, mtu=options.mtu), loaded.load_s
         encode_s = time.perf_counter() - started
     started = time.perf_counter()
-    frame = replace(outgoing_frame(codec, encoded), stream_id=options.stream_id)
+    frame = replace(frame, stream_id=options.stream_id)
     frame_id = options.frame_id(index)
     datagrams = packetizer.packetize(frame, frame_id=frame_id)
     timings = {"load": codec_s + load_s, "encode": encode_s, "packetize": time.perf_counter() - started}
-    return Outgoing(options, image.pixels, image.label, codec, encoded, datagrams, frame_id, timings, image.notes,
+    return Outgoing(options, image.pixels, image.label, codec, frame, datagrams, frame_id, timings, image.notes,
                     cache)
 
 
@@ -230,7 +240,7 @@ class Transmission:
     """What a transport returns: the frames as received (None for one that never arrived),
     counters, and how long the network part took."""
 
-    frames: list[Frame | None]
+    frames: list[Reassembled | None]
     receiver: dict
     link: dict
     network_s: float  # wall seconds
@@ -239,13 +249,13 @@ class Transmission:
     extra: dict = field(default_factory=dict)
 
 
-def match_frames(outgoing: list[Outgoing], frames: list[Frame]) -> list[Frame | None]:
+def match_frames(outgoing: list[Outgoing], frames: list[Reassembled]) -> list[Reassembled | None]:
     """The delivered frames in the order they were sent, None where one never arrived."""
     by_id = {frame.header.frame_id: frame for frame in frames}
     return [by_id.get(item.frame_id) for item in outgoing]
 
 
-def finish(outgoing: Outgoing, frame: Frame, *, transport: str, receiver: dict, link: dict, network_s: float,
+def finish(outgoing: Outgoing, frame: Reassembled, *, transport: str, receiver: dict, link: dict, network_s: float,
            phy_s: float = 0.0, network_virtual_s: float | None = None, started: float | None = None) -> Report:
     """The quality report of one frame. Its `timings` add up to `total_s`: with `started`
     (perf_counter at the session's start) the wall time since then, the rest named 'other'."""
@@ -272,7 +282,7 @@ def finish(outgoing: Outgoing, frame: Frame, *, transport: str, receiver: dict, 
     wire_bytes = sum(map(len, outgoing.datagrams))
     unit_received = frame.unit_received
     return Report(
-        codec=options.codec, partition=options.partition, interleave=options.interleave, netem=options.netem,
+        codec=codec.name, partition=options.partition, interleave=options.interleave, netem=options.netem,
         phy=options.phy, seed=options.seed, image=outgoing.label, image_size=image.shape[:2],
         psnr_db=psnr, ssim=similarity, lossless_psnr_db=lossless_psnr,
         datagrams_sent=len(outgoing.datagrams), datagrams_received=frame.datagrams_received,
@@ -297,7 +307,7 @@ def _lossless_decode(outgoing: Outgoing) -> np.ndarray:
     key = codec_key(outgoing.options.image, outgoing.codec, outgoing.options.mtu)
     store = outgoing.cache.lossless if outgoing.cache is not None else {}
     if key not in store:
-        store[key] = decode_lossless(outgoing.codec, outgoing.encoded)
+        store[key] = outgoing.codec.from_frame(outgoing.frame)  # the reference: nothing lost
     return store[key]
 
 

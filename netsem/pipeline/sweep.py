@@ -17,7 +17,8 @@ from pathlib import Path
 
 from netsem.pipeline.report import versions
 from netsem.pipeline.send import transmit_udp
-from netsem.pipeline.frames import STREAM_PARTITIONS
+from netsem.pipeline.frames import load_codec
+from packetizers.kinds import PartitionKind
 from netsem.pipeline.session import EncodingCache, SessionOptions, finish, prepare
 from netsem.pipeline.simulate import transmit_virtual
 
@@ -38,14 +39,17 @@ class SweepGrid:
     jpeg_match: str | None = None  # a codec: jpeg takes, per image, the best quality within its bytes on the wire
 
     def codec_partitions(self) -> list[tuple[str, str]]:
-        """(codec, partition) pairs: jpeg is always cut at its restart markers, so it runs once
-        per other setting whatever latent partitions are asked for."""
+        """(codec, partition) pairs: a byte-stream codec (jpeg) is always cut where its format
+        allows, so it runs once per other setting whatever latent partitions are asked for;
+        a latent codec in each asked partition it supports."""
         pairs = []
+        segment = PartitionKind.SEGMENT.word
         for codec in self.codecs:
-            if codec == "jpeg":
-                pairs.append((codec, STREAM_PARTITIONS[0]))
+            supported = load_codec(codec).partitions
+            if segment in supported:
+                pairs.append((codec, segment))
             else:
-                pairs += [(codec, p) for p in self.partitions if p not in STREAM_PARTITIONS]
+                pairs += [(codec, p) for p in self.partitions if p in supported]
         return pairs
 
     def runs(self) -> Iterator[SessionOptions]:

@@ -43,8 +43,9 @@ from processes import (  # noqa: E402
     wait_readable,
 )
 
-from netsem.codecs.registry import get_codec  # noqa: E402
-from packetizers.packetizer import LatentFrame, Packetizer  # noqa: E402
+from netsem.codecs.registry import codec_id_of, get_codec  # noqa: E402
+from packetizers.frames import LatentFrame  # noqa: E402
+from packetizers.packetizer import Packetizer  # noqa: E402
 from packetizers.wire import Layout, PartitionKind, rewrite_header  # noqa: E402
 
 RNG = np.random.default_rng(14)
@@ -165,7 +166,7 @@ def test_sigterm_during_a_long_decode_exits_143_at_once(tmp_path):
     program = Program("recv", "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path), "--json")
     try:
         big = LatentFrame(RNG.integers(-31, 32, (60, 128, 128)).astype(np.int8), Layout.CHW, 6, True, 1 / 31,
-                          codec_id=get_codec("cnn-sem").codec_id, image_size=(2048, 2048))
+                          codec_id=codec_id_of(get_codec("cnn-sem")), image_size=(2048, 2048))
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             send_all(raw_frame(1), ("127.0.0.1", port), sender)
             send_all(Packetizer(PartitionKind.CHANNEL).packetize(big, 2), ("127.0.0.1", port), sender)

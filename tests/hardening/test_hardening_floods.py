@@ -20,7 +20,7 @@ from flood import flood  # noqa: E402
 from processes import Program, RssSampler, free_port, send_all, wait_drained, wait_readable  # noqa: E402
 
 from netsem.codecs.registry import get_codec  # noqa: E402
-from netsem.pipeline.frames import latent_frame  # noqa: E402
+from netsem.pipeline.frames import outgoing_frame  # noqa: E402
 from packetizers.packetizer import Packetizer  # noqa: E402
 from packetizers.wire import PartitionKind  # noqa: E402
 
@@ -32,7 +32,7 @@ def valid_datagrams(frame_id: int) -> list[bytes]:
     """A decodable frame: a small random image through the raw-pixel codec."""
     codec = get_codec("raw")
     image = np.random.default_rng(frame_id).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
-    return Packetizer(PartitionKind.CHANNEL).packetize(latent_frame(codec.encode(image), codec.codec_id), frame_id)
+    return Packetizer(PartitionKind.CHANNEL).packetize(outgoing_frame(codec, image, mtu=1200), frame_id)
 
 
 @pytest.mark.timeout(240)

@@ -90,7 +90,7 @@ def test_jpeg_travels_as_restart_intervals_identically_over_sockets_and_virtual_
 
 def test_lossless_jpeg_over_the_wire_is_the_encoder_output_and_costs_its_true_bytes(small_photo):
     outgoing = prepare(SessionOptions(image=small_photo, codec="jpeg", partition="segment", jpeg_quality=90))
-    stream = outgoing.encoded.stream
+    stream = outgoing.frame.stream
     (frame,) = transmit_virtual([outgoing]).frames
     assert frame.unit_received.all()
     assert b"".join(frame.segments()[u] for u in range(frame.header.unit_count)) == stream
