@@ -16,9 +16,30 @@ from emulator.units import probability_to_u32
 _TWO_32 = 1 << 32
 
 
-def component_rng(seed: int, stream: str, component: str) -> random.Random:
+class CountingRandom(random.Random):
+    """A `random.Random` that counts the values drawn with `getrandbits`: its stream position.
+
+    It yields exactly the values of `random.Random` with the same seed; the count lets an
+    event log say where in each stream a decision was taken (every emulator draw is one
+    `getrandbits(32)`). Counting costs a Python call per draw, so links count only on request.
+    """
+
+    draws = 0
+
+    def getrandbits(self, k: int) -> int:
+        self.draws += 1
+        return super().getrandbits(k)
+
+
+def component_rng(seed: int, stream: str, component: str, *, counting: bool = False) -> random.Random:
     """The generator of one component (e.g. "loss") of one link direction (e.g. "forward")."""
-    return random.Random(f"netsem-emulator/{seed}/{stream}/{component}")
+    kind = CountingRandom if counting else random.Random
+    return kind(f"netsem-emulator/{seed}/{stream}/{component}")
+
+
+def u32_below(rng: random.Random, n: int) -> int:
+    """A value in [0, n) from one u32 draw, as the kernel's `prandom_u32_max` (bias below n / 2^32)."""
+    return (rng.getrandbits(32) * n) >> 32
 
 
 class NetemCorrelatedUniform:

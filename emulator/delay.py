@@ -14,6 +14,7 @@ from emulator.correlation import NetemCorrelatedUniform
 from emulator.distributions import DIST_SCALE
 
 INT_MAX = 2**31 - 1
+LONG_AGO_NS = -(2**62)  # before any clock reading: the first slot is open at once
 
 
 def tabledist(mu: int, sigma: int, rnd: int, table: tuple[int, ...] | None) -> int:
@@ -75,21 +76,21 @@ class SlotClock:
         self._max_packets = max_packets or INT_MAX
         self._max_bytes = max_bytes or INT_MAX
         self._rng = rng
-        self.next_open = float("-inf")  # the first slot is open at once, as after `tc qdisc add`
+        self.next_open = LONG_AGO_NS  # the first slot is open at once, as after `tc qdisc add`
         self.packets_left = self._max_packets
         self.bytes_left = self._max_bytes
 
-    def open_next(self, now: float) -> None:
-        """Draw the next slot from `now` and refill the budgets (`get_slot_next`)."""
+    def open_next(self, now: int) -> None:
+        """Draw the next slot from `now` (ns) and refill the budgets (`get_slot_next`)."""
         if self._dist_jitter:
             delay_ns = tabledist(self._dist_delay, self._dist_jitter, self._rng.getrandbits(32), self._table)
         else:
             delay_ns = self._min + ((self._rng.getrandbits(32) * (self._max - self._min)) >> 32)
-        self.next_open = now + delay_ns * 1e-9
+        self.next_open = now + delay_ns
         self.packets_left = self._max_packets
         self.bytes_left = self._max_bytes
 
-    def spend(self, length: int, now: float) -> None:
+    def spend(self, length: int, now: int) -> None:
         """Account one released packet; a spent budget opens the next slot."""
         self.packets_left -= 1
         self.bytes_left -= length

@@ -1,10 +1,16 @@
-"""netem's delay distribution tables, generated from their definitions.
+"""netem's delay distribution tables, generated exactly as iproute2's generators do.
 
-iproute2 ships `normal.dist`, `pareto.dist` and `paretonormal.dist`, produced by the small C
-programs in `netem/`. We regenerate the same 4096-entry tables here (inverse CDFs scaled by
-NETEM_DIST_SCALE = 8192, clamped to s16) instead of copying their numbers, so the tables are
-checkable against their definition. Other names are read from `NAME.dist` files the way
-`tc` does (`$TC_LIB_DIR` or `/usr/lib/tc`), so custom `maketable` output works too.
+iproute2 ships `normal.dist`, `pareto.dist` and `paretonormal.dist`, printed by the small C
+programs in its `netem/` directory. We run the same arithmetic here instead of copying their
+numbers: the same IEEE double operations in the same order (the normal generator's `x +=
+.00005` accumulates its rounding, and that decides some entries), C's `rint` (round half to
+even: Python's `round`), glibc's `erf` and `pow` (Python's `math.erf` and `**` call them),
+C's truncating integer division. Other names are read from `NAME.dist` files the way `tc`
+does (`$TC_LIB_DIR` or `/usr/lib/tc`), so custom `maketable` output works too.
+
+Not generated: `experimental.dist`, which iproute2 builds with `maketable` from a data file
+(`experimental.dat`) that is not part of this repository; put the file in `$TC_LIB_DIR` to
+use it. There is no `uniform.dist` in iproute2 (see `load_table`).
 """
 
 from __future__ import annotations
@@ -14,65 +20,77 @@ import math
 import os
 from pathlib import Path
 
-DIST_SCALE = 8192  # NETEM_DIST_SCALE
+DIST_SCALE = 8192  # NETEM_DIST_SCALE (TABLEFACTOR in the generators)
 DIST_MAX = 16384  # NETEM_DIST_MAX: the most entries the kernel accepts
-_S16_MIN, _S16_MAX = -32768, 32767
-_FINE_TABLE = 16384  # the generators' internal resolution; every 4th entry is emitted
-_PARETO_SHAPE = 3.0
+UNIFORM = "uniform"
+_SHRT_MIN, _SHRT_MAX = -32768, 32767
+_TABLESIZE = 16384  # the generators' internal resolution; every 4th entry is printed
+_PARETO_SHAPE = 3.0  # `static const double a = 3.0`
 
 
-def _clamp_s16(value: int) -> int:
-    return max(_S16_MIN, min(_S16_MAX, value))
+def _clamp_short(value: int) -> int:
+    return max(_SHRT_MIN, min(_SHRT_MAX, value))
 
 
-def _normal_quantiles() -> list[float]:
-    """normal.c: for x in [-10, 10) step 5e-5, fine[rint(16384 * Phi(x))] = x (the last x wins)."""
-    fine = [0.0] * (_FINE_TABLE + 1)
-    steps = int(round(20.05 / 0.00005))
-    for k in range(steps + 1):
-        x = -10.0 + k * 0.00005
-        if x >= 10.05:
-            break
-        index = int(round(_FINE_TABLE * (0.5 + 0.5 * math.erf(x / math.sqrt(2.0)))))
-        fine[index] = x
-    return fine
+def _c_division(numerator: int, denominator: int) -> int:
+    """C's integer division: the quotient truncated toward zero."""
+    quotient = abs(numerator) // abs(denominator)
+    return quotient if (numerator >= 0) == (denominator > 0) else -quotient
+
+
+@functools.cache
+def _normal_fine_table() -> tuple[float, ...]:
+    """normal.c's loop: `for (x = -10.0; x < 10.05; x += .00005) table[rint(16384 * normal(x))] = x`,
+    with normal(x) = .5 + .5 * erf((x - 0) / (sqrt(2.0) * 1)); the last x to land on an index wins."""
+    table = [0.0] * (_TABLESIZE + 1)
+    root2 = math.sqrt(2.0) * 1.0
+    x = -10.0
+    while x < 10.05:
+        table[int(round(_TABLESIZE * (0.5 + 0.5 * math.erf((x - 0.0) / root2))))] = x
+        x += 0.00005
+    return tuple(table)
+
+
+def _normal_value(index: int) -> int:
+    """`(int) rint(table[i] * TABLEFACTOR)`, not yet clamped."""
+    return int(round(_normal_fine_table()[index] * DIST_SCALE))
 
 
 @functools.cache
 def normal_table() -> tuple[int, ...]:
-    """The standard normal inverse CDF at 4096 points, scaled by 8192 (mean ~0, sd ~1)."""
-    fine = _normal_quantiles()
-    return tuple(_clamp_s16(int(round(fine[i] * DIST_SCALE))) for i in range(0, _FINE_TABLE, 4))
+    """normal.c: every 4th entry of the inverse normal CDF, rint(x * 8192) clamped to a short."""
+    return tuple(_clamp_short(_normal_value(i)) for i in range(0, _TABLESIZE, 4))
 
 
-def _pareto_values() -> list[float]:
-    """pareto.c: shape 3 quantiles (i/65536)^(-1/3), shifted by -1.5, scaled by 4/3 * 8192."""
-    values = []
-    for i in range(65536, 0, -16):
-        value = (1.0 / (i / 65536.0) ** (1.0 / _PARETO_SHAPE) - 1.5) * (4.0 / 3.0) * DIST_SCALE
-        values.append(min(value, float(_S16_MAX)))
-    return values
+def _pareto_value(i: int) -> int:
+    """pareto.c's body for its loop variable i (65536, 65520, ..., 16): (int) rint(dvalue)."""
+    dvalue = float(i) / 65536.0
+    dvalue = 1.0 / dvalue ** (1.0 / _PARETO_SHAPE)
+    dvalue -= 1.5
+    dvalue *= (4.0 / 3.0) * float(DIST_SCALE)
+    if dvalue > 32767:
+        dvalue = 32767.0
+    return int(round(dvalue))
 
 
 @functools.cache
 def pareto_table() -> tuple[int, ...]:
-    """Pareto (shape 3) table; its clipping makes the sd about 0.82, not 1."""
-    return tuple(_clamp_s16(int(round(v))) for v in _pareto_values())
+    """pareto.c: shape-3 quantiles for i = 65536 down to 16 in steps of 16; its clipping makes the sd ~0.82."""
+    return tuple(_pareto_value(i) for i in range(65536, 0, -16))
 
 
 @functools.cache
 def paretonormal_table() -> tuple[int, ...]:
-    """paretonormal.c: entry k = (normal_k + 3 * pareto_k) / 4 with C truncating division.
+    """paretonormal.c: (normvalue + 3 * parvalue) / 4 in C integer division, clamped to a short.
 
-    This mixes quantile functions 25/75 rather than probabilities (see NETEM.md §3).
+    normvalue is rint(x * 8192) of the normal generator, *not* clamped (its first entry is
+    below -32768); parvalue is pareto.c's value for 65536 - 4 i, rounded with rint. This mixes
+    quantile functions 25/75 rather than probabilities (see NETEM.md §3).
     """
-    normal = normal_table()
-    pareto = [int(v) for v in _pareto_values()]  # the C program truncates here
-    mixed = []
-    for n, p in zip(normal, pareto):
-        total = n + 3 * p
-        mixed.append(_clamp_s16(int(total / 4)))  # C division truncates toward zero
-    return tuple(mixed)
+    return tuple(
+        _clamp_short(_c_division(_normal_value(i) + 3 * _pareto_value(65536 - 4 * i), 4))
+        for i in range(0, _TABLESIZE, 4)
+    )
 
 
 BUILTIN_TABLES = {
@@ -82,19 +100,25 @@ BUILTIN_TABLES = {
 }
 
 
+def table_file(name: str) -> Path:
+    """Where tc looks for `distribution NAME`: $TC_LIB_DIR or /usr/lib/tc, then NAME.dist."""
+    return Path(os.environ.get("TC_LIB_DIR", "/usr/lib/tc")) / f"{name}.dist"
+
+
 def load_table(name: str) -> tuple[int, ...] | None:
     """The table for `distribution NAME`; None means netem's built-in uniform (no table).
 
-    `uniform` is accepted as "no table". (tc itself looks for a `uniform.dist` file, which
-    iproute2 does not ship, so there `distribution uniform` fails; leaving the option out
-    gives the same uniform jitter.) Raises ValueError with tc's wording when nothing is found.
+    tc reads every name, `uniform` included, from a NAME.dist file; iproute2 ships no
+    `uniform.dist`, so there `distribution uniform` fails. Here a `uniform.dist` file is read
+    like any other, and without one `uniform` is a netsem extension meaning "no table", the
+    uniform jitter netem uses when `distribution` is left out. Raises ValueError with tc's
+    wording when nothing is found.
     """
-    if name == "uniform":
-        return None
     if name in BUILTIN_TABLES:
         return BUILTIN_TABLES[name]()
-    directory = Path(os.environ.get("TC_LIB_DIR", "/usr/lib/tc"))
-    path = directory / f"{name}.dist"
+    path = table_file(name)
+    if name == UNIFORM and not path.exists():
+        return None
     try:
         text = path.read_text()
     except OSError as error:
@@ -110,7 +134,7 @@ def _parse_dist_file(text: str, path: Path) -> tuple[int, ...]:
             continue
         for word in stripped.split():
             try:
-                values.append(_clamp_s16(int(word, 0)))
+                values.append(_clamp_short(int(word, 0)))
             except ValueError:
                 raise ValueError(f"{path}: {word!r} is not an integer") from None
             if len(values) > DIST_MAX:

@@ -4,8 +4,9 @@ Two interfaces: "ingress" holds what arrived at the emulator (client -> emulator
 what it sent on (emulator -> target). Each packet carries a comment of its fate ("dropped:
 gemodel bad state", "corrupted bit 517", "delayed 23.4 ms", "reordered", "duplicate", "queue
 full"); Wireshark shows it as `frame.comment`. `write` takes the file's integer nanoseconds
-(the proxy passes wall-clock time); `write_fates` takes fate records timed in float seconds on
-the emulator's clock and adds `clock_offset` (0 by default: offline runs keep virtual time).
+(the proxy passes wall-clock time); `write_fates` takes fate records timed on
+the emulator's clock (integer nanoseconds) and adds `clock_offset` (0 by default: offline
+runs keep virtual time).
 """
 
 from __future__ import annotations
@@ -46,6 +47,6 @@ class CaptureWriter(PcapngWriter):
         offset = self.clock_offset_ns
         for fate in fates:
             if fate.direction == ARRIVAL:
-                self.write(fate.datagram, offset + round(fate.time * 1e9), *arrival, fate.comment, INGRESS)
+                self.write(fate.datagram, offset + fate.time_ns, *arrival, fate.comment, INGRESS)
             else:
-                self.write(fate.datagram, offset + round(fate.time * 1e9), *departure, fate.comment, EGRESS)
+                self.write(fate.datagram, offset + fate.time_ns, *departure, fate.comment, EGRESS)

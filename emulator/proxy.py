@@ -1,23 +1,29 @@
 """The trio UDP proxy: real sockets around the same sans-I/O `Link` the offline driver uses.
 
-Datagrams arriving on the listen socket go through the forward `Link` to the target;
-replies from the target go back through the reverse `Link`, if one is given, to the client
-they answer. Like a NAT, the proxy gives each client (source address) a socket of its own
-towards the target, so the target sees one peer per client and each reply goes to the
-client whose socket it came back on, never to whoever spoke last. The client table is
-bounded (`max_clients`, least recently active evicted) and idle clients expire; `allow`
-restricts who may send at all.
+Datagrams arriving on a listen socket go through a forward `Link` to that socket's target;
+replies from the target go back through a reverse `Link`, if one applies, to the client they
+answer. Like a NAT, the proxy gives each client (source address) a socket of its own towards
+the target, so the target sees one peer per client and each reply goes to the client whose
+socket it came back on, never to whoever spoke last. The client table is bounded
+(`max_clients`, least recently active evicted) and idle clients expire; `allow` restricts who
+may send at all.
 
-Each direction waits for its socket(s) to become readable or for its link's next deadline,
-drains the non-blocking sockets in batches (FACTS.md: a trio forwarder that awaits per
-datagram runs at a third of a blocking one), and sends without awaiting unless a socket
-buffer is full. Socket buffers are sized for bursts, and what the kernel still drops on a
-full buffer is read back from its counters and reported on its own (`kernel_drops`).
-Memory stays bounded: the links hold at most `limit` packets and a full send buffer stops
-reading, so the kernel's receive buffer absorbs or drops the rest.
+Several routes (a listen socket and its target each) may run in one proxy, and per-flow
+rules (`emulator.rules.RuleSet`) give each flow the link of the first rule that matches it;
+flows no rule takes use the default links. Each link has a pump task that releases what is
+due at its next deadline; arrivals are read in batches from the non-blocking sockets
+(FACTS.md: a trio forwarder that awaits per datagram runs at a third of a blocking one),
+passed through their link at once (`Link.pass_ns`: a link with nothing to do forwards
+without queueing) and sent without awaiting unless a socket buffer is full. Socket buffers
+are sized for bursts, and what the kernel still drops on a full buffer is read back from its
+counters and reported on its own (`kernel_drops`). Memory stays bounded: the links hold at
+most `limit` packets and a full send buffer stops reading, so the kernel's receive buffer
+absorbs or drops the rest.
 
-With a capture, every packet is recorded at the time it was read or sent (not when the
-batch was processed), ingress and egress on interfaces of their own.
+The links run on the proxy's clock, `time.monotonic_ns()` (the clock trio's default clock
+reads too), in integer nanoseconds. With a capture, every packet is recorded at the time it
+was read or sent (not when the batch was processed), ingress and egress on interfaces of
+their own; with an event log, every fate record is written with its link's name.
 
     async with trio.open_nursery() as nursery:
         address = await nursery.start(serve_proxy, ("127.0.0.1", 0), ("127.0.0.1", 9000), link)
@@ -30,15 +36,16 @@ import ipaddress
 import logging
 import socket
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import trio
 
+from emulator.eventlog import EventLogWriter
 from emulator.fate import ARRIVAL, Fate
-from emulator.link import Link
+from emulator.link import Link, header_bytes_for
 from emulator.pcap import EGRESS, INGRESS, CaptureWriter
+from emulator.rules import FORWARD, REVERSE, RuleSet
 from emulator.sockets import enlarge_buffers, kernel_drops
 
 log = logging.getLogger("emulator")
@@ -152,18 +159,55 @@ def parse_network(text: str) -> Network:
 
 
 @dataclass(eq=False)
+class _Route:
+    """A listen socket and the target its clients' datagrams go to."""
+
+    sock: socket.socket
+    family: int
+    target: tuple  # the target's socket address
+    listen_address: Address
+    target_address: Address
+    clients: dict = field(default_factory=dict)  # source sockaddr -> _Client
+
+
+@dataclass(eq=False)
 class _Client:
-    """One source address and the socket that talks to the target for it."""
+    """One source address on one route, the socket that talks to the target for it, and its links."""
 
     address: Address
+    route: _Route
     sock: socket.socket
     local: Address  # that socket's own address, as the target sees the client
-    last_active: float
+    last_active: int  # ns on the proxy's clock
+    forward: object  # its forward link
+    reverse: object | None  # its reverse link; None: replies pass unimpaired
+    forward_header: int  # bytes on the wire besides the payload, towards the target
+    reverse_header: int  # and towards the client
+    forward_pump: object = None
+    source: tuple = ()  # the socket address it sends from, its key in its route's table
+    pass_forward: object = None  # forward.pass_ns and sock.send, looked up once (the per-datagram path)
+    send: object = None
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
 
     @property
     def closed(self) -> bool:
         return self.sock.fileno() < 0
+
+
+@dataclass(eq=False)
+class _Pump:
+    """A link's departures: woken at its next deadline or when an arrival makes that earlier."""
+
+    link: object
+    name: str
+    direction: str
+    wakeup: trio.Event = field(default_factory=trio.Event)
+    sleeping_until: int | None = None
+
+    def poke(self) -> None:
+        deadline = self.link.next_deadline_ns()
+        if deadline is not None and (self.sleeping_until is None or deadline < self.sleeping_until):
+            self.wakeup.set()
 
 
 async def serve_proxy(
@@ -172,7 +216,10 @@ async def serve_proxy(
     link: Link,
     *,
     reverse_link: Link | None = None,
+    rules: RuleSet | None = None,
+    routes: Sequence[tuple[socket.socket | Address, Address]] = (),
     capture: CaptureWriter | None = None,
+    event_log: EventLogWriter | None = None,
     stats: ProxyStats | None = None,
     allow: Sequence[Network] = (),
     max_clients: int = DEFAULT_MAX_CLIENTS,
@@ -183,95 +230,114 @@ async def serve_proxy(
 
     `listen` is a bound socket (see `bind_listen_socket`) or an address to bind; `forward`
     the target's address. `link` impairs client -> target; `reverse_link`, if given,
-    impairs replies. With `capture`, every fate record is written to the pcapng file.
-    `allow` (networks) restricts the sources served (empty: all). Counters live in
-    `link.counters`, `reverse_link.counters` and `stats`. Raises ProxyError on setup
-    problems (unresolvable or unreachable target, a target that is the listen socket).
+    impairs replies. `rules`, if given, chooses per flow (its defaults replace `link` and
+    `reverse_link`); `routes` are more (listen, target) pairs served alike. With `capture`,
+    every fate record is written to the pcapng file; with `event_log`, to the event log.
+    `allow` (networks) restricts the sources served (empty: all). Counters live in the links'
+    `counters` and `stats`. Raises ProxyError on setup problems (unresolvable or unreachable
+    target, a target that is the listen socket).
     """
-    listen_sock = listen if isinstance(listen, socket.socket) else bind_listen_socket(listen)
+    if rules is None:
+        rules = RuleSet([], {}, link, reverse_link)
     stats = stats if stats is not None else ProxyStats()
+    owned: list[socket.socket] = []
     try:
-        family, target = check_forward(listen_sock, forward)
-        if capture is not None:
-            link.record_fates = True
-            if reverse_link is not None:
-                reverse_link.record_fates = True
-        proxy = _Proxy(listen_sock, family, target, link, reverse_link, capture, stats, tuple(allow), max_clients,
-                       client_idle)
+        built = []
+        for listen_at, target in ((listen, forward), *routes):
+            sock = listen_at if isinstance(listen_at, socket.socket) else bind_listen_socket(listen_at)
+            if sock is not listen_at:
+                owned.append(sock)
+            family, sockaddr = check_forward(sock, target)
+            built.append(_Route(sock, family, sockaddr, sock.getsockname()[:2], sockaddr[:2]))
+        for route in built:
+            for other in built:
+                if other is not route and _is_own_address(other.sock, route.family, route.target):
+                    raise ProxyError(f"the target {route.target_address[0]}:{route.target_address[1]} is another "
+                                     "address this emulator listens on: datagrams would go through it twice or loop")
+        named = rules.named_links()
+        if capture is not None or event_log is not None:
+            for _, each in named:
+                each.record_fates = True
+        proxy = _Proxy(built, rules, named, capture, event_log, stats, tuple(allow), max_clients, client_idle)
         try:
             async with trio.open_nursery() as nursery:
                 proxy.nursery = nursery
-                nursery.start_soon(proxy.forward_direction)
-                if reverse_link is not None:
-                    nursery.start_soon(proxy.reverse_pump)
-                task_status.started(listen_sock.getsockname()[:2])
+                for route in built:
+                    nursery.start_soon(proxy.receive, route)
+                for pump in proxy.pumps.values():
+                    nursery.start_soon(proxy.run_pump, pump)
+                task_status.started(built[0].listen_address)
         finally:
-            for client in list(proxy.clients.values()):
+            for client in proxy.all_clients():
                 proxy.close(client)
     finally:
-        if not isinstance(listen, socket.socket):  # a socket passed in belongs to the caller
-            listen_sock.close()
+        for sock in owned:  # a socket passed in belongs to the caller
+            sock.close()
 
 
 class _Proxy:
-    def __init__(self, listen_sock, family, target, link, reverse_link, capture, stats, allow, max_clients,
-                 client_idle) -> None:
-        self.listen_sock = listen_sock
-        self.family = family
-        self.target = target
-        self.link = link
-        self.reverse_link = reverse_link
+    def __init__(self, routes, rules, named_links, capture, event_log, stats, allow, max_clients, client_idle) -> None:
+        self.routes = routes
+        self.rules = rules
         self.capture = capture
+        self.event_log = event_log
+        self.recording = capture is not None or event_log is not None
         self.stats = stats
         self.allow = allow
         self.max_clients = max_clients
-        self.client_idle = client_idle
-        self.clients: OrderedDict[Address, _Client] = OrderedDict()  # least recently active first
-        self.listen_address = listen_sock.getsockname()[:2]
-        self.target_address = target[:2]
+        self.client_idle_ns = int(client_idle * 1e9)
+        self.pumps: dict[int, _Pump] = {}  # id(link) -> its pump
+        for name, each in named_links:
+            direction = REVERSE if name.endswith(REVERSE) else FORWARD
+            self.pumps[id(each)] = _Pump(each, name, direction)
         self.nursery: trio.Nursery | None = None
-        self._reverse_wakeup = trio.Event()
         self._queue_full_reported: set[str] = set()
-        # capture timestamps: wall-clock ns = trio's clock + this offset
-        self._wall_offset_ns = time.time_ns() - int(trio.current_time() * 1e9)
-        stats._sockets.append(listen_sock)
+        self.clock_ns = time.monotonic_ns
+        self._wall_offset_ns = time.time_ns() - time.monotonic_ns()  # capture timestamps: wall clock
+        for route in routes:
+            stats._sockets.append(route.sock)
 
     # ------------------------------------------------------------------ clients
-    def client_for(self, address: Address, now: float) -> _Client | None:
-        """The client's entry, opened (with its socket to the target) on its first datagram."""
-        client = self.clients.get(address)
-        if client is not None:
-            client.last_active = now
-            self.clients.move_to_end(address)
-            return client
+    def open_client(self, route: _Route, source: tuple, now: int) -> _Client | None:
+        """A client's entry on its first datagram: its socket to the target and its links."""
+        address = source[:2]
+        if not self.allowed(address):
+            self.stats.not_allowed += 1
+            return None
         self.expire(now)
-        if len(self.clients) >= self.max_clients:
+        clients = self.all_clients()
+        if len(clients) >= self.max_clients:
             self.stats.clients_evicted += 1
-            self.close(next(iter(self.clients.values())))
-        sock = socket.socket(self.family, socket.SOCK_DGRAM)
+            self.close(min(clients, key=lambda client: client.last_active))
+        sock = socket.socket(route.family, socket.SOCK_DGRAM)
         try:
             enlarge_buffers(sock)
-            sock.connect(self.target)  # a connected socket hears ICMP errors and accepts only the target's replies
+            sock.connect(route.target)  # a connected socket hears ICMP errors and accepts only the target's replies
         except OSError as error:
             sock.close()
-            log.warning("cannot open a socket towards %s:%d for client %s:%d: %s", *self.target_address, *address,
+            log.warning("cannot open a socket towards %s:%d for client %s:%d: %s", *route.target_address, *address,
                         error.strerror or error)
             return None
         sock.setblocking(False)
-        client = _Client(address, sock, sock.getsockname()[:2], now)
-        self.clients[address] = client
+        forward_link = self.rules.forward_link(address, route.target_address)
+        reverse_link = self.rules.reverse_link(address, route.target_address)
+        client = _Client(address, route, sock, sock.getsockname()[:2], now, forward_link, reverse_link,
+                         header_bytes_for(route.family), header_bytes_for(route.sock.family),
+                         self.pumps[id(forward_link)], source)
+        client.pass_forward, client.send = forward_link.pass_ns, sock.send
+        route.clients[source] = client
         self.stats.clients += 1
         self.stats._sockets.append(sock)
         self.nursery.start_soon(self.replies_of, client)
         return client
 
-    def expire(self, now: float) -> None:
-        while self.clients:
-            oldest = next(iter(self.clients.values()))
-            if oldest.last_active + self.client_idle > now:
-                return
+    def all_clients(self) -> list[_Client]:
+        return [client for route in self.routes for client in route.clients.values()]
+
+    def expire(self, now: int) -> None:
+        for client in [c for c in self.all_clients() if c.last_active + self.client_idle_ns <= now]:
             self.stats.clients_expired += 1
-            self.close(oldest)
+            self.close(client)
 
     def close(self, client: _Client) -> None:
         if client.closed:
@@ -280,7 +346,7 @@ class _Proxy:
         self.stats._sockets.remove(client.sock)
         client.scope.cancel()
         client.sock.close()
-        self.clients.pop(client.address, None)
+        client.route.clients.pop(client.source, None)
 
     def allowed(self, address: Address) -> bool:
         if not self.allow:
@@ -291,94 +357,138 @@ class _Proxy:
         return any(host in network for network in self.allow)
 
     # ------------------------------------------------------------------ directions
-    async def forward_direction(self) -> None:
-        """clients -> link -> target, each on its client's socket."""
-        link, sock, clock = self.link, self.listen_sock, trio.current_time
+    async def receive(self, route: _Route) -> None:
+        """clients -> their forward links -> the target, each on its client's socket.
+
+        Each datagram is sent on as soon as its link releases it (a forwarder that holds a
+        batch back stalls a sender that waits for replies); only a full send buffer makes it
+        stop reading and await."""
+        sock, clock, clients, largest = route.sock, self.clock_ns, route.clients, _MAX_DATAGRAM
+        recvfrom = sock.recvfrom
         while True:
-            await _wait_readable_or_deadline(sock, link.next_deadline())
+            await trio.lowlevel.wait_readable(sock)
             out: list[tuple[bytes, _Client]] = []
+            sent = 0  # out[:sent] have left
+            sent_at = [] if self.capture is not None else None
             for _ in range(_BATCH):
                 try:
-                    datagram, source = sock.recvfrom(_MAX_DATAGRAM)
+                    datagram, source = recvfrom(largest)
                 except (BlockingIOError, InterruptedError):
                     break
                 except ConnectionRefusedError:  # an ICMP error for an earlier reply to a client
                     continue
-                source = source[:2]
-                if not self.allowed(source):
-                    self.stats.not_allowed += 1
-                    continue
                 now = clock()  # each datagram's own arrival time: the link and the capture use it
-                client = self.client_for(source, now)
+                client = clients.get(source)
                 if client is None:
+                    client = self.open_client(route, source, now)
+                    if client is None:
+                        continue
+                client.last_active = now
+                if client.pass_forward(datagram, now, client, out, client.forward_header):
+                    client.forward_pump.poke()
+                while sent < len(out):
+                    departing, to = out[sent]
+                    try:
+                        to.send(departing)
+                    except OSError:  # a full buffer, an ICMP error to report, a closed client: below
+                        break
+                    sent += 1
+                    if sent_at is not None:
+                        sent_at.append(clock())
+                else:
                     continue
-                link.submit(datagram, now, client)
-                out += link.due_tagged(now)
-            out += link.due_tagged(clock())
-            sent_at = [await self._send_to_target(datagram, client) for datagram, client in out]
-            self._after_batch(link, "forward", sent_at)
+                break
+            await self._send_forward(out, sent, sent_at)
 
     async def replies_of(self, client: _Client) -> None:
-        """One client's replies: target -> (reverse link) -> that client."""
+        """One client's replies: target -> (its reverse link) -> that client."""
+        reverse = client.reverse
+        pump = self.pumps[id(reverse)] if reverse is not None else None
         with client.scope:
             while True:
                 await trio.lowlevel.wait_readable(client.sock)
-                direct: list[tuple[bytes, _Client]] = []
+                out: list[tuple[bytes, _Client]] = []
                 for _ in range(_BATCH):
                     try:
                         datagram = client.sock.recv(_MAX_DATAGRAM)
                     except (BlockingIOError, InterruptedError):
                         break
                     except ConnectionRefusedError:
-                        self._refused()
+                        self._refused(client.route)
                         continue
-                    client.last_active = trio.current_time()
-                    if self.reverse_link is None:
-                        direct.append((datagram, client))
-                    else:
-                        self.reverse_link.submit(datagram, client.last_active, client)
-                if self.reverse_link is not None:
-                    self._reverse_wakeup.set()
-                    continue
-                for datagram, to in direct:
-                    await self._send_to_client(datagram, to)
+                    now = self.clock_ns()
+                    client.last_active = now
+                    if reverse is None:
+                        out.append((datagram, client))
+                    elif reverse.pass_ns(datagram, now, client, out, client.reverse_header):
+                        pump.poke()
+                await self._send_reverse(out)
 
-    async def reverse_pump(self) -> None:
-        """Releases the reverse link's datagrams when due, each to the client it answers."""
-        link = self.reverse_link
+    async def run_pump(self, pump: _Pump) -> None:
+        """Releases a link's datagrams when due."""
+        link, clock = pump.link, self.clock_ns
+        send = self._send_reverse if pump.direction == REVERSE else self._send_forward
         while True:
-            deadline = link.next_deadline()
-            with trio.move_on_at(float("inf") if deadline is None else deadline):
-                await self._reverse_wakeup.wait()
-            self._reverse_wakeup = trio.Event()
-            out = link.due_tagged(trio.current_time())
-            sent_at = [await self._send_to_client(datagram, client) for datagram, client in out]
-            self._after_batch(link, "reverse", sent_at)
+            deadline = link.next_deadline_ns()
+            pump.sleeping_until = deadline
+            if deadline is None:
+                await pump.wakeup.wait()
+            else:
+                with trio.move_on_after(max(0.0, (deadline - clock()) / 1e9)):
+                    await pump.wakeup.wait()
+            pump.wakeup = trio.Event()
+            await send(link.due_tagged_ns(clock()))
 
     # ------------------------------------------------------------------ sending
-    async def _send_to_target(self, datagram: bytes, client: _Client) -> float | None:
+    async def _send_forward(self, out: list[tuple[bytes, _Client]], sent: int = 0,
+                            sent_at: list | None = None) -> None:
+        """Send out[sent:] each on its client's socket, awaiting only when a buffer is full."""
+        if sent_at is None and self.capture is not None:
+            sent_at = []
+        for datagram, client in out[sent:]:
+            try:
+                client.sock.send(datagram)
+                when = self.clock_ns() if sent_at is not None else None
+            except OSError:  # a full buffer, an ICMP error to report, a closed client
+                when = await self._send_to_target(datagram, client)
+            if sent_at is not None:
+                sent_at.append(when)
+        self._after_batch(out, sent_at, FORWARD)
+
+    async def _send_reverse(self, out: list[tuple[bytes, _Client]]) -> None:
+        sent_at = [] if self.capture is not None else None
+        for datagram, client in out:
+            when = await self._send_to_client(datagram, client)
+            if sent_at is not None:
+                sent_at.append(when)
+        self._after_batch(out, sent_at, REVERSE)
+
+    async def _send_to_target(self, datagram: bytes, client: _Client) -> int | None:
         """Send on the client's socket; the time it left, or None when it could not."""
         while not client.closed:
             try:
                 client.sock.send(datagram)
-                return trio.current_time()
+                return self.clock_ns()
             except BlockingIOError:
                 await trio.lowlevel.wait_writable(client.sock)
             except ConnectionRefusedError:  # reports an earlier datagram; this one was not sent yet
-                self._refused()
+                self._refused(client.route)
             except OSError as error:
-                log.warning("sending to %s:%d failed: %s", *self.target_address, error.strerror or error)
+                if client.closed:
+                    break
+                log.warning("sending to %s:%d failed: %s", *client.route.target_address, error.strerror or error)
                 return None
         self.stats.to_closed_client += 1
         return None
 
-    async def _send_to_client(self, datagram: bytes, client: _Client) -> float | None:
+    async def _send_to_client(self, datagram: bytes, client: _Client) -> int | None:
+        sock = client.route.sock
         while True:
             try:
-                self.listen_sock.sendto(datagram, client.address)
-                return trio.current_time()
+                sock.sendto(datagram, client.address)
+                return self.clock_ns()
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.listen_sock)
+                await trio.lowlevel.wait_writable(sock)
             except ConnectionRefusedError:
                 continue  # an ICMP error from an earlier reply: the client went away
             except OSError as error:
@@ -386,42 +496,45 @@ class _Proxy:
                 return None
 
     # ------------------------------------------------------------------ records
-    def _after_batch(self, link: Link, direction: str, sent_at: list[float | None]) -> None:
-        if self.capture is not None:
-            self._capture(link.take_fates(), direction, iter(sent_at))
-        if link.counters.queue_dropped and direction not in self._queue_full_reported:
-            self._queue_full_reported.add(direction)
-            log.warning(
-                "%s queue full (limit %d packets): arriving datagrams are dropped and counted as queue-dropped",
-                direction, link.spec.limit,
-            )
+    def _after_batch(self, out: list[tuple[bytes, _Client]], sent_at: list | None, direction: str) -> None:
+        """Write the fate records of every link of `direction` (captures date departures by `sent_at`)
+        and warn once per link when its queue overflows."""
+        by_link: dict[int, list] = {}
+        if sent_at is not None:
+            for (_, client), when in zip(out, sent_at):
+                link = client.forward if direction == FORWARD else client.reverse
+                by_link.setdefault(id(link), []).append(when)
+        for pump in self.pumps.values():
+            if pump.direction != direction:
+                continue
+            fates = pump.link.take_fates() if self.recording else None
+            if fates:
+                if self.event_log is not None:
+                    self.event_log.write(pump.name, fates)
+                if self.capture is not None:
+                    self._capture(fates, direction, iter(by_link.get(id(pump.link), ())))
+            if pump.link.counters.queue_dropped and pump.name not in self._queue_full_reported:
+                self._queue_full_reported.add(pump.name)
+                log.warning("%s queue full (limit %d packets): arriving datagrams are dropped and counted as "
+                            "queue-dropped", pump.name, pump.link.spec.limit)
 
     def _capture(self, fates: list[Fate], direction: str, sent_at) -> None:
         """Write fate records at the time each packet was read or actually sent."""
         for fate in fates:
             client: _Client = fate.tag
-            outer, inner = (client.address, self.listen_address), (client.local, self.target_address)
+            route = client.route
+            outer, inner = (client.address, route.listen_address), (client.local, route.target_address)
             if fate.direction == ARRIVAL:
-                when, interface = fate.time, INGRESS
-                src, dst = outer if direction == "forward" else (inner[1], inner[0])
+                when, interface = fate.time_ns, INGRESS
+                src, dst = outer if direction == FORWARD else (inner[1], inner[0])
             else:
                 interface = EGRESS
-                src, dst = inner if direction == "forward" else (outer[1], outer[0])
-                dropped = fate.notes and fate.notes[-1].startswith("dropped")
-                when = fate.time if dropped else next(sent_at, None) or fate.time
-            self.capture.write(fate.datagram, int(when * 1e9) + self._wall_offset_ns, src, dst, fate.comment,
-                               interface)
+                src, dst = inner if direction == FORWARD else (outer[1], outer[0])
+                when = fate.time_ns if fate.dropped else next(sent_at, None) or fate.time_ns
+            self.capture.write(fate.datagram, when + self._wall_offset_ns, src, dst, fate.comment, interface)
 
-    def _refused(self) -> None:
+    def _refused(self, route: _Route) -> None:
         self.stats.forward_refused += 1
         if self.stats.forward_refused == 1:
-            host, port = self.target_address
+            host, port = route.target_address
             log.warning("%s:%d refused a datagram (ICMP port unreachable): is anything listening there?", host, port)
-
-
-async def _wait_readable_or_deadline(sock: socket.socket, deadline: float | None) -> None:
-    if deadline is None:
-        await trio.lowlevel.wait_readable(sock)
-        return
-    with trio.move_on_at(deadline):
-        await trio.lowlevel.wait_readable(sock)

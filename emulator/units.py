@@ -119,6 +119,16 @@ def parse_percent(word: str) -> float:
     return fraction + 0.0  # "-0" is accepted, as by tc; + 0.0 stores it as 0.0, not -0.0
 
 
+def parse_positive_decimal(word: str) -> float:
+    """A plain decimal number above 0 (no unit), e.g. a mean burst length or a stretch factor."""
+    value, rest = split_number(word)
+    if rest:
+        raise ValueError(f"unexpected {rest!r} after the number")
+    if not 0 < value < 1e12:
+        raise ValueError("must be a number above 0 (and below 1e12)")
+    return value
+
+
 def probability_to_u32(fraction: float) -> int:
     """netem carries probabilities as u32 with 100% = 0xFFFFFFFF (`set_percent`: rint)."""
     return int(round(fraction * U32_MAX))

@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("netsem.pipeline.cli:sweep", "Run a grid of codecs x partitions x impairments x seeds to CSV/JSON."),
     "plot": ("netsem.pipeline.cli:plot", "Plot PSNR/SSIM against loss and per-image ΔPSNR from sweep results."),
     "emulate": ("emulator.cli:emulate", "A netem-compatible UDP proxy: impair traffic between two ports."),
+    "presets": ("emulator.presets_cli:presets", "Named impairments from published figures, for emulate --preset."),
+    "trace": ("emulator.trace_cli:trace", "Make Mahimahi link traces and packet traces from captures."),
     "inspect": ("netsem.inspect.cli:inspect",
                 "Per-datagram table and per-frame losses of netsem datagrams in a pcap/pcapng capture."),
     "phy-baseline": ("netsem.experiments.phy_baseline:phy_baseline",

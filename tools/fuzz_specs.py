@@ -30,7 +30,8 @@ from netsem.phy.spec import KEYWORDS as PHY_KEYWORDS
 from netsem.phy.spec import PhySpecError, parse_phy_spec, stage_options_to_spec
 
 NETEM_KEYWORDS = tuple(name for name, _ in KEYWORDS)
-NETEM_SUBWORDS = ("random", "state", "gemodel", CORRECT_WORD, "distribution", "packets", "bytes", "help")
+NETEM_SUBWORDS = ("random", "state", "gemodel", CORRECT_WORD, "distribution", "packets", "bytes", "help", "burst", "payload",
+                  "frame", "frame-checksum", "in-order", "link-trace", "packet-trace", "once", "stretch")
 DISTRIBUTIONS = ("normal", "pareto", "paretonormal", "uniform", "nosuch")
 PHY_CHOICES = {
     "precoder": ("svd", "none"), "power": ("waterfill", "equal", "water-filling"),

@@ -213,8 +213,9 @@ def test_writer_rejects_what_it_cannot_write(tmp_path):
 
 def test_capture_writer_puts_arrivals_on_ingress_and_departures_on_egress(tmp_path):
     path = tmp_path / "fates.pcapng"
-    fates = [Fate(0.5, 0, 0, ARRIVAL, b"one", ()), Fate(0.520000001, 0, 0, DEPARTURE, b"one", ("delayed 20.0 ms",)),
-             Fate(0.75, 1, 0, ARRIVAL, b"two", ("dropped: loss random",))]
+    fates = [Fate(500_000_000, 0, 0, ARRIVAL, b"one", send_ns=500_000_000),
+             Fate(520_000_001, 0, 0, DEPARTURE, b"one", send_ns=520_000_001, arrived_ns=500_000_000),
+             Fate(750_000_000, 1, 0, ARRIVAL, b"two", cause="loss random")]
     outer, inner = (("10.0.0.1", 5000), ("10.0.0.2", 47000)), (("10.0.0.2", 6000), ("10.0.0.3", 47474))
     with CaptureWriter(path, clock_offset=1_700_000_000.0) as capture:
         capture.write_fates(fates, arrival=outer, departure=inner)
