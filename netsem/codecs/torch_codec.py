@@ -51,7 +51,7 @@ class TorchCodec:
         return sum(p.numel() for module in (self.encoder, self.decoder) for p in module.parameters())
 
     def _padded(self, image: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0  # a writable copy
         pad_h, pad_w = (-x.shape[2]) % self.multiple, (-x.shape[3]) % self.multiple
         return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 

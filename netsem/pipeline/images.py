@@ -9,6 +9,7 @@ changes what is sent is said once, as a note the CLI prints (alpha dropped, gray
 from __future__ import annotations
 
 import glob
+import importlib.util
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,17 +89,34 @@ def _expand(path: str) -> list[Path]:
 
 
 def _bundled(name: str) -> LoadedImage:
+    """A photograph scikit-image ships: read from its data folder with Pillow when the file
+    is named after it (importing skimage.data costs ~0.5 s of scipy), else through skimage."""
     started = time.perf_counter()
-    from skimage import data
+    file = _bundled_file(name)
+    if file is not None:
+        with Image.open(file) as opened:
+            image = np.asarray(opened)
+    else:
+        from skimage import data
 
-    loader = getattr(data, name, None)
-    if name.startswith("_") or not callable(loader):
-        raise ImageError(f"scikit-image has no photograph named {name!r} (try astronaut, coffee, chelsea, rocket)")
-    image = np.asarray(loader())
+        loader = getattr(data, name, None)
+        if name.startswith("_") or not callable(loader):
+            raise ImageError(f"scikit-image has no photograph named {name!r} (try astronaut, coffee, chelsea, rocket)")
+        image = np.asarray(loader())
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ImageError(f"scikit-image's {name!r} is not an RGB photograph")
     return LoadedImage(np.ascontiguousarray(image[:, :, :3]), f"{name} (scikit-image)",
                        load_s=time.perf_counter() - started)
+
+
+def _bundled_file(name: str) -> Path | None:
+    """scikit-image's own file for photograph `name` (astronaut.png, rocket.jpg, ...), if any."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations or not name.isidentifier() or name.startswith("_"):
+        return None
+    folder = Path(spec.submodule_search_locations[0]) / "data"
+    return next((folder / f"{name}{suffix}" for suffix in (".png", ".jpg") if (folder / f"{name}{suffix}").is_file()),
+                None)
 
 
 def _file_frames(file: Path, *, every_frame: bool) -> list[LoadedImage]:
