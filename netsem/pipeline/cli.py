@@ -390,29 +390,60 @@ def _split(values: tuple[str, ...]) -> list[str]:
                    "whose datagrams take no more bytes on the wire than CODEC's.")
 @click.option("--interleave", "interleave", multiple=True, default=("on",), show_default=True, help="on, off or both.")
 @click.option("--loss", "losses", multiple=True,
-              help="Bernoulli loss percentages, e.g. 0,10,20,30,40 (each becomes 'loss random P%').")
-@click.option("--netem", "netem", multiple=True, help="Full netem specs, one per option (adds to --loss).")
+              help="Bernoulli loss percentages, e.g. 0,10,20,30,40 or 0,10,...,40 (each becomes 'loss random P%').")
+@click.option("--netem", "netem", multiple=True, metavar="'WORDS'",
+              help="Full netem specs, one per option (adds to --loss).")
+@click.option("--preset", "presets", multiple=True, metavar="NAME",
+              help="A named impairment (`netsem presets` lists them), run as its netem words (repeatable; adds to "
+                   "--loss and --netem).")
+@click.option("--phy", "phy", multiple=True, metavar="'SPEC'",
+              help="PHY spec(s), one per option (grammar: netsem/phy/README.md); with --snr written without "
+                   "'snr', e.g. 'mimo 2x2 rayleigh ldpc 1/2 qpsk', and run at every SNR.")
+@click.option("--snr", "snrs", default=None, metavar="DB,...",
+              help="SNRs in dB for every --phy: '0,5,10' or '0,2,...,20'.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: '0-4' or '1,5,9'.")
-@click.option("--mtu", type=click.IntRange(100, MAX_DATAGRAM), default=DEFAULT_MTU, show_default=True)
+@click.option("--mtu", "mtus", default=str(DEFAULT_MTU), show_default=True, metavar="BYTES,...",
+              help="UDP payload budget(s) per datagram: '1200' or '600,1200'.")
 @click.option("--transport", type=click.Choice(["virtual", "udp"]), default="virtual", show_default=True,
-              help="virtual: the emulator on a virtual clock (fast, identical results); udp: real sockets.")
+              help="virtual: the emulator on a virtual clock (fast, identical results); udp: real sockets on "
+                   "each worker's loopback.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Worker processes of the local Dask cluster, one thread each (default: one per core).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run on this Dask cluster (`dask scheduler`, `dask worker`) instead of a local one; its "
+                   "workers need netsem and the image files at the same paths (skimage:NAME needs none).")
+@click.option("--max-runs", type=click.IntRange(1), default=None,
+              help="Run at most this many of the runs --out does not hold yet, then stop; the same command "
+                   "again goes on.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="Results file: .csv or .json.")
-def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, seeds, mtu, transport, out) -> None:
-    """Run every combination of IMAGES x codecs x partitions x interleaving x impairments x seeds
-    and write one row per run with its configuration and versions.
+              help="Results file (.csv), written as runs finish; runs it already holds (same configuration "
+                   "and versions) are not run again.")
+def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, presets, phy, snrs, seeds, mtus,
+          transport, workers, scheduler, max_runs, out) -> None:
+    """Run every combination of IMAGES x codecs x partitions x interleaving x MTU x impairments
+    (netem specs, PHY specs at each SNR) x seeds on a Dask cluster, one task per run, and write
+    one row per run with its configuration and versions.
 
     IMAGES are files or scikit-image photographs named skimage:NAME (default: skimage:astronaut).
+    A run that delivers nothing is a row with delivered False and empty metrics.
     """
+    import os
     from pathlib import Path
 
-    from rich.progress import Progress
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     from emulator.grammar import NetemSpecError, parse_netem
     from netsem.codecs.base import CodecError
-    from netsem.pipeline.images import ImageError
-    from netsem.pipeline.sweep import SweepGrid, run_sweep, write_results
+    from netsem.phy import PhySpecError
+    from netsem.pipeline.images import ImageError, load_one
+    from netsem.pipeline.sweep import SweepGrid, parse_number_list
+    from netsem.pipeline.sweep_results import ResultsError
+    from netsem.pipeline.sweep_runner import run_sweep
 
+    if Path(out).suffix != ".csv":
+        raise click.BadParameter("results stream to a .csv file", param_hint="--out")
     try:
         if "-" in seeds:
             low, high = (int(part) for part in seeds.split("-"))
@@ -423,7 +454,17 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, s
         raise click.BadParameter(f"seeds must look like '0-4' or '1,5,9', got {seeds!r}") from None
     if not seed_list:
         raise click.BadParameter(f"{seeds!r} names no seed (write the lower one first: '1-5')", param_hint="--seeds")
-    specs = tuple(f"loss random {float(p):g}%" if float(p) else "" for p in _split(losses)) + tuple(netem)
+    numbers = {}
+    for hint, text in (("--loss", ",".join(losses)), ("--snr", snrs or ""), ("--mtu", mtus)):
+        try:
+            numbers[hint] = parse_number_list(text)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint=hint) from None
+    if not all(100 <= mtu <= MAX_DATAGRAM and mtu == int(mtu) for mtu in numbers["--mtu"]) or not numbers["--mtu"]:
+        raise click.BadParameter(f"MTUs are whole numbers of bytes in 100..{MAX_DATAGRAM}", param_hint="--mtu")
+    # The netem axis: --loss as Bernoulli specs, each --netem, then each --preset (SweepGrid
+    # expands it to its words).
+    specs = tuple(f"loss random {p:g}%" if p else "" for p in numbers["--loss"]) + tuple(netem)
     for choice in _split(interleave):
         if choice not in ("on", "off"):
             raise click.BadParameter(f"--interleave takes on/off, got {choice!r}")
@@ -435,47 +476,70 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, s
                                  param_hint="--jpeg-quality")
     grid = SweepGrid(
         images=tuple(images) or (None,), codecs=tuple(_split(codecs)), partitions=tuple(_split(partitions)),
-        interleave=tuple(choice == "on" for choice in _split(interleave)), netem=specs or ("",),
-        seeds=seed_list, mtu=mtu, transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match,
+        interleave=tuple(choice == "on" for choice in _split(interleave)), netem=specs if specs or presets else ("",),
+        presets=tuple(presets), seeds=seed_list,
+        mtus=tuple(int(mtu) for mtu in numbers["--mtu"]), phy=tuple(phy), snrs=tuple(numbers["--snr"]),
+        transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match,
     )
-    if not len(grid):
-        raise click.UsageError("nothing to run: jpeg takes only the segment partition, the latent codecs "
-                               "channel, token or spatial")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
     try:
         for spec in grid.netem:
             parse_netem(spec)
-        with Progress(transient=True) as progress:
-            task = progress.add_task(f"{len(grid)} runs", total=len(grid))
-            rows = run_sweep(grid, on_row=lambda row: progress.advance(task))
-    except (ImageError, CodecError, NetemSpecError, ValueError) as error:
+        for image in grid.images:  # here, before any worker starts, so a typo is one line
+            load_one(image)
+        if not grid.tasks():
+            raise click.UsageError("nothing to run: jpeg takes only the segment partition, the latent codecs "
+                                   "channel, token or spatial")
+        with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:
+            bar = None
+
+            def show(done: int, total: int) -> None:
+                nonlocal bar
+                if bar is None:  # runs already done are not counted into the speed behind the ETA
+                    bar = progress.add_task(f"{total} runs", total=total, completed=done)
+                else:
+                    progress.update(bar, completed=done)
+
+            outcome = run_sweep(grid, Path(out), workers=workers or os.cpu_count() or 1, scheduler=scheduler,
+                                max_runs=max_runs, on_progress=show)
+    except (ImageError, CodecError, NetemSpecError, PhySpecError, ResultsError, ValueError, LookupError,
+            OSError) as error:
         raise click.ClickException(str(error)) from None
-    write_results(rows, Path(out), grid)
-    click.echo(f"{len(rows)} runs -> {out}")
+    nothing = f", {outcome.delivered_nothing} delivered nothing" if outcome.delivered_nothing else ""
+    held = f" ({outcome.skipped} were in {out} already)" if outcome.skipped else ""
+    click.echo(f"{outcome.ran} runs{nothing}{held} -> {out}")
+    if outcome.remaining:
+        click.echo(f"{outcome.remaining} of {outcome.total} runs left: the same command goes on")
 
 
 @click.command()
 @click.argument("results", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="PNG of PSNR and SSIM against loss.")
+              help="PNG of PSNR and SSIM against the swept parameter (SNR, configured loss, or each netem spec).")
 @click.option("--per-image", "per_image", type=click.Path(dir_okay=False, writable=True),
-              help="Also write a per-image ΔPSNR bar chart (PNG) at --at percent loss.")
-@click.option("--at", "at_loss", type=float, default=10.0, show_default=True,
-              help="Loss percentage of the per-image chart.")
-def plot(results, out, per_image, at_loss) -> None:
-    """Plot a sweep's RESULTS (.csv or .json): quality against loss, and per-image ΔPSNR."""
+              help="Also write a per-image ΔPSNR bar chart (PNG) at --at.")
+@click.option("--at", "at_value", type=float, default=10.0, show_default=True,
+              help="Value of the swept parameter (loss percent or SNR in dB) of the per-image chart.")
+def plot(results, out, per_image, at_value) -> None:
+    """Plot a sweep's RESULTS (.csv): quality against the configured parameter it swept, and
+    per-image ΔPSNR at one value of it."""
     from pathlib import Path
 
-    from netsem.pipeline.plot import plot_delta_per_image, plot_quality_vs_loss
-    from netsem.pipeline.sweep import read_results
+    from netsem.pipeline.plot import plot_delta_per_image, plot_quality
+    from netsem.pipeline.sweep_results import ResultsError, read_results
 
-    rows = read_results(Path(results))
+    try:
+        rows = read_results(Path(results))
+    except (ResultsError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
     if not rows:
         raise click.ClickException(f"{results} holds no results")
-    plot_quality_vs_loss(rows, Path(out))
-    click.echo(f"wrote {out}")
+    axis = plot_quality(rows, Path(out))
+    click.echo(f"wrote {out} (x: {axis.label})")
     if per_image:
         try:
-            plot_delta_per_image(rows, Path(per_image), at_loss)
+            plot_delta_per_image(rows, Path(per_image), at_value)
         except ValueError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"wrote {per_image}")

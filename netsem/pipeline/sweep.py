@@ -1,28 +1,66 @@
-"""`netsem sweep`: codecs x partitions x interleaving x netem specs x seeds x images.
+"""`netsem sweep`'s grid: images x codecs x partitions x interleaving x MTU x netem specs (or
+named presets) x PHY specs at each SNR x seeds, and the runs it names.
 
-Every run is one `simulate` (virtual clock, the default) or `send` (real sockets) session;
-encodings are computed once per (image, codec). Each result row carries the full
-configuration and the versions that produced it, so a results file explains itself.
+A `SweepTask` is one run (a configuration, an image and a seed); its key hashes everything the
+run's numbers depend on, the versions included, so a results file can say which runs it already
+holds (`sweep_results`) whoever ran them (`sweep_runner`, `sweep_tasks`).
 """
 
 from __future__ import annotations
 
-import csv
+import hashlib
 import itertools
 import json
-import re
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from netsem.pipeline.report import versions
-from netsem.pipeline.send import transmit_udp
+from emulator.grammar import FourStateLoss, GilbertElliottLoss, NetemSpec, RandomLoss, parse_netem
 from netsem.pipeline.frames import load_codec
+from netsem.pipeline.images import BUNDLED_PREFIX, DEFAULT_IMAGE
 from packetizers.kinds import PartitionKind
-from netsem.pipeline.session import EncodingCache, SessionOptions, finish, prepare
-from netsem.pipeline.simulate import transmit_virtual
+from packetizers.wire import DEFAULT_MTU
 
-_RANDOM_LOSS = re.compile(r"^\s*loss\s+(?:random\s+)?([0-9.]+)%?\s*$")
+DEFAULT_IMAGE_NAME = BUNDLED_PREFIX + DEFAULT_IMAGE
+# The SNR and the loss grids of the command line may continue a step with '...': '0,2,...,20'.
+ELLIPSIS = "..."
+MAX_LIST_LENGTH = 10_000  # values one '...' may expand to: a typo should not fill the memory
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One run of a sweep. `netem` is the words that run, `preset` the name they came from (or
+    ''); `phy` is the PHY spec without its SNR, which is `snr_db`; `jpeg` is '' for a latent
+    codec, else the quality asked for: 'Q' or 'match:CODEC' (per image, the best quality
+    within CODEC's bytes on the wire)."""
+
+    image: str
+    codec: str
+    partition: str
+    interleave: bool
+    mtu: int
+    netem: str
+    preset: str
+    phy: str
+    snr_db: float | None
+    seed: int
+    jpeg: str
+    transport: str  # "virtual" or "udp"
+
+    @property
+    def phy_spec(self) -> str:
+        """The spec the PHY stage is built from ('' for none)."""
+        return with_snr(self.phy, self.snr_db) if self.phy else ""
+
+    @property
+    def jpeg_match(self) -> str | None:
+        return self.jpeg.removeprefix("match:") if self.jpeg.startswith("match:") else None
+
+    def key(self, image_digest: str, versions: dict[str, str]) -> str:
+        """What a row of the results is looked up by: a hash of the configuration, the image's
+        content and the versions, so a changed file or library makes the run new again."""
+        text = json.dumps({"task": asdict(self), "image": image_digest, "versions": versions}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -33,7 +71,10 @@ class SweepGrid:
     interleave: tuple[bool, ...]
     netem: tuple[str, ...]
     seeds: tuple[int, ...]
-    mtu: int = 1200
+    presets: tuple[str, ...] = ()  # named impairments (`netsem presets`), after the netem specs
+    mtus: tuple[int, ...] = (DEFAULT_MTU,)
+    phy: tuple[str, ...] = ()  # PHY specs; with `snrs`, written without their SNR
+    snrs: tuple[float, ...] = ()
     transport: str = "virtual"  # or "udp"
     jpeg_quality: int = 75
     jpeg_match: str | None = None  # a codec: jpeg takes, per image, the best quality within its bytes on the wire
@@ -52,103 +93,119 @@ class SweepGrid:
                 pairs += [(codec, p) for p in self.partitions if p in supported]
         return pairs
 
-    def runs(self) -> Iterator[SessionOptions]:
-        for image, (codec, partition), interleave, netem, seed in itertools.product(
-            self.images, self.codec_partitions(), self.interleave, self.netem, self.seeds
-        ):
-            yield SessionOptions(image=image, codec=codec, partition=partition, interleave=interleave,
-                                 netem=netem, seed=seed, mtu=self.mtu, jpeg_quality=self.jpeg_quality)
+    def phy_points(self) -> list[tuple[str, float | None]]:
+        """(PHY spec without SNR, SNR) of every PHY setting; ('', None) without a PHY. Raises
+        PhySpecError (one line) for a bad spec or an SNR given twice or not at all."""
+        from netsem.phy import PhySpecError, parse_phy_spec
 
-    def __len__(self) -> int:
-        return (len(self.images) * len(self.codec_partitions()) * len(self.interleave)
-                * len(self.netem) * len(self.seeds))
+        if not self.phy:
+            if self.snrs:
+                raise PhySpecError("--snr needs --phy: the SNR is the PHY's")
+            return [("", None)]
+        points = []
+        for spec in self.phy:
+            base, snr = split_snr(spec)
+            if self.snrs and snr is not None:
+                raise PhySpecError(f"{spec!r} has an SNR of its own: give it there or with --snr, not both")
+            if not self.snrs and snr is None:
+                raise PhySpecError(f"{spec!r} needs an SNR: 'snr X' in the spec, or --snr")
+            for value in self.snrs or (snr,):
+                parse_phy_spec(with_snr(base, value))
+                points.append((base, value))
+        return points
 
+    def netem_points(self) -> list[tuple[str, str]]:
+        """(netem words, preset name or '') of every impairment: the specs as given, then each
+        preset as its words. Raises PresetError (a LookupError) for an unknown name."""
+        from emulator.presets import preset_words
 
-def configured_loss_percent(netem: str) -> float | None:
-    """P of a plain Bernoulli spec ('loss random P%', '' = 0), else None."""
-    if not netem.strip():
-        return 0.0
-    match = _RANDOM_LOSS.match(netem)
-    return float(match.group(1)) if match else None
+        return [(spec, "") for spec in self.netem] + [(" ".join(preset_words(name)), name) for name in self.presets]
 
-
-def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
-    return sum(map(len, prepare(options, cache).datagrams))
-
-
-def matched_jpeg_quality(image: str | None, codec: str, mtu: int, cache: EncodingCache) -> int:
-    """The highest jpeg quality whose datagrams take no more bytes on the wire than `codec`'s
-    for the same image, sent in its default (channel) partition (headers, unit tables and CRCs
-    counted on both sides); 1 if none fits."""
-    budget = wire_bytes(SessionOptions(image=image, codec=codec, mtu=mtu), cache)
-    low, high, best = 1, 95, 1
-    while low <= high:
-        quality = (low + high) // 2
-        jpeg = SessionOptions(image=image, codec="jpeg", partition="segment", jpeg_quality=quality, mtu=mtu)
-        if wire_bytes(jpeg, cache) <= budget:
-            best, low = quality, quality + 1
-        else:
-            high = quality - 1
-    return best
-
-
-def run_sweep(grid: SweepGrid, on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    cache = EncodingCache()
-    transmit = transmit_udp if grid.transport == "udp" else transmit_virtual
-    rows = []
-    matched: dict[str | None, int] = {}
-    for options in grid.runs():
-        if options.codec == "jpeg" and grid.jpeg_match:
-            if options.image not in matched:
-                matched[options.image] = matched_jpeg_quality(options.image, grid.jpeg_match, grid.mtu, cache)
-            options = replace(options, jpeg_quality=matched[options.image])
-        outgoing = prepare(options, cache)
-        sent = transmit([outgoing])
-        report = finish(outgoing, sent.frames[0], transport=grid.transport, receiver=sent.receiver, link=sent.link,
-                        network_s=sent.network_s)
-        row = {key: value for key, value in asdict(report).items()
-               if key not in ("receiver", "link", "versions", "encode_s", "network_s", "decode_s", "total_s",
-                              "timings", "notes", "network_virtual_s", "stream_id", "frame_id")}
-        row["image_size"] = "x".join(map(str, report.image_size[::-1]))
-        row["mtu"] = options.mtu
-        row["loss_percent"] = configured_loss_percent(options.netem)
-        row["datagram_loss"] = 1 - report.datagrams_received / report.datagrams_sent
-        row["unit_loss"] = 1 - report.units_received / report.units_total
-        row["delta_psnr_db"] = report.psnr_db - report.lossless_psnr_db
-        rows.append(row)
-        if on_row is not None:
-            on_row(row)
-    return rows
+    def tasks(self) -> list[SweepTask]:
+        """Every run, in the order the results file lists them: by image, then codec and
+        partition, interleaving, MTU, impairment, PHY setting, seed."""
+        jpeg_word = f"match:{self.jpeg_match}" if self.jpeg_match else str(self.jpeg_quality)
+        return [
+            SweepTask(image=image or DEFAULT_IMAGE_NAME, codec=codec, partition=partition, interleave=interleave,
+                      mtu=mtu, netem=netem, preset=preset, phy=phy, snr_db=snr, seed=seed,
+                      jpeg=jpeg_word if partition == PartitionKind.SEGMENT.word else "", transport=self.transport)
+            for image, (codec, partition), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
+                self.images, self.codec_partitions(), self.interleave, self.mtus, self.netem_points(),
+                self.phy_points(), self.seeds)
+        ]
 
 
-def write_results(rows: list[dict], path: Path, grid: SweepGrid) -> None:
-    """CSV (one row per run, versions as columns) or JSON (config, versions, rows)."""
-    found = versions()
-    if path.suffix == ".json":
-        config = {**asdict(grid), "images": [image or "skimage:astronaut" for image in grid.images]}
-        path.write_text(json.dumps({"config": config, "versions": found, "rows": rows}, indent=1, default=str))
-        return
-    with path.open("w", newline="") as handle:
-        columns = list(rows[0]) + [f"version_{name}" for name in found]
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, **{f"version_{name}": value for name, value in found.items()}})
+def split_snr(spec: str) -> tuple[str, float | None]:
+    """A PHY spec without its 'snr X' words, and X (None if it has none)."""
+    from netsem.phy import parse_phy_spec
+
+    words = spec.replace(",", " ").split()
+    lowered = [word.lower() for word in words]
+    if "snr" not in lowered:
+        return " ".join(words), None
+    at = lowered.index("snr")
+    end = at + 2 + (at + 2 < len(words) and lowered[at + 2] == "db")  # "snr 6 dB"
+    return " ".join(words[:at] + words[end:]), parse_phy_spec(spec).snr_db
 
 
-def read_results(path: Path) -> list[dict]:
-    if path.suffix == ".json":
-        return json.loads(path.read_text())["rows"]
-    with path.open() as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        for key, value in row.items():
-            if key in ("codec", "partition", "netem", "image", "image_size", "transport") or key.startswith("version_"):
-                continue
-            if value in ("True", "False"):
-                row[key] = value == "True"
-            elif value == "":
-                row[key] = None
-            else:
-                row[key] = float(value)
-    return rows
+def with_snr(spec: str, snr_db: float) -> str:
+    return f"{spec} snr {snr_db:g}dB"
+
+
+def parse_number_list(text: str) -> list[float]:
+    """'0,10,20' or '0,2,...,20' (the step of the two numbers before '...', up to the one
+    after it, inclusive). Raises ValueError naming what is wrong."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    values: list[float] = []
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if item != ELLIPSIS:
+            values.append(float(item))
+            index += 1
+            continue
+        if len(values) < 2 or index + 1 >= len(items) or items[index + 1] == ELLIPSIS:
+            raise ValueError(f"{text!r}: '...' needs two numbers before it (the step) and one after it (the end)")
+        start, step, end = values[-1], values[-1] - values[-2], float(items[index + 1])
+        if step <= 0 or end < start:
+            raise ValueError(f"{text!r}: '...' counts up: the numbers before it must rise towards the one after")
+        count = math.floor((end - start) / step + 1e-9)
+        if count > MAX_LIST_LENGTH:
+            raise ValueError(f"{text!r}: more than {MAX_LIST_LENGTH} values")
+        values += [round(start + k * step, 9) for k in range(1, count + 1)]
+        if not math.isclose(values[-1], end, abs_tol=1e-9):
+            values.append(end)
+        index += 2
+    if not all(math.isfinite(value) for value in values):
+        raise ValueError(f"{text!r}: every value must be a finite number")
+    return values
+
+
+def loss_only(spec: NetemSpec) -> bool:
+    """True when a spec configures nothing but (at most) a loss model."""
+    return spec == NetemSpec(loss=spec.loss, words=spec.words, notes=spec.notes)
+
+
+def configured_loss(netem: str) -> tuple[str, float | None]:
+    """(loss model, configured mean loss in percent) of a netem spec: 'none' and 0 without a
+    loss clause; a Bernoulli P as given (netem's correlated variant falls below it); the
+    stationary loss of a Gilbert-Elliott chain; None for the four-state model (and any other)."""
+    loss = parse_netem(netem).loss
+    if loss is None:
+        return "none", 0.0
+    if isinstance(loss, RandomLoss):
+        return "random", 100 * loss.probability
+    if isinstance(loss, GilbertElliottLoss):
+        if loss.p + loss.r == 0:  # never leaves the good state
+            return "gemodel", 100 * loss.one_minus_k
+        bad = loss.p / (loss.p + loss.r)
+        return "gemodel", 100 * (bad * loss.one_minus_h + (1 - bad) * loss.one_minus_k)
+    return ("state" if isinstance(loss, FourStateLoss) else type(loss).__name__), None
+
+
+def image_digest(image: str) -> str:
+    """What identifies an image's content: a file's SHA-256, or a bundled photograph's name
+    (its pixels come with scikit-image, whose version is in the key)."""
+    if image.startswith(BUNDLED_PREFIX):
+        return image
+    return hashlib.sha256(Path(image).read_bytes()).hexdigest()

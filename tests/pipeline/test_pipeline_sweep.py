@@ -1,11 +1,22 @@
-"""Sweeps: every combination once, jpeg cut at its markers, jpeg matched in bytes on the wire."""
+"""Sweeps: the grid names every run once (jpeg cut at its markers, PHY specs at each SNR), a run is
+a row whatever arrived, jpeg is matched in bytes on the wire, and plots put the configured
+parameter on the x-axis. Runs here go through `run_task` in this process, as a worker runs
+them; the Dask side is in test_pipeline_sweep_dask.py."""
+
+import math
 
 import pytest
 from PIL import Image
 from skimage import data
 
+from netsem.phy import PhySpecError
+from netsem.pipeline.plot import choose_axis, group, plot_quality
+from netsem.pipeline.report import versions
 from netsem.pipeline.session import EncodingCache, SessionOptions
-from netsem.pipeline.sweep import SweepGrid, matched_jpeg_quality, run_sweep, wire_bytes
+from netsem.pipeline.sweep import SweepGrid, configured_loss, image_digest, parse_number_list, split_snr
+from netsem.pipeline.sweep_results import ResultsError, ResultsFile, read_results
+from netsem.pipeline.sweep_tasks import (CONFIG_COLUMNS, OUTCOME_COLUMNS, matched_jpeg_quality, run_task,
+                                         task_from_row, wire_bytes)
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +26,32 @@ def photo(tmp_path_factory) -> str:
     return str(path)
 
 
+def run_here(grid: SweepGrid) -> list[dict]:
+    """Every run of the grid in this process, keyed as `run_sweep` keys them."""
+    found = versions()
+    rows = []
+    for task in grid.tasks():
+        quality = matched_jpeg_quality(task.image, task.jpeg_match, task.mtu) if task.jpeg_match else None
+        rows.append(run_task(task, task.key(image_digest(task.image), found), quality))
+    return rows
+
+
 def test_jpeg_runs_once_per_setting_whatever_the_latent_partitions(photo):
     grid = SweepGrid(images=(photo,), codecs=("raw", "jpeg"), partitions=("channel", "token"), interleave=(True,),
                      netem=("", "loss random 30%"), seeds=(0, 1))
-    rows = run_sweep(grid)
-    assert len(rows) == len(grid) == (2 + 1) * 2 * 2
+    rows = run_here(grid)
+    assert len(rows) == len(grid.tasks()) == (2 + 1) * 2 * 2
     assert sorted({(r["codec"], r["partition"]) for r in rows}) == [("jpeg", "segment"), ("raw", "channel"),
                                                                      ("raw", "token")]
     lossy = [r for r in rows if r["codec"] == "jpeg" and r["loss_percent"] == 30]
     assert all(r["unit_loss"] > 0 and r["delta_psnr_db"] < 0 for r in lossy)
+    assert len({r["key"] for r in rows}) == len(rows)
+    assert list(rows[0]) == [*CONFIG_COLUMNS, *OUTCOME_COLUMNS, *(f"version_{name}" for name in versions())]
 
 
 def test_matched_jpeg_is_the_best_quality_within_the_codec_bytes_on_the_wire(photo):
     cache = EncodingCache()
-    quality = matched_jpeg_quality(photo, "cnn", 1200, cache)
+    quality = matched_jpeg_quality(photo, "cnn", 1200)
     budget = wire_bytes(SessionOptions(image=photo, codec="cnn"), cache)
 
     def jpeg_bytes(q):
@@ -36,7 +59,97 @@ def test_matched_jpeg_is_the_best_quality_within_the_codec_bytes_on_the_wire(pho
 
     assert 1 < quality < 95
     assert jpeg_bytes(quality) <= budget < jpeg_bytes(quality + 1)
-    rows = run_sweep(SweepGrid(images=(photo,), codecs=("cnn", "jpeg"), partitions=("channel",), interleave=(True,),
-                               netem=("",), seeds=(0,), jpeg_match="cnn"))
+    rows = run_here(SweepGrid(images=(photo,), codecs=("cnn", "jpeg"), partitions=("channel",), interleave=(True,),
+                              netem=("",), seeds=(0,), jpeg_match="cnn"))
     jpeg = next(r for r in rows if r["codec"] == "jpeg")
     assert jpeg["jpeg_quality"] == quality and jpeg["bytes_on_wire"] <= budget
+    assert jpeg["jpeg_setting"] == "match:cnn"
+
+
+def test_a_run_that_delivers_nothing_is_a_row_that_says_so(photo):
+    rows = run_here(SweepGrid(images=(photo,), codecs=("raw",), partitions=("channel",), interleave=(True,),
+                              netem=("loss random 100%",), seeds=(0,)))
+    assert rows[0]["delivered"] is False and "none of the" in rows[0]["note"]
+    assert rows[0]["psnr_db"] is None and rows[0]["ssim"] is None and rows[0]["datagrams_received"] == 0
+    assert rows[0]["datagrams_sent"] > 0
+
+
+def test_every_axis_phy_at_each_snr_and_mtu(photo):
+    grid = SweepGrid(images=(photo,), codecs=("raw",), partitions=("channel",), interleave=(True, False),
+                     netem=("",), seeds=(3,), mtus=(600, 1200), phy=("siso awgn ldpc 1/2 qpsk",), snrs=(-10.0, 20.0))
+    tasks = grid.tasks()
+    assert len(tasks) == 2 * 2 * 2
+    assert {(t.mtu, t.snr_db, t.interleave) for t in tasks} == {(m, s, i) for m in (600, 1200) for s in (-10.0, 20.0)
+                                                                for i in (True, False)}
+    assert tasks[0].phy_spec == "siso awgn ldpc 1/2 qpsk snr -10dB"
+    row = run_task(tasks[-1], "k")  # 20 dB over AWGN: everything arrives
+    assert row["snr_db"] == 20.0 and row["phy"] == "siso awgn ldpc 1/2 qpsk" and row["mtu"] == 1200
+    assert row["datagrams_received"] == row["datagrams_sent"]
+    assert task_from_row(row) == tasks[-1]
+    with pytest.raises(PhySpecError, match="not both"):
+        SweepGrid(images=(photo,), codecs=("raw",), partitions=("channel",), interleave=(True,), netem=("",),
+                  seeds=(0,), phy=("siso snr 3dB",), snrs=(1.0,)).tasks()
+    with pytest.raises(PhySpecError, match="needs an SNR"):
+        SweepGrid(images=(photo,), codecs=("raw",), partitions=("channel",), interleave=(True,), netem=("",),
+                  seeds=(0,), phy=("siso",)).tasks()
+
+
+def test_a_preset_is_a_point_of_the_netem_axis_under_its_name(photo):
+    grid = SweepGrid(images=(photo,), codecs=("raw",), partitions=("channel",), interleave=(True,),
+                     netem=("",), presets=("wlan-ep6",), seeds=(0,))
+    plain, preset = grid.tasks()
+    assert (plain.netem, plain.preset) == ("", "")
+    assert (preset.netem, preset.preset) == ("loss burst 32.4% 2.71", "wlan-ep6")
+    row = run_task(preset, "k")
+    assert row["preset"] == "wlan-ep6" and row["loss_model"] == "gemodel"
+    assert row["loss_percent"] == pytest.approx(32.4, abs=0.01)
+    assert task_from_row(row) == preset
+    with pytest.raises(LookupError, match="unknown preset"):
+        SweepGrid(images=(photo,), codecs=("raw",), partitions=("channel",), interleave=(True,), netem=(),
+                  presets=("nowhere",), seeds=(0,)).tasks()
+
+
+def test_a_results_file_of_other_columns_is_refused(tmp_path):
+    other = tmp_path / "old.csv"
+    other.write_text("key,codec,psnr_db\nabc,raw,30.0\n")
+    with pytest.raises(ResultsError, match="other columns"):
+        ResultsFile(other, list(versions()))
+    assert other.read_text() == "key,codec,psnr_db\nabc,raw,30.0\n"
+
+
+def test_grid_words():
+    assert parse_number_list("0,2,...,10") == [0, 2, 4, 6, 8, 10]
+    assert parse_number_list("0,0.1,...,0.3") == [0, 0.1, 0.2, 0.3]
+    assert parse_number_list("0,3,...,10") == [0, 3, 6, 9, 10]
+    assert parse_number_list("5") == [5]
+    for bad in ("0,...,10", "10,8,...,0", "0,2,...", "0,x"):
+        with pytest.raises(ValueError):
+            parse_number_list(bad)
+    assert split_snr("mimo 2x2 snr 6 dB ldpc 1/2") == ("mimo 2x2 ldpc 1/2", 6.0)
+    assert split_snr("siso awgn") == ("siso awgn", None)
+    assert configured_loss("") == ("none", 0.0)
+    assert configured_loss("loss random 20%") == ("random", 20.0)
+    kind, mean = configured_loss("loss gemodel 2% 20% 100% 0%")  # stationary bad share 2 / 22
+    assert kind == "gemodel" and math.isclose(mean, 100 * 2 / 22)
+
+
+def test_the_x_axis_is_the_configured_loss_not_what_each_run_achieved(photo, tmp_path):
+    """Seed 003's burst sweep: with gemodel the old plot put each run's achieved loss on the
+    x-axis and joined seeds into a line. Now every run of a configuration is one point."""
+    netem = ("", "loss gemodel 10% 30% 100% 0%", "loss gemodel 20% 30% 100% 0%")
+    rows = run_here(SweepGrid(images=(photo,), codecs=("raw",), partitions=("channel",), interleave=(True,),
+                              netem=netem, seeds=(0, 1, 2)))
+    assert len({r["datagram_loss"] for r in rows if r["loss_percent"] == 25}) > 1  # the runs achieve different losses
+    results = ResultsFile(tmp_path / "burst.csv", list(versions()))
+    for row in rows:
+        results.append(row)
+    results.close([row["key"] for row in rows])
+    typed = read_results(tmp_path / "burst.csv")
+    axis = choose_axis(typed)
+    assert axis.column == "loss_percent" and "configured mean" in axis.label
+    (series,), shared = group(typed, axis)
+    assert [point.x for point in series.points] == [0.0, 25.0, 40.0]
+    assert [point.runs for point in series.points] == [3, 3, 3]
+    assert "loss model gemodel" in shared
+    plot_quality(typed, tmp_path / "burst.png")
+    assert (tmp_path / "burst.png").stat().st_size > 10_000

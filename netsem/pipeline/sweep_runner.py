@@ -1,0 +1,101 @@
+"""Runs a sweep's runs as Dask tasks: on a `LocalCluster` of worker processes here (one thread
+each), or on an existing cluster (`dask scheduler` + `dask worker` on any machines) by its
+address. Rows go to the results file as tasks finish; runs the file already holds are not
+submitted at all.
+
+Each task is one run (`sweep_tasks.run_task`). A jpeg matched in bytes to another codec
+depends on one more task per (image, codec, MTU) that finds the quality; Dask hands its
+result to the runs that need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from netsem.pipeline.report import versions
+from netsem.pipeline.sweep import SweepGrid, SweepTask, image_digest
+from netsem.pipeline.sweep_results import ResultsFile
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    total: int  # runs in the grid
+    skipped: int  # already in the results file
+    ran: int  # run now
+    delivered_nothing: int  # of those run now
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.skipped - self.ran
+
+
+@contextlib.contextmanager
+def dask_client(workers: int, scheduler: str | None) -> Iterator:
+    """A client of the cluster at `scheduler`, or of a LocalCluster of `workers` processes
+    with one thread each, closed on leaving."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    # All on the loopback; the scheduler's HTTP server (dashboard) on any free port, not 8787,
+    # which another cluster may hold.
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def keyed_tasks(grid: SweepGrid) -> dict[str, SweepTask]:
+    """The grid's runs by key, in grid order (a run named twice is run once)."""
+    found = versions()
+    tasks = grid.tasks()
+    digests = {image: image_digest(image) for image in dict.fromkeys(task.image for task in tasks)}
+    return {task.key(digests[task.image], found): task for task in tasks}
+
+
+def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | None = None,
+              max_runs: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> SweepOutcome:
+    """Run the runs of `grid` that `out` does not hold yet (at most `max_runs` of them, in
+    grid order), appending each row as it comes; `on_progress(done, total)` after each."""
+    from distributed import as_completed
+
+    from netsem.pipeline.sweep_tasks import matched_jpeg_quality, run_task
+
+    tasks = keyed_tasks(grid)
+    results = ResultsFile(out, list(versions()))
+    pending = [(key, task) for key, task in tasks.items() if key not in results.done]
+    chosen = pending if max_runs is None else pending[:max_runs]
+    skipped = len(tasks) - len(pending)
+    report = on_progress or (lambda done, total: None)
+    report(skipped, len(tasks))
+    ran = nothing = 0
+    try:
+        if chosen:
+            with dask_client(workers, scheduler) as client:
+                qualities = {}
+                futures = []
+                for key, task in chosen:
+                    quality = None if task.jpeg_match or not task.jpeg else int(task.jpeg)
+                    if task.jpeg_match:
+                        match = (task.image, task.jpeg_match, task.mtu)
+                        if match not in qualities:
+                            qualities[match] = client.submit(matched_jpeg_quality, *match,
+                                                             key=f"netsem-jpeg-match-{key}")
+                        quality = qualities[match]
+                    futures.append(client.submit(run_task, task, key, quality, key=f"netsem-run-{key}"))
+                for future in as_completed(futures):
+                    row = future.result()
+                    future.release()
+                    results.append(row)
+                    ran += 1
+                    nothing += not row["delivered"]
+                    report(skipped + ran, len(tasks))
+    finally:
+        results.close(order=list(tasks))
+    return SweepOutcome(total=len(tasks), skipped=skipped, ran=ran, delivered_nothing=nothing)

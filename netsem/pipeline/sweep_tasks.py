@@ -1,0 +1,162 @@
+"""One run of a sweep, as a Dask worker executes it: prepare, transmit (virtual clock, or real
+sockets on the worker's own loopback), decode, measure, and return the row.
+
+A run that delivers nothing is a row that says so (`delivered` false, metrics empty), not an
+error. A worker keeps the encodings of its most recent images: the codecs are deterministic,
+so a run's numbers do not depend on which runs the worker did before.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from netsem.pipeline.frames import decode_received, load_codec
+from netsem.pipeline.report import versions
+from netsem.pipeline.session import EncodingCache, Outgoing, SessionOptions, Transmission, finish, prepare
+from netsem.pipeline.sweep import SweepTask, configured_loss
+
+CACHED_IMAGES = 4  # a worker gets its runs roughly in grid order, which is by image
+
+# A row's columns, in order; a results file adds the versions as version_NAME columns.
+CONFIG_COLUMNS = ("key", "image", "codec", "partition", "interleave", "mtu", "netem", "preset", "loss_model",
+                  "loss_percent", "phy", "snr_db", "seed", "jpeg_setting", "jpeg_quality", "transport")
+OUTCOME_COLUMNS = ("delivered", "note", "psnr_db", "ssim", "lossless_psnr_db", "delta_psnr_db", "datagrams_sent",
+                   "datagrams_received", "datagram_loss", "units_total", "units_received", "units_partial",
+                   "unit_loss", "bytes_on_wire", "bpp", "image_size")
+
+_caches: OrderedDict[str, EncodingCache] = OrderedDict()
+
+
+def encoding_cache(image: str) -> EncodingCache:
+    """This process's encodings of `image` (and their lossless decodes)."""
+    if image not in _caches:
+        _caches[image] = EncodingCache()
+        while len(_caches) > CACHED_IMAGES:
+            _caches.popitem(last=False)
+    _caches.move_to_end(image)
+    return _caches[image]
+
+
+def one_torch_thread() -> None:
+    """Every run decodes on one torch thread: a worker runs one task at a time on one core,
+    where more threads would only compete with the other workers, and `netsem report`'s
+    re-runs use the same count as the workers did. Called once a codec is loaded, before any
+    of its work."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+
+
+def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
+    return sum(map(len, prepare(options, cache).datagrams))
+
+
+def matched_jpeg_quality(image: str, codec: str, mtu: int) -> int:
+    """The highest jpeg quality whose datagrams take no more bytes on the wire than `codec`'s
+    for the same image, sent in its default (channel) partition (headers, unit tables and CRCs
+    counted on both sides); 1 if none fits."""
+    load_codec(codec)
+    one_torch_thread()
+    cache = encoding_cache(image)
+    budget = wire_bytes(SessionOptions(image=image, codec=codec, mtu=mtu), cache)
+    low, high, best = 1, 95, 1
+    while low <= high:
+        quality = (low + high) // 2
+        jpeg = SessionOptions(image=image, codec="jpeg", partition="segment", jpeg_quality=quality, mtu=mtu)
+        if wire_bytes(jpeg, cache) <= budget:
+            best, low = quality, quality + 1
+        else:
+            high = quality - 1
+    return best
+
+
+def session_options(task: SweepTask, jpeg_quality: int | None) -> SessionOptions:
+    return SessionOptions(image=task.image, codec=task.codec, partition=task.partition, interleave=task.interleave,
+                          netem=task.netem, phy=task.phy_spec, seed=task.seed, mtu=task.mtu,
+                          jpeg_quality=jpeg_quality or 75)
+
+
+def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Transmission | str]:
+    """The run's frame as sent, and the transmission, or why nothing was delivered."""
+    from netsem.pipeline.send import transmit_udp
+    from netsem.pipeline.simulate import NothingDelivered, transmit_virtual
+    from netsem.pipeline.udp import NothingArrived
+
+    options = session_options(task, jpeg_quality)
+    load_codec(options.codec, jpeg_quality=options.jpeg_quality)
+    one_torch_thread()
+    outgoing = prepare(options, encoding_cache(task.image))
+    try:
+        sent = (transmit_udp if task.transport == "udp" else transmit_virtual)([outgoing])
+    except (NothingDelivered, NothingArrived) as error:
+        return outgoing, str(error)
+    if sent.frames[0] is None:
+        return outgoing, "no datagram of this frame arrived"
+    return outgoing, sent
+
+
+def run_task(task: SweepTask, key: str, jpeg_quality: int | None = None) -> dict:
+    """The results row of one run (`jpeg_quality`: the jpeg codec's, matched or asked), with
+    the versions of the process that made it (a worker's, on a cluster)."""
+    outgoing, sent = transmit(task, jpeg_quality)
+    row = make_row(task, key, outgoing, sent)
+    return {**row, **{f"version_{name}": value for name, value in versions().items()}}
+
+
+def make_row(task: SweepTask, key: str, outgoing: Outgoing, sent: Transmission | str) -> dict:
+    loss_model, loss_percent = configured_loss(task.netem)
+    height, width = outgoing.image.shape[:2]
+    sent_count, wire = len(outgoing.datagrams), sum(map(len, outgoing.datagrams))
+    row = {
+        "key": key, "image": task.image, "codec": task.codec, "partition": task.partition,
+        "interleave": task.interleave, "mtu": task.mtu, "netem": task.netem, "preset": task.preset,
+        "loss_model": loss_model,
+        "loss_percent": loss_percent, "phy": task.phy, "snr_db": task.snr_db, "seed": task.seed,
+        "jpeg_setting": task.jpeg, "jpeg_quality": getattr(outgoing.codec, "quality", None),
+        "transport": task.transport,
+        "delivered": not isinstance(sent, str), "note": sent if isinstance(sent, str) else "",
+        "datagrams_sent": sent_count, "datagrams_received": 0, "datagram_loss": 1.0,
+        "bytes_on_wire": wire, "bpp": wire * 8 / (height * width), "image_size": f"{width}x{height}",
+    }
+    if isinstance(sent, str):
+        return {column: row.get(column) for column in CONFIG_COLUMNS + OUTCOME_COLUMNS}
+    report = finish(outgoing, sent.frames[0], transport=task.transport, receiver=sent.receiver, link=sent.link,
+                    network_s=sent.network_s)
+    same = report.psnr_db == report.lossless_psnr_db  # also both infinite: identical images
+    row.update(
+        psnr_db=report.psnr_db, ssim=report.ssim, lossless_psnr_db=report.lossless_psnr_db,
+        delta_psnr_db=0.0 if same else report.psnr_db - report.lossless_psnr_db,
+        datagrams_received=report.datagrams_received, datagram_loss=1 - report.datagrams_received / sent_count,
+        units_total=report.units_total, units_received=report.units_received, units_partial=report.units_partial,
+        unit_loss=1 - report.units_received / report.units_total,
+    )
+    return {column: row.get(column) for column in CONFIG_COLUMNS + OUTCOME_COLUMNS}
+
+
+@dataclass
+class Reconstruction:
+    """One run again, with its pictures: what `netsem report` shows side by side."""
+
+    original: np.ndarray
+    lossless: np.ndarray  # the codec with nothing lost
+    received: np.ndarray | None  # None when nothing was delivered
+    row: dict
+
+
+def reconstruct(task: SweepTask, key: str, jpeg_quality: int | None) -> Reconstruction:
+    outgoing, sent = transmit(task, jpeg_quality)
+    lossless = outgoing.codec.from_frame(outgoing.frame)
+    received = None if isinstance(sent, str) else decode_received(outgoing.codec, sent.frames[0])
+    return Reconstruction(outgoing.image, lossless, received, make_row(task, key, outgoing, sent))
+
+
+def task_from_row(row: dict) -> SweepTask:
+    """The run a results row (as `read_results` gives it) came from."""
+    return SweepTask(image=row["image"], codec=row["codec"], partition=row["partition"],
+                     interleave=row["interleave"], mtu=int(row["mtu"]), netem=row["netem"], preset=row["preset"], phy=row["phy"],
+                     snr_db=row["snr_db"], seed=int(row["seed"]), jpeg=row["jpeg_setting"],
+                     transport=row["transport"])
