@@ -123,11 +123,14 @@ def session_options(command):
     @click.option("--gap", type=Duration(), default=None, help="Pace the sender: at least this between datagrams (50us).")
     @click.option("--out", type=click.Path(dir_okay=False, writable=True),
                   help="Write the reconstruction (PNG); with several frames, NAME-0000.png, NAME-0001.png, ...")
+    @click.option("--no-reference", "no_reference", is_flag=True,
+                  help="Skip the decode with nothing lost that gives the codec's own (lossless) PSNR: one decode "
+                       "less when datagrams were lost (a frame that arrived whole is its own reference anyway).")
     @click.option("--json", "as_json", is_flag=True,
                   help="Print one JSON object instead of the table (several frames: one per frame, then the summary).")
     @functools.wraps(command)
     def wrapper(images, codec, weights, partition, jpeg_quality, interleave, netem, phy, stages, loss_model, seed, mtu,
-                frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, as_json, **extra):
+                frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, no_reference, as_json, **extra):
         from emulator.grammar import NetemSpecError, parse_netem
         from emulator.loss import LOSS_MODELS, parse_loss_model_option
         from emulator.stages import STAGES, parse_stage_option
@@ -158,7 +161,7 @@ def session_options(command):
                                      interleave=interleave == "on", netem=netem, phy=phy, seed=seed, mtu=mtu,
                                      frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality,
                                      stream_id=stream_id, first_frame_id=first_frame_id,
-                                     pacing=Pacing(rate=rate, gap=gap), deadline=deadline)
+                                     pacing=Pacing(rate=rate, gap=gap), deadline=deadline, reference=not no_reference)
             result = command(options, loaded, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
                 ReceiverUnreachable, ValueError, LookupError, OSError) as error:

@@ -37,7 +37,7 @@ class Report:
     image_size: tuple[int, int]
     psnr_db: float
     ssim: float
-    lossless_psnr_db: float
+    lossless_psnr_db: float | None  # None when the reference decode was not asked for
     datagrams_sent: int
     datagrams_received: int
     units_total: int
@@ -75,7 +75,8 @@ class Report:
                       f"({self.partition} partition, interleave {'on' if self.interleave else 'off'})"),
             ("image", f"{self.image}  {self.image_size[1]}x{self.image_size[0]}"),
             ("network", f"{self.transport}  netem: {self.netem or '(none)'}  phy: {self.phy or '(none)'}  seed {self.seed}"),
-            ("PSNR", f"{db(self.psnr_db)}   (lossless {db(self.lossless_psnr_db)})"),
+            ("PSNR", db(self.psnr_db) + ("" if self.lossless_psnr_db is None
+                                         else f"   (lossless {db(self.lossless_psnr_db)})")),
             ("SSIM", f"{self.ssim:.4f}"),
             ("datagrams", f"{self.datagrams_received} / {self.datagrams_sent} received"),
             ("units", f"{self.units_received} / {self.units_total} received whole"

@@ -170,3 +170,14 @@ def test_report_times_add_up_to_the_session_and_name_the_phy(small_photo):
     assert report.timings["phy"] > 0 and report.total_s <= wall
     assert wall - report.total_s < 0.05  # only the return from run_simulate is left out
     assert report.network_virtual_s is not None
+
+
+def test_the_reference_decode_is_skipped_when_not_asked_for_or_not_needed(small_photo):
+    lossy = SessionOptions(image=small_photo, codec="cnn-sem", netem="loss random 20%", seed=1)
+    (full,) = run_simulate(lossy).reports
+    (light,) = run_simulate(SessionOptions(**{**lossy.__dict__, "reference": False})).reports
+    assert light.psnr_db == full.psnr_db and light.lossless_psnr_db is None
+    assert "reference decode" not in light.timings and full.lossless_psnr_db > full.psnr_db
+    (whole,) = run_simulate(SessionOptions(image=small_photo, codec="cnn-sem")).reports
+    assert whole.lossless_psnr_db == whole.psnr_db  # a frame that arrived whole is its own reference
+    assert whole.timings["reference decode"] < whole.timings["decode"] / 10
