@@ -21,8 +21,8 @@ stronger user first). SIC uses a hard QAM decision (`sic="hard"`), perfect cance
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

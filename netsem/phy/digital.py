@@ -7,8 +7,13 @@ Segmentation: the transport block (payload + 24 CRC bits, B bits) is cut into
 C = ceil(B / 8448) codewords of K = ceil(B / C) bits (zero-padded, the padding known to the
 receiver), each encoded to N = round(K / R) bits; a 1200-byte datagram is 2 codewords of
 K = 4812, N = 9624 at R = 1/2. All codewords of a datagram share one channel draw (block
-fading). Random draws happen in datagram order (channel, CSI error, noise), so batched and
-one-at-a-time processing give identical results for the same seed.
+fading).
+
+Randomness: the chain draws one key from the generator it is built with; the i-th datagram it
+ever sees draws its channel, CSI error and noise, in that order, from its own generator seeded
+with (key, i). So how datagrams are grouped into `run` calls (one at a time, or all that depart
+together) cannot change a draw, and a batch is encoded and decoded together (one call per code
+shape; a codeword's decoding does not depend on its batch) with identical outcomes.
 """
 
 from __future__ import annotations
@@ -17,35 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from netsem.phy.crc import crc_bits
 from netsem.phy.ldpc5g import MAX_K, CodeCache
 from netsem.phy.mimo import draw_channel, transmit
 from netsem.phy.modem import qam_demap, qam_map
 from netsem.phy.spec import PhySpec
-
-_CRC24A_POLY = 0x864CFB
-
-
-def _crc24a_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 16
-        for _ in range(8):
-            crc = ((crc << 1) ^ _CRC24A_POLY) if crc & 0x800000 else (crc << 1)
-            crc &= 0xFFFFFF
-        table.append(crc)
-    return table
-
-
-_TABLE = _crc24a_table()
-
-
-def crc24a(data: bytes) -> bytes:
-    """3GPP TS 38.212 CRC24A (gCRC24A = 0x864CFB, zero initial value), 3 bytes, MSB first."""
-    crc = 0
-    table = _TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFFFF) ^ table[((crc >> 16) ^ byte) & 0xFF]
-    return crc.to_bytes(3, "big")
 
 
 @dataclass
@@ -75,11 +56,12 @@ class DigitalPhy:
         """`skip_decoding` (benchmarks only): everything but LDPC decoding; every CRC then fails."""
         self.spec = spec
         self.skip_decoding = skip_decoding
-        self.rng = rng
+        self.key = int(rng.integers(2**63))
+        self.datagrams = 0  # datagrams seen: the index that seeds the next one's draws
         self.codes = CodeCache(spec.iterations, spec.decoder) if spec.code_rate is not None else None
 
     def codeword_length(self, k: int) -> int:
-        n = int(round(k / self.spec.code_rate))
+        n = round(k / self.spec.code_rate)
         return max(n, k + 1)
 
     def channel_uses(self, nbytes: int, streams: int | None = None) -> int:
@@ -92,92 +74,93 @@ class DigitalPhy:
         return -(-symbols // s)
 
     def run(self, datagrams: list[bytes]) -> list[PhyResult]:
+        first = self.datagrams
+        self.datagrams += len(datagrams)
+        blocks = [_transport_block(data) for data in datagrams]
+        coded = self._encode(blocks)
+        received = [self._transmit(words, np.random.default_rng([self.key, first + i]))
+                    for i, words in enumerate(coded)]
+        decoded = self._decode([llr for llr, _ in received], blocks)
+        return [self._result(data, coded[i], decoded[i], *received[i][1]) for i, data in enumerate(datagrams)]
+
+    def _encode(self, blocks: list[np.ndarray]) -> list[np.ndarray]:
+        """Codewords [C, N] per datagram, one encoder call per code shape."""
+        if self.spec.code_rate is None:
+            return blocks
+        coded: list[np.ndarray] = [blocks[0]] * len(blocks)
+        for k, members in _by_length(blocks).items():
+            words = self.codes.get(k, self.codeword_length(k)).encode(np.concatenate([blocks[i] for i in members]))
+            for i, part in zip(members, np.split(words, np.cumsum([len(blocks[i]) for i in members])[:-1])):
+                coded[i] = part
+        return coded
+
+    def _transmit(self, words: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, float]]:
+        """Modulation, channel, detection, demapping: (LLRs [C, N], (channel uses, raw bit errors, SINR dB))."""
         spec = self.spec
         m = spec.bits_per_symbol
-        # 1. transport blocks, segmentation, encoding (one Sionna call per code shape)
-        blocks: list[np.ndarray] = []
-        shapes: list[tuple[int, int]] = []
-        for data in datagrams:
-            c, k = segment(8 * len(data))
-            tb = np.unpackbits(np.frombuffer(data + crc24a(data), dtype=np.uint8))
-            padded = np.zeros(c * k, dtype=np.uint8)
-            padded[: tb.size] = tb
-            blocks.append(padded.reshape(c, k))
-            shapes.append((c, k))
-        coded: list[np.ndarray | None] = [None] * len(datagrams)
-        if spec.code_rate is None:
-            coded = [b.copy() for b in blocks]
-        else:
-            groups: dict[int, list[int]] = {}
-            for i, (_, k) in enumerate(shapes):
-                groups.setdefault(k, []).append(i)
-            for k, members in groups.items():
-                code = self.codes.get(k, self.codeword_length(k))
-                words = code.encode(np.concatenate([blocks[i] for i in members]))
-                start = 0
-                for i in members:
-                    c = shapes[i][0]
-                    coded[i] = words[start:start + c]
-                    start += c
-        # 2. modulation, channel, detection, demapping (datagram order: reproducible draws)
-        llrs: list[np.ndarray] = []
-        infos: list[tuple[int, int, float]] = []
-        n0 = spec.noise_variance
-        for words in coded:
-            bits = words.reshape(-1)
-            nbits = bits.size
-            pad = (-nbits) % m
-            symbols = qam_map(np.concatenate([bits, np.zeros(pad, np.uint8)]), m)
-            h = draw_channel(self.rng, spec.nr, spec.nt, spec.channel, spec.k_factor)
-            tx = transmit(self.rng, symbols, h, n0=n0, precoder_kind=spec.precoder, power=spec.power,
-                          detector=spec.detector, csi_error=spec.csi_error)
-            llr = qam_demap(tx.estimates, tx.noise_var, m)[:nbits]
-            llrs.append(llr.reshape(words.shape))
-            raw = int(np.count_nonzero((llr > 0) != bits.astype(bool)))
-            infos.append((tx.channel_uses, raw, float(np.mean(tx.sinr_db))))
-        # 3. decoding
-        decoded: list[tuple[np.ndarray, np.ndarray]] = []
+        bits = words.reshape(-1)
+        pad = (-bits.size) % m
+        symbols = qam_map(np.concatenate([bits, np.zeros(pad, np.uint8)]) if pad else bits, m)
+        h = draw_channel(rng, spec.nr, spec.nt, spec.channel, spec.k_factor)
+        tx = transmit(rng, symbols, h, n0=spec.noise_variance, precoder_kind=spec.precoder, power=spec.power,
+                      detector=spec.detector, csi_error=spec.csi_error)
+        llr = qam_demap(tx.estimates, tx.noise_var, m)[:bits.size]
+        raw = int(np.count_nonzero((llr > 0) != bits.view(bool)))
+        return llr.reshape(words.shape), (tx.channel_uses, raw, float(np.mean(tx.sinr_db)))
+
+    def _decode(self, llrs: list[np.ndarray], blocks: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(information bits [C, K], codeword converged [C]) per datagram."""
+        spec = self.spec
         if self.skip_decoding:
-            decoded = [(np.zeros((len(l), shapes[i][1]), np.uint8), np.zeros(len(l), bool)) for i, l in enumerate(llrs)]
-        elif spec.code_rate is None:
-            decoded = [((l > 0).astype(np.uint8), np.ones(len(l), bool)) for l in llrs]
-        elif spec.decoder == "sionna":
-            decoded = [None] * len(llrs)  # type: ignore[list-item]
-            groups = {}
-            for i, (_, k) in enumerate(shapes):
-                groups.setdefault(k, []).append(i)
-            for k, members in groups.items():
-                code = self.codes.get(k, self.codeword_length(k))
-                bits, ok = code.decode(np.concatenate([llrs[i] for i in members]))
-                start = 0
+            return [(np.zeros_like(b), np.zeros(len(b), bool)) for b in blocks]
+        if spec.code_rate is None:
+            return [((llr > 0).astype(np.uint8), np.ones(len(llr), bool)) for llr in llrs]
+        decoded: list[tuple[np.ndarray, np.ndarray]] = [None] * len(llrs)  # type: ignore[list-item]
+        for k, members in _by_length(blocks).items():
+            code = self.codes.get(k, self.codeword_length(k))
+            if spec.decoder == "bp":  # one datagram at a time: a hopeless codeword ends its block
                 for i in members:
-                    c = shapes[i][0]
-                    decoded[i] = (bits[start:start + c], ok[start:start + c])
-                    start += c
-        else:
-            for i, llr in enumerate(llrs):
-                k = shapes[i][1]
-                decoded.append(self.codes.get(k, self.codeword_length(k)).decode(llr, stop_on_failure=True))
-        # 4. CRC check
-        results = []
-        for i, data in enumerate(datagrams):
-            bits, ok = decoded[i]
-            uses, raw, sinr = infos[i]
-            tb = bits.reshape(-1)[: 8 * len(data) + 24]
-            tb_bytes = np.packbits(tb).tobytes()
-            payload, crc = tb_bytes[:-3], tb_bytes[-3:]
-            c = shapes[i][0]
-            failed = int(np.count_nonzero(~ok))
-            common = dict(channel_uses=uses, raw_bit_errors=raw, coded_bits=int(coded[i].size), codewords=c,
-                          codewords_failed=failed, sinr_db=sinr)
-            if crc24a(payload) != crc:
-                undecoded = f"{failed}/{c} codewords not decoded, " if spec.code_rate is not None else ""
-                cause = f"crc fail ({undecoded}{raw} raw bit errors, sinr {sinr:.1f} dB)"
-                results.append(PhyResult(None, cause, **common))
-            elif payload != data:
-                results.append(PhyResult(payload, "undetected error: crc passed on a corrupted payload",
-                                         undetected=True, **common))
-            else:
-                note = f"ldpc corrected {raw} bit errors" if raw and spec.code_rate is not None else ""
-                results.append(PhyResult(payload, note, **common))
-        return results
+                    decoded[i] = code.decode(llrs[i], stop_on_failure=True)
+                continue
+            groups = np.concatenate([np.full(len(blocks[i]), i) for i in members])
+            bits, ok = code.decode(np.concatenate([llrs[i] for i in members]), groups=groups)
+            bounds = np.cumsum([len(blocks[i]) for i in members])[:-1]
+            for i, b, o in zip(members, np.split(bits, bounds), np.split(ok, bounds)):
+                decoded[i] = (b, o)
+        return decoded
+
+    def _result(self, data: bytes, coded: np.ndarray, decoded: tuple[np.ndarray, np.ndarray], uses: int, raw: int,
+                sinr: float) -> PhyResult:
+        spec = self.spec
+        bits, ok = decoded
+        c = len(bits)
+        tb = bits.reshape(-1)[: 8 * len(data) + 24]
+        failed = int(np.count_nonzero(~ok))
+        common = {"channel_uses": uses, "raw_bit_errors": raw, "coded_bits": int(coded.size), "codewords": c,
+                  "codewords_failed": failed, "sinr_db": sinr}
+        if crc_bits(tb).any():
+            undecoded = f"{failed}/{c} codewords not decoded, " if spec.code_rate is not None else ""
+            return PhyResult(None, f"crc fail ({undecoded}{raw} raw bit errors, sinr {sinr:.1f} dB)", **common)
+        payload = np.packbits(tb[:-24]).tobytes()
+        if payload != data:
+            return PhyResult(payload, "undetected error: crc passed on a corrupted payload", undetected=True, **common)
+        note = f"ldpc corrected {raw} bit errors" if raw and spec.code_rate is not None else ""
+        return PhyResult(payload, note, **common)
+
+
+def _transport_block(data: bytes) -> np.ndarray:
+    """Payload bits + CRC24A, zero-padded and cut into the [C, K] information blocks."""
+    c, k = segment(8 * len(data))
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+    padded = np.zeros(c * k, dtype=np.uint8)
+    padded[:bits.size] = bits
+    padded[bits.size:bits.size + 24] = crc_bits(bits)
+    return padded.reshape(c, k)
+
+
+def _by_length(blocks: list[np.ndarray]) -> dict[int, list[int]]:
+    """Datagram indices by information block length K (one code per K)."""
+    groups: dict[int, list[int]] = {}
+    for i, block in enumerate(blocks):
+        groups.setdefault(block.shape[1], []).append(i)
+    return groups

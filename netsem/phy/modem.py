@@ -7,12 +7,12 @@ LLRs follow Sionna's sign: LLR = log P(b=1 | y) / P(b=0 | y).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 
-@lru_cache(maxsize=None)
+@cache
 def qam_points(bits_per_symbol: int) -> np.ndarray:
     """Unit-average-energy Gray QAM points, index = bits read MSB first."""
     m = bits_per_symbol
@@ -34,7 +34,7 @@ def qam_points(bits_per_symbol: int) -> np.ndarray:
     return points
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bit_table(bits_per_symbol: int) -> np.ndarray:
     m = bits_per_symbol
     idx = np.arange(2**m)
@@ -51,18 +51,38 @@ def qam_map(bits: np.ndarray, bits_per_symbol: int) -> np.ndarray:
     return qam_points(m)[idx]
 
 
-def qam_demap(symbols: np.ndarray, noise_var: np.ndarray | float, bits_per_symbol: int) -> np.ndarray:
-    """Exact (log-sum-exp) bit LLRs, log P(1)/P(0), for y = s + CN(0, noise_var)."""
+@cache
+def _pam(bits_per_symbol: int) -> tuple[np.ndarray, np.ndarray]:
+    """The in-phase axis of the constellation: its distinct levels and, per level, the bits
+    b0, b2, b4 ... it carries (the quadrature axis carries b1, b3, b5 ... on the same levels)."""
     m = bits_per_symbol
-    points = qam_points(m)
+    points, table = qam_points(m), _bit_table(m)
+    levels, first = np.unique(points.real, return_index=True)
+    return levels, table[first][:, 0::2]
+
+
+def qam_demap(symbols: np.ndarray, noise_var: np.ndarray | float, bits_per_symbol: int) -> np.ndarray:
+    """Exact (log-sum-exp) bit LLRs, log P(1)/P(0), for y = s + CN(0, noise_var).
+
+    Gray QAM is the product of two Gray PAMs (in-phase: bits 0, 2, 4; quadrature: 1, 3, 5) and
+    circular noise factorises the same way, so each bit's exact LLR needs only its own axis:
+    the other axis's sum appears in numerator and denominator alike. QPSK is then linear.
+    """
+    m = bits_per_symbol
     y = np.asarray(symbols).reshape(-1)
-    nv = np.broadcast_to(np.asarray(noise_var, dtype=float), y.shape).reshape(-1)
-    metric = -np.abs(y[:, None] - points[None, :]) ** 2 / np.maximum(nv, 1e-12)[:, None]  # [N, M]
-    table = _bit_table(m)
+    nv = np.maximum(np.broadcast_to(np.asarray(noise_var, dtype=float), y.shape).reshape(-1), 1e-12)
     llr = np.empty((y.size, m))
-    for b in range(m):
-        one, zero = metric[:, table[:, b]], metric[:, ~table[:, b]]
-        llr[:, b] = _logsumexp(one) - _logsumexp(zero)
+    if m == 2:
+        scale = -2 * np.sqrt(2) / nv  # levels +-1/sqrt(2): LLR = -4 a y / N0 per axis
+        np.multiply(y.real, scale, out=llr[:, 0])
+        np.multiply(y.imag, scale, out=llr[:, 1])
+        return llr.reshape(-1)
+    levels, table = _pam(m)
+    for axis, values in enumerate((y.real, y.imag)):
+        metric = -(values[:, None] - levels[None, :]) ** 2 / nv[:, None]  # [N, levels]
+        for b in range(m // 2):
+            one, zero = metric[:, table[:, b]], metric[:, ~table[:, b]]
+            llr[:, 2 * b + axis] = _logsumexp(one) - _logsumexp(zero)
     return llr.reshape(-1)
 
 

@@ -19,8 +19,11 @@ A spec is a list of words in any order; every word is optional except `snr`:
     csi-error S2                channel-estimate error variance: both ends see H + CN(0, S2)
                                 (0 .. 1, default 0; seed 002 uses 0.1)
     iterations N                LDPC belief-propagation iterations (1 .. 100, default 20)
-    decoder bp | sionna         LDPC decoder: the `ldpc` package's compiled product-sum BP
-                                (default, validated against Sionna's) or Sionna's LDPC5GDecoder
+    decoder layered | bp | sionna
+                                LDPC decoder: layered normalized min-sum in numpy, batched
+                                (default; BLER checked against bp on the same LLRs), the `ldpc`
+                                package's compiled product-sum BP (validated against Sionna's)
+                                or Sionna's LDPC5GDecoder
 
 Example: `mimo 2x2 rayleigh snr 6dB ldpc 1/2 qpsk precoder svd detector lmmse csi-error 0.1`.
 A bad word, a value out of range or an unsupported combination raises `PhySpecError` with a
@@ -68,7 +71,7 @@ class PhySpec:
     detector: str = "lmmse"  # lmmse | zf
     csi_error: float = 0.0
     iterations: int = 20
-    decoder: str = "bp"  # bp | sionna
+    decoder: str = "layered"  # layered | bp | sionna
 
     @property
     def modulation(self) -> str:
@@ -260,7 +263,7 @@ def parse_phy_spec(text: str) -> PhySpec:
             values["iterations"] = int(value)
         elif low == "decoder":
             once("decoder", word)
-            values["decoder"] = choice(low, take(word), ("bp", "sionna"))
+            values["decoder"] = choice(low, take(word), ("layered", "bp", "sionna"))
         else:
             shown = repr(word) if len(word) <= MAX_VALUE_LENGTH else f"{word[:20]!r}... ({len(word)} characters)"
             raise PhySpecError(f"unknown PHY word {shown} (known: {', '.join(sorted(set(KEYWORDS)))})")

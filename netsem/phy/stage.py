@@ -7,7 +7,8 @@ or, once `netsem.phy` is imported (or through the `netsem.stages` entry point),
 `--stage "phy snr=6dB mimo=2x2 channel=rayleigh ldpc=1/2 mod=qpsk detector=lmmse"`.
 
 `process(datagram, time)` handles one datagram; `process_batch(datagrams, times)` handles many
-at once (one Sionna encoder call per code shape) with identical outcomes for the same seed.
+at once (one encoder and one decoder call per code shape) with identical outcomes for the same
+seed: the i-th datagram's draws come from its own generator (see netsem.phy.digital).
 """
 
 from __future__ import annotations
@@ -73,4 +74,4 @@ def stage_factory(options: dict[str, str], rng: random.Random) -> PhyStage:
     return PhyStage(spec, np.random.default_rng(rng.getrandbits(64)))
 
 
-__all__ = ["PhyStage", "PhySpecError", "phy_stage", "stage_factory"]
+__all__ = ["PhySpecError", "PhyStage", "phy_stage", "stage_factory"]

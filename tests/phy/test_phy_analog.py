@@ -9,8 +9,15 @@ import pytest
 import torch
 from scipy.special import erfc
 
-from netsem.phy.analog import (AnalogChannel, complex_to_real, noma_downlink, noma_uplink, normalize_power,
-                               real_to_complex, waterfill)
+from netsem.phy.analog import (
+    AnalogChannel,
+    complex_to_real,
+    noma_downlink,
+    noma_uplink,
+    normalize_power,
+    real_to_complex,
+    waterfill,
+)
 from netsem.phy.modem import qam_points
 
 

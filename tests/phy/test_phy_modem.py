@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import erfc
 
-from netsem.phy.digital import crc24a
+from netsem.phy.crc import crc24a
 from netsem.phy.mimo import draw_channel, transmit
 from netsem.phy.modem import qam_demap, qam_map, qam_points
 
