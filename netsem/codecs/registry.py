@@ -205,6 +205,29 @@ def _register_builtins() -> None:
                     "Pillow JPEG with restart markers, cut at them; lost MCUs concealed"))
     _add(CodecEntry("deepjscc", 13, deepjscc, "built-in",
                     "DeepJSCC (Bourtsoulatze et al. 2019) wrapped as a user's torch model: TorchCodec"))
+    for name, codec_id in ENTROPY_CODED.items():
+        inner = name.removesuffix("-ec")
+        _add(CodecEntry(name, codec_id, _entropy_coded_factory(name, inner), "built-in",
+                        f"{inner} with each unit range-coded under a factorized prior (any subset decodes)"))
+
+
+# Latent codecs that also ship range-coded: name -> id. The prior is fitted on the codec's
+# training photographs (tools/training/fit_prior.py) and ships beside its weights.
+ENTROPY_CODED = {"cnn-sem-ec": 14, "cnn-sem-impute-ec": 15}
+
+
+def prior_path(codec_name: str) -> Path:
+    return WEIGHTS_DIR / f"{codec_name}.prior.safetensors"
+
+
+def _entropy_coded_factory(name: str, inner: str) -> Callable[..., Codec]:
+    def build(weights=None, prior=None, **params) -> Codec:
+        from .entropy import EntropyCodedCodec, FactorizedPrior
+
+        return EntropyCodedCodec(name, _learned_factory(LEARNED[inner])(weights, **params),
+                                 FactorizedPrior.load(prior or prior_path(inner)))
+
+    return build
 
 
 def _learned_factory(spec: LearnedSpec) -> Callable[..., Codec]:

@@ -65,7 +65,7 @@ class SessionOptions:
     image: str | None = None
     codec: str | Codec = DEFAULT_CODEC
     weights: str | None = None  # a trained variant of a learned codec (its config comes from the file)
-    partition: str = "channel"
+    partition: str | None = None  # default: the codec's first (channel for a latent, segment for a stream)
     interleave: bool = True
     netem: str = ""
     phy: str = ""  # PHY stage spec (netsem/phy/spec.py); empty: no physical layer
@@ -203,6 +203,8 @@ def prepare(options: SessionOptions, cache: EncodingCache | None = None, *, load
     """Frame `index` of the session: `loaded` if given, else `options.image`."""
     started = time.perf_counter()
     codec = load_codec(options.codec, weights=options.weights, jpeg_quality=options.jpeg_quality)
+    if options.partition is None:
+        options = replace(options, partition=codec.partitions[0])
     check_partition(codec, options.partition)
     codec_s = time.perf_counter() - started
     packetizer = Packetizer(PartitionKind.named(options.partition), interleave=options.interleave,
@@ -357,7 +359,7 @@ def run_session(options: SessionOptions, images: list[LoadedImage] | None,
             reports.append(lost_report(item, **counters))
             continue
         if options.out and len(outgoing) > 1:
-            item.options = replace(options, out=numbered(options.out, index))
+            item.options = replace(item.options, out=numbered(options.out, index))
         reports.append(finish(item, frame, **counters, network_s=sent.network_s, phy_s=sent.phy_s,
                               network_virtual_s=sent.network_virtual_s,
                               started=started if len(outgoing) == 1 else None))

@@ -128,7 +128,7 @@ class SweepGrid:
         return [
             SweepTask(image=image or DEFAULT_IMAGE_NAME, codec=codec, partition=partition, interleave=interleave,
                       mtu=mtu, netem=netem, preset=preset, phy=phy, snr_db=snr, seed=seed,
-                      jpeg=jpeg_word if partition == PartitionKind.SEGMENT.word else "", transport=self.transport)
+                      jpeg=jpeg_word if codec == "jpeg" else "", transport=self.transport)
             for image, (codec, partition), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
                 self.images, self.codec_partitions(), self.interleave, self.mtus, self.netem_points(),
                 self.phy_points(), self.seeds)

@@ -57,12 +57,12 @@ def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
 
 def matched_jpeg_quality(image: str, codec: str, mtu: int) -> int:
     """The highest jpeg quality whose datagrams take no more bytes on the wire than `codec`'s
-    for the same image, sent in its default (channel) partition (headers, unit tables and CRCs
-    counted on both sides); 1 if none fits."""
-    load_codec(codec)
+    for the same image, sent in its first partition (channel for a latent, segment for a stream;
+    headers, unit tables and CRCs counted on both sides); 1 if none fits."""
+    partition = load_codec(codec).partitions[0]
     one_torch_thread()
     cache = encoding_cache(image)
-    budget = wire_bytes(SessionOptions(image=image, codec=codec, mtu=mtu), cache)
+    budget = wire_bytes(SessionOptions(image=image, codec=codec, partition=partition, mtu=mtu), cache)
     low, high, best = 1, 95, 1
     while low <= high:
         quality = (low + high) // 2

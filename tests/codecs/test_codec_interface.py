@@ -8,10 +8,11 @@ import torch
 
 from netsem.codecs import LatentFrame, codec_by_id, codec_id_of, codec_names, get_codec
 from netsem.codecs.base import CodecError
+from netsem.codecs.registry import ENTROPY_CODED
 from packetizers.frames import FrameError
 
 torch.set_num_threads(2)
-NAMES = [name for name in codec_names() if name != "jpeg"]  # the latent codecs
+NAMES = [name for name in codec_names() if name != "jpeg" and name not in ENTROPY_CODED]  # the latent codecs
 
 
 def image(h=40, w=56, seed=0):
