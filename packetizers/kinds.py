@@ -59,3 +59,32 @@ class Flags(enum.IntFlag):
     NONE = 0
     INTERLEAVED = 1  # units were permuted by the seeded interleaver before grouping
     SIGNED = 2  # elements are two's complement at bit_width
+
+
+class StreamKind(enum.IntEnum):
+    """The top two bits of the header's 16-bit `stream_id`; the low 14 bits are the index.
+
+    A single-user stream (what `netsem send` sends) keeps kind 0, so its stream id is the plain
+    number a user chose. Seed 000's multi-user downlink sends each group's common features as
+    (COMMON, group) and each user's private features as (PRIVATE, user)."""
+
+    SINGLE = 0
+    PRIVATE = 1
+    COMMON = 2
+    RESERVED = 3
+
+
+STREAM_KIND_SHIFT = 14
+STREAM_INDEX_MASK = (1 << STREAM_KIND_SHIFT) - 1
+
+
+def stream_kind(stream_id: int) -> tuple[str, int]:
+    """('common', g), ('private', k), ('single', id) or ('reserved', index)."""
+    kind = StreamKind(stream_id >> STREAM_KIND_SHIFT & 0b11)
+    return kind.name.lower(), (stream_id if kind == StreamKind.SINGLE else stream_id & STREAM_INDEX_MASK)
+
+
+def describe_stream(stream_id: int) -> str:
+    """What `netsem inspect` and the dissector show: 'common g3', 'private u7', '12' (single)."""
+    kind, index = stream_kind(stream_id)
+    return {"common": f"common g{index}", "private": f"private u{index}", "single": str(index)}.get(kind, f"{kind} {index}")

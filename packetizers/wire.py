@@ -31,7 +31,15 @@ from typing import NamedTuple
 
 import construct as cs
 
-from packetizers.kinds import Flags, Layout, MessageType, PartitionKind  # noqa: F401  (the wire's names, re-exported)
+from packetizers.kinds import (  # noqa: F401  (the wire's names, re-exported)
+    STREAM_INDEX_MASK,
+    STREAM_KIND_SHIFT,
+    Flags,
+    Layout,
+    MessageType,
+    PartitionKind,
+    StreamKind,
+)
 
 MAGIC = b"NSEM"
 VERSION = 1
@@ -49,7 +57,7 @@ FIXED_HEADER = cs.Struct(
     "partition" / cs.Int8ub,
     "layout" / cs.Int8ub,
     "bit_width" / cs.Int8ub,
-    "stream_id" / cs.Int16ub,  # user / receiver / common-vs-private stream
+    "stream_id" / cs.Int16ub,  # StreamKind in bits 15-14, user / group index in bits 13-0
     "kb_version" / cs.Int16ub,  # knowledge-base / codebook version a receiver must hold
     "codec_id" / cs.Int16ub,
     "image_height" / cs.Int16ub,

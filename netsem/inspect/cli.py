@@ -12,6 +12,7 @@ import click
 from emulator.capture_reader import CaptureError, NotACapture
 from netsem.inspect.capture import CapturedPacket, read_packets
 from netsem.inspect.report import Inspection, inspect_packets
+from packetizers.kinds import describe_stream
 
 DATAGRAM_COLUMNS = ("packet", "time", "side", "stream", "frame", "datagram", "units", "size", "payload", "crc",
                     "comment")
@@ -25,7 +26,7 @@ def frame_rows(inspection: Inspection) -> list[tuple[str, ...]]:
         if frame["units_partial"]:
             lost += " (partial: " + ", ".join(f"{u} {n}" for u, n in frame["units_partial"].items()) + ")"
         rows.append((
-            str(frame["stream_id"]), str(frame["frame_id"]), f"{frame['layout']}/{frame['partition']}",
+            describe_stream(frame["stream_id"]), str(frame["frame_id"]), f"{frame['layout']}/{frame['partition']}",
             f"{frame['datagrams_received']}/{frame['datagrams_expected']}",
             f"{frame['units_received']}/{frame['units_expected']}",
             lost, "?" if frame["elements_lost"] is None else str(frame["elements_lost"]),
@@ -34,8 +35,8 @@ def frame_rows(inspection: Inspection) -> list[tuple[str, ...]]:
 
 
 def datagram_rows(inspection: Inspection) -> list[tuple[str, ...]]:
-    return [tuple(f"{row[c]:.6f}" if c == "time" else str(row[c]) for c in DATAGRAM_COLUMNS)
-            for row in inspection.datagrams]
+    shown = {"time": lambda t: f"{t:.6f}", "stream": describe_stream}
+    return [tuple(shown.get(c, str)(row[c]) for c in DATAGRAM_COLUMNS) for row in inspection.datagrams]
 
 
 def skipped_line(inspection: Inspection) -> str:

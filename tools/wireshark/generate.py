@@ -26,12 +26,15 @@ from packetizers.wire import (
     MAGIC,
     SPAN,
     SPAN_SIZE,
+    STREAM_INDEX_MASK,
+    STREAM_KIND_SHIFT,
     UNIT_ID_SIZE,
     VERSION,
     Flags,
     Layout,
     MessageType,
     PartitionKind,
+    StreamKind,
 )
 
 LUA_PATH = Path(__file__).with_name("netsem.lua")
@@ -110,6 +113,12 @@ def field_section() -> str:
         f"local CRC_SIZE = {CRC_SIZE}",
         f"local SPAN_SIZE = {SPAN_SIZE}  -- byte streams: per unit {', '.join(sc.name for sc in SPAN.subcons)}",
         f"local BYTES_LAYOUT = {int(Layout.BYTES)}",
+        "-- stream_id: kind in the top bits, user / group index below (packetizers/kinds.py StreamKind)",
+        f"local STREAM_KIND_SHIFT = {STREAM_KIND_SHIFT}",
+        f"local STREAM_KIND_MASK = 0x{0xFFFF & ~STREAM_INDEX_MASK:04x}",
+        f"local STREAM_INDEX_MASK = 0x{STREAM_INDEX_MASK:04x}",
+        "local STREAM_KINDS = { "
+        + ", ".join(f"[{int(kind)}] = {_lua_string(kind.name.lower())}" for kind in StreamKind) + " }",
         "local VALUE_STRINGS = {",
     ]
     for name, values in VALUE_ENUMS.items():
@@ -132,6 +141,8 @@ def field_section() -> str:
         offset += size
     if [sc.name for sc in SPAN.subcons] != ["offset", "length"] or SPAN_SIZE != 8:
         raise AssertionError("netsem.lua reads a unit span as two uint32: offset, length")
+    if STREAM_INDEX_MASK != (1 << STREAM_KIND_SHIFT) - 1 or len(StreamKind) << STREAM_KIND_SHIFT != 0x10000:
+        raise AssertionError("stream_id: the kinds must fill the 16 bits above the index exactly")
     if offset != HEADER_SIZE:
         raise AssertionError(f"field sizes add up to {offset}, HEADER_SIZE is {HEADER_SIZE}")
     lines += ["}", END]

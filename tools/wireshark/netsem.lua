@@ -25,6 +25,11 @@ local UNIT_ID_SIZE = 4
 local CRC_SIZE = 4
 local SPAN_SIZE = 8  -- byte streams: per unit offset, length
 local BYTES_LAYOUT = 2
+-- stream_id: kind in the top bits, user / group index below (packetizers/kinds.py StreamKind)
+local STREAM_KIND_SHIFT = 14
+local STREAM_KIND_MASK = 0xc000
+local STREAM_INDEX_MASK = 0x3fff
+local STREAM_KINDS = { [0] = "single", [1] = "private", [2] = "common", [3] = "reserved" }
 local VALUE_STRINGS = {
     msg_type = { [0] = "data" },
     partition = { [0] = "channel", [1] = "token", [2] = "spatial", [3] = "segment" },
@@ -92,6 +97,9 @@ for _, field in ipairs(HEADER_FIELDS) do
     end
 end
 
+-- stream_id's two parts (seed 000's multi-user streams: common features of a group, private of a user)
+local f_stream_kind = ProtoField.uint16("netsem.stream_kind", "Stream kind", base.DEC, STREAM_KINDS, STREAM_KIND_MASK)
+local f_stream_index = ProtoField.uint16("netsem.stream_index", "User / group index", base.DEC, nil, STREAM_INDEX_MASK)
 local f_unit_id = ProtoField.uint32("netsem.unit_id", "Unit id")
 local f_unit_offset = ProtoField.uint32("netsem.unit_offset", "Unit offset in stream")
 local f_unit_length = ProtoField.uint32("netsem.unit_length", "Unit length")
@@ -100,7 +108,7 @@ local f_crc32 = ProtoField.uint32("netsem.crc32", "CRC-32", base.HEX)
 local f_crc32_computed = ProtoField.uint32("netsem.crc32_computed", "CRC-32 computed", base.HEX)
 local f_crc_status = ProtoField.string("netsem.crc_status", "CRC status")
 
-local all_fields = { f_unit_id, f_unit_offset, f_unit_length, f_payload, f_crc32, f_crc32_computed, f_crc_status }
+local all_fields = { f_stream_kind, f_stream_index, f_unit_id, f_unit_offset, f_unit_length, f_payload, f_crc32, f_crc32_computed, f_crc_status }
 for _, field in ipairs(HEADER_FIELDS) do all_fields[#all_fields + 1] = header_fields[field.name] end
 for _, flag in ipairs(flag_fields) do all_fields[#all_fields + 1] = flag.field end
 netsem.fields = all_fields
@@ -176,6 +184,10 @@ local function dissect(tvb, pinfo, tree)
         for _, flag in ipairs(flag_fields) do
             if flag.owner == field.name then item:add(flag.field, range) end
         end
+        if field.name == "stream_id" then
+            item:add(f_stream_kind, range)
+            item:add(f_stream_index, range)
+        end
     end
 
     local body_end = length - CRC_SIZE
@@ -226,8 +238,14 @@ local function dissect(tvb, pinfo, tree)
     status:set_generated()
     status:add_proto_expert_info(good and e_crc_good or e_crc_bad)
 
+    local kind = STREAM_KINDS[bit32.rshift(bit32.band(values.stream_id, STREAM_KIND_MASK), STREAM_KIND_SHIFT)]
+    local stream = ""
+    if kind == "common" or kind == "private" then
+        stream = string.format("%s %s%d ", kind, kind == "common" and "g" or "u",
+            bit32.band(values.stream_id, STREAM_INDEX_MASK))
+    end
     local sub = values.sub_count > 1 and string.format(" slice %d/%d", values.sub_index + 1, values.sub_count) or ""
-    pinfo.cols.info = string.format("Frame %d datagram %d/%d units %s%s, %d B payload%s",
+    pinfo.cols.info = string.format("%sFrame %d datagram %d/%d units %s%s, %d B payload%s", stream,
         values.frame_id, values.datagram_index, values.datagram_count, table.concat(ids, ","), sub,
         values.payload_len, good and "" or " [CRC bad]")
     root:append_text(string.format(", frame %d, datagram %d/%d", values.frame_id, values.datagram_index,
