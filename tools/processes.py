@@ -7,6 +7,7 @@ a fixed sleep, so the tests hold on a loaded machine.
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import signal
 import socket
@@ -14,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,6 +98,21 @@ class Program:
                 return report
         raise AssertionError(f"no report with {fields} within {timeout} s; stderr: {self.stderr_text()}")
 
+    def wait_for_stderr(self, text: str, timeout: float) -> str:
+        """The first stderr line containing `text`, waiting up to `timeout` seconds for it."""
+        for line in self.stderr_lines:
+            if text in line:
+                return line
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            line = self._stderr.next_line(left)
+            if line is None:
+                break
+            self.stderr_lines.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no stderr line with {text!r} within {timeout} s; stderr: {self.stderr_text()}")
+
     def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> tuple[int, float, str]:
         """Send `sig`; the exit status, the seconds it took to exit, and its stderr."""
         started = time.monotonic()
@@ -165,6 +183,56 @@ def wait_readable(sock: socket.socket, timeout: float) -> bool:
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ)
         return bool(selector.select(timeout))
+
+
+def read_queued(sock: socket.socket) -> list[bytes]:
+    """The datagrams `sock` holds now, without waiting (after a sender exited: everything it sent)."""
+    got = []
+    while True:
+        try:
+            got.append(sock.recv(65536, socket.MSG_DONTWAIT))
+        except (BlockingIOError, InterruptedError):
+            return got
+
+
+def receive_until(sock: socket.socket, done: Callable[[list[bytes]], bool], timeout: float, what: str,
+                  got: list[bytes] | None = None) -> list[bytes]:
+    """Datagrams read from `sock` (appended to `got`) until `done(got)`; AssertionError naming
+    `what` when `timeout` seconds pass without a new datagram. A deadline, never a quiet period."""
+    got = [] if got is None else got
+    deadline = time.monotonic() + timeout
+    while not done(got):
+        left = deadline - time.monotonic()
+        assert left > 0 and wait_readable(sock, left), \
+            f"{what}: nothing more arrived within {timeout} s ({len(got)} datagrams so far)"
+        got += read_queued(sock)
+        deadline = time.monotonic() + timeout
+    return got
+
+
+def receive_count(sock: socket.socket, count: int, timeout: float, what: str = "datagrams") -> list[bytes]:
+    """Datagrams from `sock` until at least `count` have arrived (with whatever was queued
+    along with the last); AssertionError after `timeout` seconds without progress."""
+    return receive_until(sock, lambda got: len(got) >= count, timeout, f"{what} (waiting for {count})")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` every 5 ms until it holds; AssertionError naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        threading.Event().wait(0.005)
+
+
+@contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """The process is stopped (SIGSTOP) inside the block: what is sent to it meanwhile is all
+    queued on its sockets before it reads any of it, however the machine schedules the two."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def local_non_loopback_ipv4() -> str | None:

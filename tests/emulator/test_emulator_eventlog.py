@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import select
 import signal
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 from emulator.eventlog import (
@@ -24,6 +24,10 @@ from emulator.offline import run_offline
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from netsem.cli import main; main()", "emulate"]
 DIFF = [sys.executable, str(REPO / "tools" / "emulator_log_diff.py")]
+sys.path.insert(0, str(REPO / "tools"))
+from processes import paused, read_queued, receive_count, receive_until, wait_drained  # noqa: E402
+
+DEADLINE = 30.0  # seconds without progress before a wait fails: only a broken run reaches it
 WORDS = "limit 30 delay 20ms 5ms duplicate 5% loss gemodel 5% 30% corrupt 3% frame reorder 10% gap 3 rate 2mbit"
 
 
@@ -84,31 +88,66 @@ def stop(process: subprocess.Popen) -> str:
     return rest
 
 
-def flood(port: int, sink: socket.socket, n: int) -> list[int]:
-    """Send n numbered datagrams at once (more than the queue holds), then collect what arrives."""
-    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    received = []
-    for i in range(n):
-        sender.sendto(i.to_bytes(4, "big") + bytes(100), ("127.0.0.1", port))
-    while select.select([sink], [], [], 0.5)[0]:
-        received.append(int.from_bytes(sink.recv(2048)[:4], "big"))
-    return received
+def flood(process: subprocess.Popen, port: int, n: int, family: int = socket.AF_INET,
+          host: str = "127.0.0.1", size: int = 100) -> None:
+    """Queue n numbered datagrams on the emulator's socket while it is stopped, so it meets them
+    all at once (more than its queue holds), then wait until it has read every one."""
+    sender = socket.socket(family, socket.SOCK_DGRAM)
+    with paused(process.pid):
+        for i in range(n):
+            sender.sendto(i.to_bytes(4, "big") + bytes(size), (host, port))
+    wait_drained(port, DEADLINE)
+
+
+def forward_records(path: Path) -> tuple[list[dict], dict[int, dict], list[dict]]:
+    """A log's records, its arrivals by packet, and its departures (not discarded) in the order they left."""
+    records = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    arrivals = {r["packet"]: r for r in records if r["event"] == "in"}
+    return records, arrivals, [r for r in records if r["event"] == "out" and "cause" not in r]
+
+
+def as_sent(arrival: dict, size: int = 100) -> bytes:
+    """Datagram number `packet` of a flood as it left: with the bit its arrival record flipped."""
+    datagram = bytearray(arrival["packet"].to_bytes(4, "big") + bytes(size))
+    if arrival.get("corrupted") and arrival.get("bit", -1) >= 0:
+        datagram[arrival["bit"] >> 3] ^= 1 << (arrival["bit"] & 7)
+    return bytes(datagram)
 
 
 def test_replay_over_sockets_repeats_a_run_with_queue_overflow_exactly(tmp_path):
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     sink.bind(("127.0.0.1", 0))
     target = f"127.0.0.1:{sink.getsockname()[1]}"
     log, again = tmp_path / "run.jsonl", tmp_path / "again.jsonl"
-    process, port = start(["--listen", "0", "--forward", target, "--seed", "5", "--event-log", str(log), "--",
-                           "limit", "20", "delay", "20ms", "4ms", "loss", "10%", "corrupt", "5%"])
-    first = flood(port, sink, 300)
-    stop(process)
+    # 300 datagrams met at once by a queue of 20 that holds each for 196-204 ms: the queue drops
+    # most of them unless reading 300 datagrams took the emulator longer than 196 ms (per 20 more)
+    words = ["limit", "20", "delay", "200ms", "4ms", "loss", "10%", "corrupt", "5%"]
+    # Loss and corruption are decided before the queue's limit, one draw per arrival: the first 20
+    # datagrams the loss lets through find room in the queue however the run is timed, and the
+    # offline link says which they are and how they are corrupted.
+    offline = run_offline(Link(parse_netem(words), seed=5),
+                          [(i * 1.0, i.to_bytes(4, "big") + bytes(100)) for i in range(300)])
+    certain = Counter(d for _, d in offline.deliveries[:20])
+    process, port = start(["--listen", "0", "--forward", target, "--seed", "5", "--event-log", str(log), "--", *words])
+    flood(process, port, 300)
+    first = receive_until(sink, lambda got: not certain - Counter(got), DEADLINE, "the first run's certain datagrams")
+    stop(process)  # what is still queued now (if the run was slow) stays queued in the log and in its replay
+    first += read_queued(sink)
+    records, arrivals, departures = forward_records(log)
+    assert first == [as_sent(arrivals[r["packet"]]) for r in departures]  # what left, as the log says, in order
     process, port = start(["--listen", "0", "--forward", target, "--replay", str(log), "--event-log", str(again)])
-    second = flood(port, sink, 300)
+    flood(process, port, 300)
+    second = receive_count(sink, len(first), DEADLINE, "the replay's datagrams")
     stderr = stop(process)
-    assert second == first  # the queue drops too, whatever the timing of the second run
-    records = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+    second += read_queued(sink)
+    # the same datagrams (the queue drops too, whatever the timing of the second run), corrupted
+    # alike, each held as logged after its arrival in this run (which orders them as they left)
+    _, arrivals_again, _ = forward_records(again)
+    held = {r["packet"]: (r["send"] - arrivals[r["packet"]]["t"], r["seq"]) for r in departures}
+    leaving = sorted(held, key=lambda packet: (arrivals_again[packet]["t"] + held[packet][0], held[packet][1]))
+    assert second == [as_sent(arrivals[packet]) for packet in leaving]
+    assert sorted(second) == sorted(first)
     assert sum(r.get("cause") == "queue full" for r in records) > 100
     assert "forward: received 300" in stderr and "beyond the log" not in stderr
     agree = subprocess.run([*DIFF, str(log), str(again)], capture_output=True, text=True)
@@ -130,10 +169,7 @@ def test_ipv6_flows_count_62_header_bytes(tmp_path):
     log = tmp_path / "v6.jsonl"
     process, port = start(["--listen", "[::1]:0", "--forward", f"[::1]:{sink.getsockname()[1]}", "--seed", "1",
                            "--event-log", str(log), "--", "rate", "10kbit"])
-    sender = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    for _ in range(3):
-        sender.sendto(bytes(1000), ("::1", port))  # 1062 bytes: 849.6 ms each at 1250 B/s, so they queue
-    select.select([sink], [], [], 1.0)
-    stop(process)
+    flood(process, port, 3, socket.AF_INET6, "::1", 996)  # 1062 bytes: 849.6 ms each at 1250 B/s, so they queue
+    stop(process)  # their arrivals are logged: nothing needs to leave
     sends = [json.loads(line)["send"] for line in log.read_text().splitlines()[1:] if '"event":"in"' in line]
     assert [b - a for a, b in zip(sends, sends[1:])] == [849_600_000, 849_600_000]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import select
@@ -21,6 +22,10 @@ from emulator.rules import RuleError, RuleSet, parse_rule
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from netsem.cli import main; main()", "emulate"]
+sys.path.insert(0, str(REPO / "tools"))
+from processes import wait_drained  # noqa: E402
+
+DEADLINE = 30.0  # seconds without progress before a wait fails: only a broken run reaches it
 
 
 def test_rule_parsing():
@@ -81,17 +86,14 @@ def sink() -> socket.socket:
     return sock
 
 
-def drain(sinks: dict[str, socket.socket], received: dict[str, list], until_idle: float = 0.0) -> None:
-    """Read what the sinks hold; with `until_idle`, keep reading until that long passes without any."""
-    while True:
-        for name, sock in sinks.items():
-            while True:
-                try:
-                    received[name].append((time.monotonic(), sock.recv(2048)))
-                except BlockingIOError:
-                    break
-        if not until_idle or not select.select(list(sinks.values()), [], [], until_idle)[0]:
-            return
+def drain(sinks: dict[str, socket.socket], received: dict[str, list]) -> None:
+    """Read what the sinks hold now, each datagram with the time it was read."""
+    for name, sock in sinks.items():
+        while True:
+            try:
+                received[name].append((time.monotonic(), sock.recv(2048)))
+            except BlockingIOError:
+                break
 
 
 def test_two_receivers_on_different_ports_each_see_their_own_impairment(tmp_path):
@@ -107,22 +109,32 @@ def test_two_receivers_on_different_ports_each_see_their_own_impairment(tmp_path
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     received: dict[str, list] = {"a": [], "b": []}
     sent_at = {}
-    try:
-        for i in range(n):
-            payload = i.to_bytes(4, "big") + bytes(60)
-            sent_at[i] = time.monotonic()
-            sender.sendto(payload, ("127.0.0.1", listen_a))
-            sender.sendto(payload, ("127.0.0.1", listen_b))
-            drain(sinks, received)
-            time.sleep(0.0002)
-        drain(sinks, received, until_idle=0.5)
-    finally:
-        stderr = stop(process)
-    got_a = [int.from_bytes(d[:4], "big") for _, d in received["a"]]
-    got_b = [int.from_bytes(d[:4], "big") for _, d in received["b"]]
+    # A's loss is known in advance (the offline replay of its link): wait for exactly what reaches it
     offline = run_offline(Link(parse_netem("loss 20%"), seed=seed, stream="rule 0/forward"),
                           [(i * 1e-3, i.to_bytes(4, "big")) for i in range(n)])
-    assert got_a == [int.from_bytes(d, "big") for _, d in offline.deliveries]  # A: its own loss, decision for decision
+    expected_a = [int.from_bytes(d, "big") for _, d in offline.deliveries]
+    reaching_a = list(itertools.accumulate(i in set(expected_a) for i in range(n)))  # among 0..i
+    window = 64  # datagrams on their way to each sink, at most: paced by what arrived, not by the clock
+    try:
+        sent = 0
+        while len(received["a"]) < len(expected_a) or len(received["b"]) < n:
+            while sent < n and reaching_a[sent] <= len(received["a"]) + window and sent < len(received["b"]) + window:
+                payload = sent.to_bytes(4, "big") + bytes(60)
+                sent_at[sent] = time.monotonic()
+                sender.sendto(payload, ("127.0.0.1", listen_a))
+                sender.sendto(payload, ("127.0.0.1", listen_b))
+                sent += 1
+            assert select.select(list(sinks.values()), [], [], DEADLINE)[0], (  # a deadline, not a quiet period
+                f"nothing arrived within {DEADLINE} s: A {len(received['a'])} of {len(expected_a)}, "
+                f"B {len(received['b'])} of {n}")
+            drain(sinks, received)
+        wait_drained(listen_a, DEADLINE)  # B got all n, so all were sent: the emulator has read A's lost tail too
+    finally:
+        stderr = stop(process)
+    drain(sinks, received)  # nothing more may have come
+    got_a = [int.from_bytes(d[:4], "big") for _, d in received["a"]]
+    got_b = [int.from_bytes(d[:4], "big") for _, d in received["b"]]
+    assert got_a == expected_a  # A: its own loss, decision for decision
     assert 0.16 < 1 - len(got_a) / n < 0.24  # 20 % (4 standard errors: 0.05)
     assert sorted(got_b) == list(range(n))  # B: nothing lost
     delays_b = [arrived - sent_at[int.from_bytes(d[:4], "big")] for arrived, d in received["b"]]
