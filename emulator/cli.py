@@ -235,23 +235,25 @@ def emulate(listen, forward_texts, seed, pcap_path, stats_path, reverse, rule_te
         except OSError as error:
             _fail(f"cannot write {event_log_path}: {error.strerror or error}")
     stats = ProxyStats()
-    for sock, (_, forward_address) in zip(sockets, routes):
-        host, port = sock.getsockname()[:2]
-        click.echo(
-            f"{PROGRAM}: listening on {host}:{port}, forwarding to {forward_address[0]}:{forward_address[1]}, "
-            f"seed {seed}, netem: {_shown_words(preset_name, netem_words, spec)}"
-            f"{f', replaying {replay_path}' if replay_path else ''}",
-            err=True,
-        )
-    for index, rule in enumerate(rules):
-        equivalent = netem_equivalent(rule.spec)
-        click.echo(f"{PROGRAM}: rule {index}: {rule.text}{f' (= {equivalent})' if equivalent else ''}", err=True)
+
+    def announce() -> None:
+        for sock, (_, forward_address) in zip(sockets, routes):
+            host, port = sock.getsockname()[:2]
+            click.echo(
+                f"{PROGRAM}: listening on {host}:{port}, forwarding to {forward_address[0]}:{forward_address[1]}, "
+                f"seed {seed}, netem: {_shown_words(preset_name, netem_words, spec)}"
+                f"{f', replaying {replay_path}' if replay_path else ''}",
+                err=True,
+            )
+        for index, rule in enumerate(rules):
+            equivalent = netem_equivalent(rule.spec)
+            click.echo(f"{PROGRAM}: rule {index}: {rule.text}{f' (= {equivalent})' if equivalent else ''}", err=True)
     serve = functools.partial(serve_proxy, sockets[0], routes[0][1], link, reverse_link=reverse_link, rules=rule_set,
                               routes=list(zip(sockets[1:], (target for _, target in routes[1:]))), capture=capture,
                               event_log=event_log, stats=stats, allow=allow, max_clients=max_clients,
                               client_idle=client_timeout)
     try:
-        outcome = trio.run(_run, serve, named_links, duration)
+        outcome = trio.run(_run, serve, named_links, duration, announce)
     except ProxyError as error:
         _fail(str(error))
     finally:
@@ -345,20 +347,24 @@ def _shown_words(preset_name: str | None, netem_words, spec: NetemSpec) -> str:
     return f"{shown} (= {equivalent})" if equivalent else shown
 
 
-async def _run(serve, named_links, duration) -> str:
-    """Run until the duration ends or a signal arrives; returns why it stopped."""
+async def _run(serve, named_links, duration, announce) -> str:
+    """Run until the duration ends or a signal arrives; returns why it stopped. "listening"
+    is announced only once the signals are watched and the sockets served, so a script that
+    waits for it and then sends SIGINT never hits the moment before the handler exists."""
     outcome = "finished"
     async with trio.open_nursery() as nursery:
-        await nursery.start(serve)
 
-        async def watch_signals() -> None:
+        async def watch_signals(task_status=trio.TASK_STATUS_IGNORED) -> None:
             nonlocal outcome
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
                 async for signum in signals:
                     outcome = "interrupted" if signum == signal.SIGINT else "terminated"
                     nursery.cancel_scope.cancel()
 
-        nursery.start_soon(watch_signals)
+        await nursery.start(watch_signals)
+        await nursery.start(serve)
+        announce()
         if sys.stderr.isatty():
             nursery.start_soon(_live_status, named_links)
         if duration is not None:

@@ -350,14 +350,15 @@ def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_recei
                                      task_status=task_status)
                 nursery.cancel_scope.cancel()
 
-            async def watch_signals() -> None:
+            async def watch_signals(task_status=trio.TASK_STATUS_IGNORED) -> None:
                 nonlocal stopped_by
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    task_status.started()
                     async for signum in signals:
                         stopped_by = signum
                         nursery.cancel_scope.cancel()
 
-            nursery.start_soon(watch_signals)
+            await nursery.start(watch_signals)  # before "listening": a signal after it is always caught
             bound = await nursery.start(serve)
             click.echo(f"netsem recv: listening on {bound[0]}:{bound[1]}, writing to {out_dir}", err=True)
         return stopped_by
