@@ -130,6 +130,12 @@ def emulate(listen, forward_texts, seed, pcap_path, stats_path, reverse, rule_te
     and replies go back to the client they answer. Listening on a non-loopback address
     lets any host use the emulator: restrict it with --allow.
     """
+    # From here on SIGINT / SIGTERM only leave a mark: one that arrives while the sockets are set
+    # up (before trio watches signals) ends the run cleanly instead of raising KeyboardInterrupt
+    # wherever setup happens to be.
+    early: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda number, frame: early.append(number))
     try:
         routes = _parse_routes(listen, forward_texts)
         allow = [parse_network(text) for text in allow_texts]
@@ -253,7 +259,7 @@ def emulate(listen, forward_texts, seed, pcap_path, stats_path, reverse, rule_te
                               event_log=event_log, stats=stats, allow=allow, max_clients=max_clients,
                               client_idle=client_timeout)
     try:
-        outcome = trio.run(_run, serve, named_links, duration, announce)
+        outcome = trio.run(_run, serve, named_links, duration, announce, early)
     except ProxyError as error:
         _fail(str(error))
     finally:
@@ -347,10 +353,9 @@ def _shown_words(preset_name: str | None, netem_words, spec: NetemSpec) -> str:
     return f"{shown} (= {equivalent})" if equivalent else shown
 
 
-async def _run(serve, named_links, duration, announce) -> str:
-    """Run until the duration ends or a signal arrives; returns why it stopped. "listening"
-    is announced only once the signals are watched and the sockets served, so a script that
-    waits for it and then sends SIGINT never hits the moment before the handler exists."""
+async def _run(serve, named_links, duration, announce, early: list[int]) -> str:
+    """Run until the duration ends or a signal arrives (`early`: signals that came during
+    set-up); returns why it stopped. "listening" is announced once the signals are watched."""
     outcome = "finished"
     async with trio.open_nursery() as nursery:
 
@@ -363,6 +368,10 @@ async def _run(serve, named_links, duration, announce) -> str:
                     nursery.cancel_scope.cancel()
 
         await nursery.start(watch_signals)
+        if early:
+            outcome = "interrupted" if early[0] == signal.SIGINT else "terminated"
+            nursery.cancel_scope.cancel()
+            return outcome
         await nursery.start(serve)
         announce()
         if sys.stderr.isatty():
