@@ -15,37 +15,16 @@ import argparse
 import numpy as np
 import torch
 
-from emulator.grammar import parse_netem
 from netsem.metrics import psnr_db
-from netsem.multiuser.data import crop_batch, eval_photos, to_tensor, to_uint8
-from netsem.multiuser.network import UserLink, _decode, user_generator
-from netsem.multiuser.scheme import encode, tiles_of
-from netsem.multiuser.session import ReceiverCore, plan_transmission, simulate_offline
-from netsem.multiuser.streams import codec_id, model_tag
+from netsem.multiuser.data import crop_batch, eval_photos
+from netsem.multiuser.network import UserLink, clean_path_session, decoded_image
 from netsem.multiuser.weights import load_model
 
 
-def psnrs(model, images, seed, drop_common=None, drop_private=None):
-    tiles = tiles_of(to_tensor(images))
-    with torch.no_grad():
-        enc = encode(model, tiles, 10, 2, cluster_seed=seed)
-    kb = model_tag(model.config.to_json())
-    tx = plan_transmission(enc.common.numpy(), enc.private.numpy(), enc.groups, tiles=1, image_size=(32, 32),
-                           kb_version=kb, frame_id=1, mtu=1200, seed=seed)
-    if drop_common is not None:
-        del tx.common[drop_common][0]
-    if drop_private is not None:
-        del tx.private[drop_private][0]
-    cores = {u: ReceiverCore(u, tx.group_of(u), netem=parse_netem(""), seed=u, codec_id=codec_id(), kb_version=kb,
-                             common_symbols=model.config.common_symbols, private_symbols=model.config.private_symbols)
-             for u in range(10)}
-    got = simulate_offline(tx, cores)
-    out = {}
-    for u, (received,) in got.items():
-        with torch.no_grad():
-            image = to_uint8(_decode(model, received, UserLink(), user_generator(seed, u)))[0]
-        out[u] = psnr_db(images[u], image)
-    return tx, out
+def psnrs(model, images, seed, **drop):
+    tx, _, got = clean_path_session(model, images, 2, seed=seed, **drop)
+    return tx, {u: psnr_db(images[u], decoded_image(model, received, UserLink(), seed, u))
+                for u, received in got.items()}
 
 
 def main() -> None:

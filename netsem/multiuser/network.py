@@ -152,8 +152,7 @@ def run_multicast(model: Gssma, images: np.ndarray, groups: int, links: dict[int
         link = links[u]
         report = _user_report(u, int(group_of[u]), joins[u], link, cores[u], transmission, drops[u])
         if got:
-            recon = _decode(model, got[0], link, user_generator(seed, u))
-            image = to_uint8(untile(recon, height, width))[0]
+            image = decoded_image(model, got[0], link, seed, u)
             report.decoded = True
             report.psnr_db, report.ssim = psnr_db(images[u], image), ssim(images[u], image)
             report.msssim = float(ms_ssim(images[u], image))
@@ -166,6 +165,39 @@ def run_multicast(model: Gssma, images: np.ndarray, groups: int, links: dict[int
         unicast_common_bytes=transmission.common_bytes_if_unicast, private_bytes=private_bytes,
         received_common_bytes=sum(r.common_bytes for r in reports), transport=transport, reconstructions=recons,
         transmission=transmission)
+
+
+@torch.no_grad()
+def clean_path_session(model: Gssma, images: np.ndarray, groups: int, *, seed: int, drop_common: int | None = None,
+                       drop_private: int | None = None, joins: dict[int, int] | None = None,
+                       extra: dict[int, list[tuple[str, bytes]]] | None = None
+                       ) -> tuple[Transmission, dict[int, ReceiverCore], dict[int, Received]]:
+    """One transmission of 32x32 `images` over the offline session with every path clean,
+    after the first datagram of group `drop_common`'s common stream and of user
+    `drop_private`'s private stream are taken out (None: nothing); `joins` and `extra` as in
+    `simulate_offline`. Returns the sender's datagrams, the receivers and what each received."""
+    users = images.shape[0]
+    encoded = encode(model, tiles_of(to_tensor(images)), users, groups, cluster_seed=seed)
+    kb = model_tag(model.config.to_json())
+    transmission = plan_transmission(encoded.common.numpy(), encoded.private.numpy(), encoded.groups, tiles=1,
+                                     image_size=(32, 32), kb_version=kb, frame_id=1, mtu=1200, seed=seed)
+    if drop_common is not None:
+        del transmission.common[drop_common][0]
+    if drop_private is not None:
+        del transmission.private[drop_private][0]
+    cores = {u: ReceiverCore(u, transmission.group_of(u), netem=parse_netem(""), seed=u, codec_id=codec_id(),
+                             kb_version=kb, common_symbols=model.config.common_symbols,
+                             private_symbols=model.config.private_symbols) for u in range(users)}
+    got = simulate_offline(transmission, cores, joins=joins, extra=extra)
+    return transmission, cores, {u: received for u, (received,) in got.items()}
+
+
+@torch.no_grad()
+def decoded_image(model: Gssma, received: Received, link: UserLink, seed: int, user: int) -> np.ndarray:
+    """A user's reconstruction (H, W, 3) uint8 from what its receiver got, its channel drawn as
+    `run_multicast` draws it."""
+    recon = _decode(model, received, link, user_generator(seed, user))
+    return to_uint8(untile(recon, *received.image_size))[0]
 
 
 def _decode(model: Gssma, got: Received, link: UserLink, generator: torch.Generator) -> torch.Tensor:

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from emulator.grammar import parse_netem
-from netsem.multiuser.data import crop_batch, eval_photos, to_tensor
-from netsem.multiuser.network import UserLink, run_multicast
-from netsem.multiuser.scheme import encode, tiles_of
-from netsem.multiuser.session import ReceiverCore, plan_transmission, simulate_offline
-from netsem.multiuser.streams import codec_id, model_tag
+from netsem.multiuser.data import crop_batch, eval_photos
+from netsem.multiuser.network import (
+    UserLink,
+    clean_path_session,
+    decoded_image,
+    run_multicast,
+)
 from netsem.multiuser.weights import load_model
 
 SEED = 4
@@ -59,33 +60,16 @@ def test_every_receiver_decodes_and_multicast_saves_bytes(model, images):
     assert {len(g) for g in report.groups} == {5}
 
 
-def _session(model, images, drop_common=None, drop_private=None, extra=None, joins=None):
-    """The offline session with chosen datagrams removed from the sender's output."""
-    tiles = tiles_of(to_tensor(images))
-    with torch.no_grad():
-        enc = encode(model, tiles, 10, 2, cluster_seed=SEED)
-    kb = model_tag(model.config.to_json())
-    tx = plan_transmission(enc.common.numpy(), enc.private.numpy(), enc.groups, tiles=1, image_size=(32, 32),
-                           kb_version=kb, frame_id=1, mtu=1200, seed=SEED)
-    if drop_common is not None:
-        del tx.common[drop_common][0]
-    if drop_private is not None:
-        del tx.private[drop_private][0]
-    cores = {u: ReceiverCore(u, tx.group_of(u), netem=parse_netem(""), seed=u, codec_id=codec_id(), kb_version=kb,
-                             common_symbols=model.config.common_symbols, private_symbols=model.config.private_symbols)
-             for u in range(10)}
-    got = simulate_offline(tx, cores, joins=joins, extra=extra)
-    return tx, cores, got
+def _session(model, images, **changes):
+    return clean_path_session(model, images, 2, seed=SEED, **changes)
 
 
 def _psnr_per_user(model, images, got):
     from netsem.metrics import psnr_db
-    from netsem.multiuser.data import to_uint8
-    from netsem.multiuser.network import _decode, user_generator
 
     out = {}
-    for u, (received,) in got.items():
-        image = to_uint8(_decode(model, received, UserLink(), user_generator(SEED, u)))[0]
+    for u, received in got.items():
+        image = decoded_image(model, received, UserLink(), SEED, u)
         out[u] = (psnr_db(images[u], image), image)
     return out
 
@@ -98,15 +82,15 @@ def test_a_lost_common_datagram_reaches_its_group_a_private_one_only_its_user(mo
     after = _psnr_per_user(model, images, got)
     for u in range(10):
         if u in group0:
-            assert got[u][0].common_erased.any() and not np.array_equal(after[u][1], base[u][1]), u
+            assert got[u].common_erased.any() and not np.array_equal(after[u][1], base[u][1]), u
         else:
-            assert not got[u][0].common_erased.any() and np.array_equal(after[u][1], base[u][1]), u
+            assert not got[u].common_erased.any() and np.array_equal(after[u][1], base[u][1]), u
     victim = int(tx.groups[1][2])
     _, _, got = _session(model, images, drop_private=victim)
     after = _psnr_per_user(model, images, got)
     for u in range(10):
         if u == victim:
-            assert got[u][0].private_erased.any() and not np.array_equal(after[u][1], base[u][1])
+            assert got[u].private_erased.any() and not np.array_equal(after[u][1], base[u][1])
         else:
             assert np.array_equal(after[u][1], base[u][1]), u
 
@@ -126,7 +110,7 @@ def test_foreign_streams_are_rejected_and_counted(model, images):
     assert cores[me].rejected == {"wrong_user": len(tx.private[other]), "wrong_group": len(tx.common[stranger_group]),
                                   "not_multiuser": 1}
     for kind in ("common", "private"):
-        assert np.array_equal(getattr(got[me][0], kind), getattr(clean[me][0], kind))
+        assert np.array_equal(getattr(got[me], kind), getattr(clean[me], kind))
 
 
 def test_receiver_that_joined_the_wrong_group(model, images):
