@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import signal
 import socket
@@ -268,3 +269,27 @@ def wait_drained(port: int, timeout: float) -> None:
     while receive_queue_bytes(port):
         assert time.monotonic() < deadline, f"port {port} still has a queue after {timeout} s"
         threading.Event().wait(0.01)
+
+
+def start_emulate(args: list[str], routes: int = 1) -> tuple[subprocess.Popen, list[int]]:
+    """`netsem emulate ARGS` as its own process; returns it once it has announced `routes`
+    listening ports, and those ports."""
+    process = subprocess.Popen([sys.executable, "-m", "netsem", "emulate", *args], cwd=REPO, stderr=subprocess.PIPE,
+                               text=True)
+    ports = []
+    for line in process.stderr:
+        match = re.search(r"listening on [^ ]+:(\d+),", line)
+        if match:
+            ports.append(int(match.group(1)))
+            if len(ports) == routes:
+                return process, ports
+    raise AssertionError(f"emulator did not start: exit {process.wait()}")
+
+
+def stop_emulate(process: subprocess.Popen) -> str:
+    """SIGINT; asserts a clean exit (130, no traceback) and returns the rest of its stderr."""
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=20) == 130 and "Traceback" not in rest, rest
+    return rest
+

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,15 @@ REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from netsem.cli import main; main()", "emulate"]
 DIFF = [sys.executable, str(REPO / "tools" / "emulator_log_diff.py")]
 sys.path.insert(0, str(REPO / "tools"))
-from processes import paused, read_queued, receive_count, receive_until, wait_drained  # noqa: E402
+from processes import (  # noqa: E402
+    paused,
+    read_queued,
+    receive_count,
+    receive_until,
+    start_emulate,
+    stop_emulate,
+    wait_drained,
+)
 
 DEADLINE = 30.0  # seconds without progress before a wait fails: only a broken run reaches it
 WORDS = "limit 30 delay 20ms 5ms duplicate 5% loss gemodel 5% 30% corrupt 3% frame reorder 10% gap 3 rate 2mbit"
@@ -72,22 +79,6 @@ def test_diff_tool_agrees_on_equal_logs_and_lists_differences(tmp_path):
     assert "forward packet" in other.stdout
 
 
-def start(args: list[str]) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen([*CLI, *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:
-        match = re.search(r"listening on [^ ]+:(\d+),", line)
-        if match:
-            return process, int(match.group(1))
-    raise AssertionError(f"emulator did not start: exit {process.wait()}")
-
-
-def stop(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGINT)
-    rest = process.stderr.read()
-    assert process.wait(timeout=20) == 130 and "Traceback" not in rest, rest
-    return rest
-
-
 def flood(process: subprocess.Popen, port: int, n: int, family: int = socket.AF_INET,
           host: str = "127.0.0.1", size: int = 100) -> None:
     """Queue n numbered datagrams on the emulator's socket while it is stopped, so it meets them
@@ -129,17 +120,17 @@ def test_replay_over_sockets_repeats_a_run_with_queue_overflow_exactly(tmp_path)
     offline = run_offline(Link(parse_netem(words), seed=5),
                           [(i * 1.0, i.to_bytes(4, "big") + bytes(100)) for i in range(300)])
     certain = Counter(d for _, d in offline.deliveries[:20])
-    process, port = start(["--listen", "0", "--forward", target, "--seed", "5", "--event-log", str(log), "--", *words])
+    process, (port,) = start_emulate(["--listen", "0", "--forward", target, "--seed", "5", "--event-log", str(log), "--", *words])
     flood(process, port, 300)
     first = receive_until(sink, lambda got: not certain - Counter(got), DEADLINE, "the first run's certain datagrams")
-    stop(process)  # what is still queued now (if the run was slow) stays queued in the log and in its replay
+    stop_emulate(process)  # what is still queued now (if the run was slow) stays queued in the log and in its replay
     first += read_queued(sink)
     records, arrivals, departures = forward_records(log)
     assert first == [as_sent(arrivals[r["packet"]]) for r in departures]  # what left, as the log says, in order
-    process, port = start(["--listen", "0", "--forward", target, "--replay", str(log), "--event-log", str(again)])
+    process, (port,) = start_emulate(["--listen", "0", "--forward", target, "--replay", str(log), "--event-log", str(again)])
     flood(process, port, 300)
     second = receive_count(sink, len(first), DEADLINE, "the replay's datagrams")
-    stderr = stop(process)
+    stderr = stop_emulate(process)
     second += read_queued(sink)
     # the same datagrams (the queue drops too, whatever the timing of the second run), corrupted
     # alike, each held as logged after its arrival in this run (which orders them as they left)
@@ -167,9 +158,9 @@ def test_ipv6_flows_count_62_header_bytes(tmp_path):
     sink = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sink.bind(("::1", 0))
     log = tmp_path / "v6.jsonl"
-    process, port = start(["--listen", "[::1]:0", "--forward", f"[::1]:{sink.getsockname()[1]}", "--seed", "1",
+    process, (port,) = start_emulate(["--listen", "[::1]:0", "--forward", f"[::1]:{sink.getsockname()[1]}", "--seed", "1",
                            "--event-log", str(log), "--", "rate", "10kbit"])
     flood(process, port, 3, socket.AF_INET6, "::1", 996)  # 1062 bytes: 849.6 ms each at 1250 B/s, so they queue
-    stop(process)  # their arrivals are logged: nothing needs to leave
+    stop_emulate(process)  # their arrivals are logged: nothing needs to leave
     sends = [json.loads(line)["send"] for line in log.read_text().splitlines()[1:] if '"event":"in"' in line]
     assert [b - a for a, b in zip(sends, sends[1:])] == [849_600_000, 849_600_000]

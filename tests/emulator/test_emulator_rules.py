@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from emulator.rules import RuleError, RuleSet, parse_rule
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from netsem.cli import main; main()", "emulate"]
 sys.path.insert(0, str(REPO / "tools"))
-from processes import wait_drained  # noqa: E402
+from processes import start_emulate, stop_emulate, wait_drained  # noqa: E402
 
 DEADLINE = 30.0  # seconds without progress before a wait fails: only a broken run reaches it
 
@@ -59,25 +57,6 @@ def test_first_matching_rule_wins_per_direction():
         "forward", "reverse", "rule 0/forward", "rule 0/reverse", "rule 1/forward", "rule 2/reverse"]
 
 
-def start(args: list[str], routes: int) -> tuple[subprocess.Popen, list[int]]:
-    process = subprocess.Popen([*CLI, *args], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    ports = []
-    for line in process.stderr:
-        match = re.search(r"listening on [^ ]+:(\d+),", line)
-        if match:
-            ports.append(int(match.group(1)))
-            if len(ports) == routes:
-                return process, ports
-    raise AssertionError(f"emulator did not start: exit {process.wait()}")
-
-
-def stop(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGINT)
-    rest = process.stderr.read()
-    assert process.wait(timeout=20) == 130 and "Traceback" not in rest, rest
-    return rest
-
-
 def sink() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -102,7 +81,7 @@ def test_two_receivers_on_different_ports_each_see_their_own_impairment(tmp_path
     sinks = {"a": sink(), "b": sink()}
     port_a, port_b = sinks["a"].getsockname()[1], sinks["b"].getsockname()[1]
     log = tmp_path / "rules.jsonl"
-    process, (listen_a, listen_b) = start(
+    process, (listen_a, listen_b) = start_emulate(
         ["--listen", "0", "--forward", f"127.0.0.1:{port_a}", "--forward", f"0=127.0.0.1:{port_b}", "--seed", str(seed),
          "--rule", f"dport {port_a}: loss 20%", "--rule", f"dport {port_b}: delay 30ms", "--event-log", str(log)],
         routes=2)
@@ -130,7 +109,7 @@ def test_two_receivers_on_different_ports_each_see_their_own_impairment(tmp_path
             drain(sinks, received)
         wait_drained(listen_a, DEADLINE)  # B got all n, so all were sent: the emulator has read A's lost tail too
     finally:
-        stderr = stop(process)
+        stderr = stop_emulate(process)
     drain(sinks, received)  # nothing more may have come
     got_a = [int.from_bytes(d[:4], "big") for _, d in received["a"]]
     got_b = [int.from_bytes(d[:4], "big") for _, d in received["b"]]
