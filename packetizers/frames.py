@@ -116,7 +116,12 @@ class StreamFrame:
     """An encoded byte stream as segments that each decode on their own (None: lost).
 
     codec_params travel in the header (jpeg: quality, MCUs per restart interval), so a
-    receiver can rebuild what a lost segment held in common (a JPEG header)."""
+    receiver can rebuild what a lost segment held in common (a JPEG header).
+
+    segment_importance, when given, is each segment's importance class (0..255): the
+    packetizer never puts segments of two classes in one datagram, sends the more important
+    class first, and writes the class in each datagram's `importance` field (where an
+    importance-aware PHY stage reads it). Empty: every datagram carries `importance`."""
 
     segments: tuple[bytes | None, ...]
     codec_params: tuple[int, int] = (0, 0)
@@ -125,11 +130,16 @@ class StreamFrame:
     stream_id: int = 0
     importance: int = 0
     kb_version: int = 0
+    segment_importance: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "segments", tuple(self.segments))
+        object.__setattr__(self, "segment_importance", tuple(int(c) for c in self.segment_importance))
         if not self.segments:
             raise FrameError("a stream frame needs at least one segment")
+        if self.segment_importance and (len(self.segment_importance) != len(self.segments)
+                                        or not all(0 <= c <= 255 for c in self.segment_importance)):
+            raise FrameError(f"segment_importance needs one class in 0..255 per segment ({len(self.segments)})")
         if any(segment is not None and not segment for segment in self.segments):
             raise FrameError("a segment holds at least one byte")
 

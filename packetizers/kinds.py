@@ -10,7 +10,8 @@ import enum
 
 
 class MessageType(enum.IntEnum):
-    DATA = 0  # a frame's latent units; other types (knowledge-base updates) come later
+    DATA = 0  # a frame's latent units or byte-stream segments
+    KB_UPDATE = 1  # a knowledge-base update (seed 001): Sebs added / removed, base -> new version
 
 
 class Layout(enum.IntEnum):

@@ -29,12 +29,12 @@ from packetizers.wire import (
     MAGIC,
     MAX_DATAGRAM,
     PER_DATAGRAM_STRUCT,
+    UNIT_ID_SIZE,
     VERSION,
     Flags,
     Layout,
     MessageType,
     PartitionKind,
-    UNIT_ID_SIZE,
     unit_entry_size,
     with_crc,
 )
@@ -59,6 +59,7 @@ class DatagramPlan:
     payload_start: tuple[int, ...]
     payload_len: tuple[int, ...]
     padded_gather: np.ndarray  # unit-order positions, datagram by datagram, padded
+    importance: tuple[int, ...] = ()  # per datagram, its units' class (empty: the frame's)
 
     @property
     def datagram_count(self) -> int:
@@ -80,7 +81,10 @@ def min_mtu(bit_width: int, layout: Layout = Layout.CHW) -> int:
     return HEADER_SIZE + unit_entry_size(layout) + bitpack.packed_size(1, bit_width) + CRC_SIZE
 
 
-def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interleave: bool) -> DatagramPlan:
+def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interleave: bool,
+               unit_class: tuple[int, ...] = ()) -> DatagramPlan:
+    """`unit_class` (one importance class per unit, optional): units are sent most important
+    class first (interleaved within a class) and a datagram never mixes classes."""
     sizes = partition.unit_sizes()
     offsets = partition.unit_offsets
     entry = unit_entry_size(partition.layout)
@@ -90,21 +94,33 @@ def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interl
 
     max_sub_elements = budget_bits(1) // bit_width
     groups: list[tuple[list[int], int, int]] = []  # (unit ids, sub index, sub count)
+    classes: list[int] = []
     current: list[int] = []
     current_elements = 0
-    for unit in unit_order(partition.unit_count, seed, interleave).tolist():
+    order = unit_order(partition.unit_count, seed, interleave)
+    if unit_class:
+        order = order[np.argsort(-np.asarray(unit_class)[order], kind="stable")]
+    klass = lambda unit: unit_class[unit] if unit_class else 0  # noqa: E731
+    for unit in order.tolist():
         size = int(sizes[unit])
+        if current and klass(unit) != klass(current[0]):
+            groups.append((sorted(current), 0, 1))
+            classes.append(klass(current[0]))
+            current, current_elements = [], 0
         if size * bit_width > budget_bits(1):
             sub_count = -(-size // max_sub_elements)
             groups.extend(([unit], sub, sub_count) for sub in range(sub_count))
+            classes.extend([klass(unit)] * sub_count)
             continue
         if current and (current_elements + size) * bit_width > budget_bits(len(current) + 1):
             groups.append((sorted(current), 0, 1))
+            classes.append(klass(current[0]))
             current, current_elements = [], 0
         current.append(unit)
         current_elements += size
     if current:
         groups.append((sorted(current), 0, 1))
+        classes.append(klass(current[0]))
     if len(groups) > MAX_DATAGRAMS_PER_FRAME:
         raise ValueError(f"frame needs {len(groups)} datagrams, more than {MAX_DATAGRAMS_PER_FRAME}: raise --mtu")
 
@@ -133,6 +149,7 @@ def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interl
         payload_start=tuple(starts),
         payload_len=tuple(lengths),
         padded_gather=np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64),
+        importance=tuple(classes) if unit_class else (),
     )
 
 
@@ -178,12 +195,16 @@ class Packetizer:
         bit_width, layout = (8, Layout.BYTES) if stream else (frame.bit_width, frame.layout)
         if self.mtu < min_mtu(bit_width, layout):
             raise ValueError(f"--mtu {self.mtu} is too small: a datagram needs at least {min_mtu(bit_width, layout)} bytes")
-        planner = build_plan if stream else plan_datagrams
-        return planner(self.partition_of(frame), bit_width, self.mtu, self.seed, self.interleave)
+        if stream:
+            return build_plan(self.partition_of(frame), bit_width, self.mtu, self.seed, self.interleave,
+                              frame.segment_importance)
+        return plan_datagrams(self.partition_of(frame), bit_width, self.mtu, self.seed, self.interleave)
 
-    def packetize(self, frame: LatentFrame | StreamFrame, frame_id: int) -> list[bytes]:
+    def packetize(self, frame: LatentFrame | StreamFrame, frame_id: int,
+                  msg_type: MessageType = MessageType.DATA) -> list[bytes]:
         """The frame's datagrams. A byte stream is always cut at its own segments, whatever
-        partition this packetizer was made for."""
+        partition this packetizer was made for; `msg_type` marks what it is (a KB update
+        travels as a byte stream of msg_type KB_UPDATE)."""
         partition = self.partition_of(frame)
         plan = self.plan(frame)
         elements = np.zeros(partition.size + 1, dtype=np.int64)  # + the padding element
@@ -199,7 +220,7 @@ class Packetizer:
         packed = bitpack.pack(elements[plan.padded_gather], bit_width)
         flags = (Flags.INTERLEAVED if self.interleave else Flags.NONE) | (Flags.SIGNED if signed else Flags.NONE)
         frame_wide = FRAME_WIDE_STRUCT.pack(
-            MAGIC, VERSION, MessageType.DATA, int(flags), int(kind), int(layout),
+            MAGIC, VERSION, int(msg_type), int(flags), int(kind), int(layout),
             bit_width, frame.stream_id, frame.kb_version, frame.codec_id,
             frame.image_size[0], frame.image_size[1], frame_id, shape[0], shape[1], shape[2],
             partition.grid[0], partition.grid[1], partition.block[0], partition.block[1],
@@ -211,7 +232,7 @@ class Packetizer:
             start, length = plan.payload_start[index], plan.payload_len[index]
             body = b"".join((
                 frame_wide,
-                pack_tail(frame.importance, 0, index, plan.sub_index[index], plan.sub_count[index],
+                pack_tail(plan.importance[index] if plan.importance else frame.importance, 0, index, plan.sub_index[index], plan.sub_count[index],
                           len(ids) // UNIT_ID_SIZE, length),
                 ids,
                 plan.unit_spans[index],

@@ -41,13 +41,12 @@ from packetizers.wire import (
     LAYOUT_OFFSET,
     MAGIC,
     PER_DATAGRAM_STRUCT,
+    UNIT_ID_SIZE,
     VERSION,
     Flags,
     Header,
     Layout,
-    MessageType,
     PartitionKind,
-    UNIT_ID_SIZE,
     crc_ok,
     peek_header,
     unit_entry_size,
@@ -224,8 +223,13 @@ def frame_nbytes(header: Header, elements: int) -> int:
 
 
 class Reassembler:
-    def __init__(self, limits: ReassemblerLimits = ReassemblerLimits()) -> None:
+    """`message_type`: the one message type this reassembler takes (data frames by default; a
+    knowledge-base update receiver makes its own with MessageType.KB_UPDATE); others are
+    rejected as unsupported_type."""
+
+    def __init__(self, limits: ReassemblerLimits = ReassemblerLimits(), message_type: int = 0) -> None:
         self.limits = limits
+        self.message_type = message_type
         self.rejected: Counter[str] = Counter()
         self.datagrams_accepted = 0
         self.frames_completed = 0
@@ -360,7 +364,7 @@ class Reassembler:
             return RejectReason.LATE
         if key in self._frames:
             return RejectReason.INCONSISTENT  # same frame, different frame-wide header
-        if header.msg_type != MessageType.DATA:
+        if header.msg_type != self.message_type:
             return RejectReason.UNSUPPORTED_TYPE
         if header.image_height * header.image_width > self.limits.max_image_pixels:
             return RejectReason.TOO_LARGE

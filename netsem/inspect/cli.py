@@ -14,8 +14,8 @@ from netsem.inspect.capture import CapturedPacket, read_packets
 from netsem.inspect.report import Inspection, inspect_packets
 from packetizers.kinds import describe_stream
 
-DATAGRAM_COLUMNS = ("packet", "time", "side", "stream", "frame", "datagram", "units", "size", "payload", "crc",
-                    "comment")
+DATAGRAM_COLUMNS = ("packet", "time", "side", "stream", "frame", "type", "kb", "imp", "datagram", "units", "size",
+                    "payload", "crc", "comment")
 FRAME_COLUMNS = ("stream", "frame", "partition", "datagrams rx/exp", "units rx/exp", "units lost", "elements lost")
 
 

@@ -104,6 +104,9 @@ def _datagram_row(packet: CapturedPacket, datagram: Datagram, time: float, deliv
         "time": round(time, 6),
         "stream": header.stream_id,
         "frame": header.frame_id,
+        "type": _message_type(header.msg_type),
+        "kb": header.kb_version,
+        "imp": header.importance,
         "datagram": f"{header.datagram_index}/{header.datagram_count}",
         "units": units_text(datagram),
         "size": datagram.size,
@@ -113,6 +116,15 @@ def _datagram_row(packet: CapturedPacket, datagram: Datagram, time: float, deliv
         "received": delivered,
         "comment": packet.comment,
     }
+
+
+def _message_type(value: int) -> str:
+    from packetizers.kinds import MessageType
+
+    try:
+        return MessageType(value).name.lower()
+    except ValueError:
+        return str(value)
 
 
 def _malformed_row(packet: CapturedPacket, rejected: Rejected) -> dict:

@@ -18,6 +18,7 @@ shape; a codeword's decoding does not depend on its batch) with identical outcom
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,8 @@ class DigitalPhy:
 
     def codeword_length(self, k: int) -> int:
         n = round(k / self.spec.code_rate)
-        return max(n, k + 1)
+        # rounding must not push k / n past 5G's 0.95 ceiling (the spec accepts rate 0.95)
+        return max(n, k + 1, math.ceil(k / 0.95))
 
     def channel_uses(self, nbytes: int, streams: int | None = None) -> int:
         """Channel uses for one datagram if all min(Nt, Nr) streams (or `streams`) carry data."""

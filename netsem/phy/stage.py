@@ -62,6 +62,44 @@ class PhyStage:
         return [self._outcome(r) for r in results]
 
 
+def importance_of(datagram: bytes) -> int:
+    """The `importance` byte of a netsem datagram's header (0 for anything else)."""
+    from packetizers.wire import FRAME_WIDE_SIZE, MAGIC
+
+    if len(datagram) > FRAME_WIDE_SIZE and datagram[:4] == MAGIC:
+        return datagram[FRAME_WIDE_SIZE]
+    return 0
+
+
+class ImportancePhyStage:
+    """Message-wise unequal error protection at the PHY (seed 001 §II-D): a datagram whose
+    header names importance >= 1 goes through `important` (e.g. LDPC 1/2), every other one
+    through `default` (e.g. LDPC 2/3). Each class has its own PhyStage and generator, so the
+    outcome for a given sequence of datagrams is fixed by the seed. `stats` adds both up;
+    `by_class[c]` keeps each class's own counts (channel uses per class, for equal-use checks)."""
+
+    name = "phy"
+
+    def __init__(self, default: PhyStage, important: PhyStage) -> None:
+        self.by_class = {0: default, 1: important}
+
+    @property
+    def stats(self) -> Counter[str]:
+        return self.by_class[0].stats + self.by_class[1].stats
+
+    def process(self, datagram: bytes, time: float) -> StageOutcome:
+        return self.by_class[min(importance_of(datagram), 1)].process(datagram, time)
+
+    def process_batch(self, datagrams: Sequence[bytes], times: Sequence[float]) -> list[StageOutcome]:
+        return [self.process(d, t) for d, t in zip(datagrams, times)]
+
+
+def importance_phy_stage(default: str, important: str, seed: int) -> ImportancePhyStage:
+    """Two PHY specs (netsem.phy.spec), the second for important datagrams; PhySpecError (one line)."""
+    rngs = np.random.default_rng(seed).spawn(2)
+    return ImportancePhyStage(PhyStage(parse_phy_spec(default), rngs[0]), PhyStage(parse_phy_spec(important), rngs[1]))
+
+
 def phy_stage(spec: str, seed: int) -> PhyStage:
     """Build the stage from a spec string (see netsem.phy.spec); raises PhySpecError (one line)."""
     parsed = parse_phy_spec(spec)
@@ -74,4 +112,5 @@ def stage_factory(options: dict[str, str], rng: random.Random) -> PhyStage:
     return PhyStage(spec, np.random.default_rng(rng.getrandbits(64)))
 
 
-__all__ = ["PhySpecError", "PhyStage", "phy_stage", "stage_factory"]
+__all__ = ["ImportancePhyStage", "PhySpecError", "PhyStage", "importance_of", "importance_phy_stage", "phy_stage",
+           "stage_factory"]

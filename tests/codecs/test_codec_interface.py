@@ -12,7 +12,8 @@ from netsem.codecs.registry import ENTROPY_CODED
 from packetizers.frames import FrameError
 
 torch.set_num_threads(2)
-NAMES = [name for name in codec_names() if name != "jpeg" and name not in ENTROPY_CODED]  # the latent codecs
+NAMES = [name for name in codec_names()  # the latent codecs (byte streams cut into segments aside)
+         if "segment" not in get_codec(name).partitions and name not in ENTROPY_CODED]
 
 
 def image(h=40, w=56, seed=0):

@@ -31,7 +31,7 @@ local STREAM_KIND_MASK = 0xc000
 local STREAM_INDEX_MASK = 0x3fff
 local STREAM_KINDS = { [0] = "single", [1] = "private", [2] = "common", [3] = "reserved" }
 local VALUE_STRINGS = {
-    msg_type = { [0] = "data" },
+    msg_type = { [0] = "data", [1] = "kb_update" },
     partition = { [0] = "channel", [1] = "token", [2] = "spatial", [3] = "segment" },
     layout = { [0] = "chw", [1] = "nd", [2] = "bytes" },
 }
@@ -245,9 +245,13 @@ local function dissect(tvb, pinfo, tree)
             bit32.band(values.stream_id, STREAM_INDEX_MASK))
     end
     local sub = values.sub_count > 1 and string.format(" slice %d/%d", values.sub_index + 1, values.sub_count) or ""
-    pinfo.cols.info = string.format("%sFrame %d datagram %d/%d units %s%s, %d B payload%s", stream,
+    if values.msg_type == 1 then
+        stream = stream .. string.format("KB update to v%d ", values.kb_version)
+    end
+    local importance = values.importance > 0 and string.format(", importance %d", values.importance) or ""
+    pinfo.cols.info = string.format("%sFrame %d datagram %d/%d units %s%s, %d B payload%s%s", stream,
         values.frame_id, values.datagram_index, values.datagram_count, table.concat(ids, ","), sub,
-        values.payload_len, good and "" or " [CRC bad]")
+        values.payload_len, importance, good and "" or " [CRC bad]")
     root:append_text(string.format(", frame %d, datagram %d/%d", values.frame_id, values.datagram_index,
         values.datagram_count))
     append_comments(pinfo)
