@@ -205,6 +205,22 @@ def _register_builtins() -> None:
                     "Pillow JPEG with restart markers, cut at them; lost MCUs concealed"))
     _add(CodecEntry("deepjscc", 13, deepjscc, "built-in",
                     "DeepJSCC (Bourtsoulatze et al. 2019) wrapped as a user's torch model: TorchCodec"))
+    def jpeg2000(weights=None, **params):
+        from .jpeg2000 import Jpeg2000Codec
+
+        return Jpeg2000Codec(**params)
+
+    _add(CodecEntry("jpeg2000", 17, jpeg2000, "built-in",
+                    "JPEG 2000 (OpenJPEG), 4 quality layers; a lost segment truncates the codestream"))
+
+    def seb(weights=None, **params):
+        from netsem.seb.codec import SebCodec
+
+        return SebCodec(weights, **params)
+
+    _add(CodecEntry("seb", 16, seb, "built-in",
+                    "seed 001: Seb indices from a versioned knowledge base (20 % fine / 80 % coarse regions), "
+                    "importance classes for UEP"))
     for name, codec_id in ENTROPY_CODED.items():
         inner = name.removesuffix("-ec")
         _add(CodecEntry(name, codec_id, _entropy_coded_factory(name, inner), "built-in",

@@ -1,0 +1,119 @@
+"""The seb sequence over the network: KB updates in band, sockets = virtual clock, hostile input."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from netsem.seb.kb_update import UpdatePolicy
+from netsem.seb.network import make_pair, run_offline, run_udp
+from netsem.seb.session import SequenceOptions
+from packetizers.frames import StreamFrame
+from packetizers.kinds import MessageType, PartitionKind
+from packetizers.packetizer import Packetizer
+from packetizers.wire import FIXED_HEADER_STRUCT, Header
+
+# every message asks for an update (trigger 0), so a six-message run carries several
+EAGER = UpdatePolicy(trigger=0.0, cooldown=1, window=2, candidates=8)
+
+
+def _header(d: bytes) -> Header:
+    return Header(*FIXED_HEADER_STRUCT.unpack_from(d))
+
+
+def test_sockets_and_virtual_clock_agree(seb_images):
+    options = SequenceOptions(netem="loss random 10%", seed=4, policy=EAGER, mtu=1200, repeat=3)
+    offline = run_offline(seb_images, options)
+    udp = run_udp(seb_images, options)
+    assert [r.psnr for r in offline.rows] == [r.psnr for r in udp.rows]
+    assert offline.counts == udp.counts and offline.applied == udp.applied
+    assert offline.applied, "the eager policy makes updates"
+    assert [r.kb_version for r in offline.rows] == [r.kb_version for r in udp.rows]
+
+
+def test_updates_ride_ahead_and_keep_both_ends_in_step(seb_images):
+    options = SequenceOptions(seed=1, policy=EAGER, repeat=2)
+    sender, receiver = make_pair(options)
+    for k, (_, image) in enumerate(seb_images):
+        datagrams = sender.message(image)
+        types = [_header(d).msg_type for d in datagrams]
+        # update copies first, then the frame (all of it coded with the sender's current version)
+        assert types == sorted(types, reverse=True)
+        data_versions = {_header(d).kb_version for d in datagrams if _header(d).msg_type == MessageType.DATA}
+        assert data_versions == {sender.sent[-1].kb_version}
+        for d in datagrams:
+            receiver.arrive(d, 0.05 * k)
+        receiver.poll(0.05 * k)
+    receiver.flush(10.0)
+    made = [s.update.new_version for s in sender.sent if s.update is not None]
+    assert receiver.applied == made[:-1]  # the last update has no frame after it to ride ahead of
+    copies = [min(options.repeat, len(seb_images) - 1 - s.index) for s in sender.sent if s.update is not None]
+    assert receiver.counts["update_duplicate"] == sum(max(0, c - 1) for c in copies)
+    assert all(r.image is not None for r in receiver.results.values())
+    held = receiver.kbs[receiver.applied[-1]]
+    sent_kb = sender.updater.kb if made[-1] == receiver.applied[-1] else None
+    assert held.version == receiver.applied[-1] and (sent_kb is None or np.array_equal(held.fine.sebs, sent_kb.fine.sebs))
+
+
+def test_a_lost_update_copy_is_recovered_by_the_next(seb_images):
+    options = SequenceOptions(seed=2, policy=UpdatePolicy(trigger=0.0, cooldown=100), repeat=3)
+    sender, receiver = make_pair(options)
+    dropped = 0
+    for k, (_, image) in enumerate(seb_images[:4]):
+        for d in sender.message(image):
+            h = _header(d)
+            if h.msg_type == MessageType.KB_UPDATE and (h.frame_id & 0xFF) == 0 and h.datagram_index == 0:
+                dropped += 1  # the first copy loses a datagram: incomplete, never applied
+                continue
+            receiver.arrive(d, 0.05 * k)
+        receiver.poll(0.05 * k)
+    receiver.flush(10.0)
+    assert dropped == 1
+    assert receiver.applied == [2]
+    assert receiver.counts["update_incomplete"] == 1
+    results = [receiver.results[s.frame_id] for s in sender.sent]
+    # message 1, coded with version 2, came right after the spoiled copy: rejected with its reason;
+    # the second copy rode ahead of message 2, and from there on everything decodes
+    assert results[1].image is None and "KB version 2" in results[1].error
+    assert receiver.counts["kb_version_mismatch"] == sender.packetizer.plan(sender.sent[1].encoded.frame).datagram_count
+    assert all(r.image is not None for r in results[:1] + results[2:])
+
+
+def test_hostile_datagrams_are_counted_with_a_reason(seb_images):
+    options = SequenceOptions(seed=3, updates=False)
+    sender, receiver = make_pair(options)
+    first = sender.message(seb_images[0][1])
+    # a data datagram that names a KB version nobody has
+    wrong = bytearray(first[0])
+    wrong[12:14] = (77).to_bytes(2, "big")  # kb_version
+    from packetizers.wire import with_crc
+
+    forged_version = with_crc(bytes(wrong[:-4]))
+    # a KB update that does not apply (base version 9) and one that does not parse
+    bad_base = StreamFrame((bytes.fromhex("0009000a00000001040000") + b"\x00\x00",), image_size=(0, 0), kb_version=10)
+    garbage = StreamFrame((b"\xff" * 40,), image_size=(0, 0), kb_version=11)
+    packetizer = Packetizer(PartitionKind.SEGMENT)
+    hostile = [forged_version, *packetizer.packetize(bad_base, 900, MessageType.KB_UPDATE),
+               *packetizer.packetize(garbage, 901, MessageType.KB_UPDATE), b"\x00" * 30]
+    for d in hostile + first:
+        receiver.arrive(d, 0.0)
+    receiver.flush(5.0)
+    assert receiver.counts["kb_version_mismatch"] == 1
+    assert receiver.counts["update_rejected"] == 2
+    assert any("does not apply to version 1" in e for e in receiver.update_errors)
+    assert any("does not parse" in e for e in receiver.update_errors)
+    assert sum(receiver.data.rejected.values()) == 1  # the 30 zero bytes, named by the reassembler
+    (result,) = [r for r in receiver.results.values() if r.image is not None]
+    assert result.kb_version == 1
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="protect"):
+        SequenceOptions(protect="triple")
+    with pytest.raises(ValueError, match="needs phy"):
+        SequenceOptions(phy_important="siso awgn snr 3dB ldpc 1/2")
+    with pytest.raises(ValueError, match="at least once"):
+        SequenceOptions(repeat=0)
+    assert dataclasses.replace(SequenceOptions(), protect="dup").protect == "dup"
