@@ -128,7 +128,8 @@ def seb_sequence(images, updates, trigger, repeat, transport, netem, phy, phy_im
             if run is None:
                 continue
             values = [r.psnr for r, gg in zip(run.rows, groups) if gg == g and r.psnr is not None]
-            line += f"  {label} updates {np.mean(values):.2f} dB ({len(values)} decoded)" if values else f"  {label}: none"
+            line += (f"  {label} updates {np.mean(values):.2f} dB ({len(values)} decoded)" if values
+                     else f"  {label} updates: nothing decoded")
         click.echo(line)
     data = sum(r.data_bytes for r in result.rows)
     upd = sum(r.update_bytes for r in result.rows)
@@ -240,9 +241,10 @@ def seb_eval(axis, channels, snrs_awgn, snrs_rayleigh, losses, seeds, size, crop
             writer.writeheader()
             writer.writerows(table)
     plot(rows, folder / "seb_eval.png")
-    click.echo(f"{'axis':<5} {'channel':<8} {'x':>5} {'scheme':<15} {'PSNR':>6} {'SSIM':>6} {'MS-SSIM':>7} {'bytes':>7} "
-               f"{'uses':>7} {'deliv':>5}")
+    click.echo(f"{'axis':<5} {'channel':<8} {'x':>5} {'scheme':<15} {'PSNR':>6} {'SSIM':>6} {'MS-SSIM':>7} {'PSNR-imp':>8} "
+               f"{'bytes':>7} {'uses':>7} {'deliv':>5}")
     for r in rows:
         click.echo(f"{r['axis']:<5} {r['channel']:<8} {r['x']:>5g} {r['scheme']:<15} {r['psnr']:>6.2f} {r['ssim']:>6.3f} "
-                   f"{r['ms_ssim']:>7.3f} {r['bytes']:>7.0f} {r['channel_uses']:>7.0f} {r['delivered']:>5.2f}")
+                   f"{r['ms_ssim']:>7.3f} {r['psnr_important']:>8.2f} {r['bytes']:>7.0f} {r['channel_uses']:>7.0f} "
+                   f"{r['delivered']:>5.2f}")
     click.echo(f"wrote {folder / 'summary.csv'}, {folder / 'points.csv'}, {folder / 'seb_eval.png'}", err=True)

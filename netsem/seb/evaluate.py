@@ -2,7 +2,10 @@
 
 Every scheme's datagrams go through the same emulated path (`Link`: netem words, then the PHY
 stage), are reassembled and decoded, per image and seed; quality is PSNR, SSIM and MS-SSIM
-(LPIPS needs pretrained network weights that cannot be had offline here).
+(LPIPS needs pretrained network weights that cannot be had offline here), and PSNR over the
+*important* half of the image only (`psnr_important`: the 32x32 regions of the original whose
+spectral-residual saliency is in the top half — what UEP sets out to protect; the same pixels
+for every scheme).
 
 vs SNR, at equal channel uses. The reference is `seb-uep`: datagrams of the top 50 % regions
 (importance 1) at LDPC 1/2, the rest at LDPC 2/3, QPSK (the seed's message-wise UEP). Its
@@ -59,6 +62,7 @@ class Point:
     psnr: float
     ssim: float
     ms_ssim: float
+    psnr_important: float
     payload_bytes: int  # datagram bytes sent (headers included), duplicates included
     channel_uses: int  # PHY symbols (0 without a PHY)
     delivered: float  # share of datagrams delivered
@@ -68,6 +72,13 @@ def _packetize(frame, mtu: int, seed: int, codec, latent_partition: str = "chann
     frame = dataclasses.replace(frame, codec_id=codec_id_of(codec))
     kind = PartitionKind.SEGMENT if isinstance(frame, StreamFrame) else PartitionKind.named(latent_partition)
     return Packetizer(kind, seed=seed, mtu=mtu).packetize(frame, 1)
+
+
+def link_seed(seed: int, image_index: int) -> int:
+    """Each image's own channel draws and losses: one seed per (seed, image), so a point's images
+    are independent trials rather than one draw repeated (every scheme of an image sees the
+    same generator, its datagrams their own draws)."""
+    return int(np.random.SeedSequence([seed, image_index]).generate_state(1)[0])
 
 
 def _transmit(datagrams: list[bytes], link: Link) -> tuple[list[bytes], Link]:
@@ -89,10 +100,26 @@ def _decode(codec, delivered: list[bytes]) -> np.ndarray | None:
     return codec.from_frame(received_frame(frames[0]))
 
 
-def _score(image: np.ndarray, decoded: np.ndarray | None) -> tuple[float, float, float]:
+def important_mask(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of the 32x32 regions in the top half by saliency (what seb's UEP protects)."""
+    from netsem.seb.codec import padded_size
+    from netsem.seb.saliency import block_importance, saliency_map
+
+    h, w = image.shape[:2]
+    ph, pw = padded_size(h, w)
+    padded = np.pad(image, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    regions = block_importance(saliency_map(padded), 32)
+    order = np.argsort(-regions.reshape(-1), kind="stable")
+    top = np.zeros(regions.size, bool)
+    top[order[:int(round(0.5 * regions.size))]] = True
+    return top.reshape(regions.shape).repeat(32, axis=0).repeat(32, axis=1)[:h, :w]
+
+
+def _score(image: np.ndarray, decoded: np.ndarray | None, mask: np.ndarray) -> tuple[float, float, float, float]:
     if decoded is None:
         decoded = np.full_like(image, 128)
-    return psnr_db(image, decoded), ssim(image, decoded), float(ms_ssim(image, decoded))
+    return (psnr_db(image, decoded), ssim(image, decoded), float(ms_ssim(image, decoded)),
+            psnr_db(image[mask], decoded[mask]))
 
 
 def _phy_link(spec: str, important: str | None, seed: int) -> Link:
@@ -136,7 +163,8 @@ def snr_points(schemes: Schemes, images: list[tuple[str, np.ndarray]], channel: 
                mtu: int = 600, progress: Callable[[], None] | None = None) -> list[Point]:
     budget = payload_budget(mtu)
     out = []
-    for name, image in images:
+    for index, (name, image) in enumerate(images):
+        mask = important_mask(image)
         frames = {mode: schemes.seb[mode].encode(image, budget).frame for mode in ("saliency", "random", "none")}
         seb_bytes = sum(map(len, frames["saliency"].segments))
         base = schemes.baseline_frames(image, seb_bytes, budget)
@@ -151,13 +179,13 @@ def snr_points(schemes: Schemes, images: list[tuple[str, np.ndarray]], channel: 
                 for scheme in SNR_SCHEMES:
                     codec, datagrams = packets[scheme]
                     if scheme in ("seb-uep", "seb-random-uep"):
-                        link = _phy_link(spec(HIGH_RATE), spec(LOW_RATE), seed)
+                        link = _phy_link(spec(HIGH_RATE), spec(LOW_RATE), link_seed(seed, index))
                     else:
-                        link = _phy_link(spec(_rate_for(datagrams, uses)), None, seed)
+                        link = _phy_link(spec(_rate_for(datagrams, uses)), None, link_seed(seed, index))
                     delivered, link = _transmit(datagrams, link)
                     if scheme == "seb-uep":
                         uses = _uses(link)
-                    out.append(Point("snr", channel, snr, scheme, name, seed, *_score(image, _decode(codec, delivered)),
+                    out.append(Point("snr", channel, snr, scheme, name, seed, *_score(image, _decode(codec, delivered), mask),
                                      _bytes(datagrams), _uses(link), len(delivered) / len(datagrams)))
                 if progress:
                     progress()
@@ -168,7 +196,8 @@ def loss_points(schemes: Schemes, images: list[tuple[str, np.ndarray]], losses: 
                 mtu: int = 600, progress: Callable[[], None] | None = None) -> list[Point]:
     budget = payload_budget(mtu)
     out = []
-    for name, image in images:
+    for index, (name, image) in enumerate(images):
+        mask = important_mask(image)
         frames = {mode: schemes.seb[mode].encode(image, budget).frame for mode in ("saliency", "random", "none")}
         for seed in seeds:
             plain = _packetize(frames["none"], mtu, seed, schemes.seb["none"])
@@ -183,9 +212,9 @@ def loss_points(schemes: Schemes, images: list[tuple[str, np.ndarray]], losses: 
             for loss in losses:
                 for scheme in LOSS_SCHEMES:
                     codec, datagrams = packets[scheme]
-                    link = Link(parse_netem(f"loss random {loss}%" if loss > 0 else ""), seed=seed)
+                    link = Link(parse_netem(f"loss random {loss}%" if loss > 0 else ""), seed=link_seed(seed, index))
                     delivered, _ = _transmit(datagrams, link)
-                    out.append(Point("loss", "loss", loss, scheme, name, seed, *_score(image, _decode(codec, delivered)),
+                    out.append(Point("loss", "loss", loss, scheme, name, seed, *_score(image, _decode(codec, delivered), mask),
                                      _bytes(datagrams), 0, len(delivered) / len(datagrams)))
                 if progress:
                     progress()
@@ -209,6 +238,7 @@ def summarize(points: list[Point]) -> list[dict]:
         rows.append({"axis": axis, "channel": channel, "x": x, "scheme": scheme, "n": len(ps),
                      "psnr": float(np.mean(finite)) if finite else math.nan,
                      "ssim": float(np.mean([p.ssim for p in ps])), "ms_ssim": float(np.mean([p.ms_ssim for p in ps])),
+                     "psnr_important": float(np.mean([p.psnr_important for p in ps])),
                      "bytes": float(np.mean([p.payload_bytes for p in ps])),
                      "channel_uses": float(np.mean([p.channel_uses for p in ps])),
                      "delivered": float(np.mean([p.delivered for p in ps]))})
@@ -222,17 +252,17 @@ def plot(rows: list[dict], path) -> None:
     import matplotlib.pyplot as plt
 
     panels = sorted({(r["axis"], r["channel"]) for r in rows})
-    fig, axes = plt.subplots(2, len(panels), figsize=(5 * len(panels), 7.5), squeeze=False)
+    fig, axes = plt.subplots(3, len(panels), figsize=(5 * len(panels), 10.5), squeeze=False)
     for col, (axis, channel) in enumerate(panels):
         mine = [r for r in rows if (r["axis"], r["channel"]) == (axis, channel)]
         for scheme in dict.fromkeys(r["scheme"] for r in mine):
-            pts = sorted((r["x"], r["psnr"], r["ms_ssim"]) for r in mine if r["scheme"] == scheme)
+            pts = sorted((r["x"], r["psnr"], r["ms_ssim"], r["psnr_important"]) for r in mine if r["scheme"] == scheme)
             style = "-o" if scheme.startswith("seb") else "--s"
-            for row, metric in enumerate((1, 2)):
+            for row, metric in enumerate((1, 2, 3)):
                 axes[row][col].plot([p[0] for p in pts], [p[metric] for p in pts], style, ms=3, label=scheme)
         xlabel = "SNR (dB)" if axis == "snr" else "datagram loss (%)"
         axes[0][col].set_title(f"{channel.upper()}" if axis == "snr" else "datagram loss (netem, no PHY)")
-        for row, label in enumerate(("PSNR (dB)", "MS-SSIM")):
+        for row, label in enumerate(("PSNR (dB)", "MS-SSIM", "PSNR of the salient half (dB)")):
             axes[row][col].set_xlabel(xlabel)
             axes[row][col].set_ylabel(label)
             axes[row][col].grid(alpha=0.3)

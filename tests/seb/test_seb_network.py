@@ -117,3 +117,17 @@ def test_options_are_checked():
     with pytest.raises(ValueError, match="at least once"):
         SequenceOptions(repeat=0)
     assert dataclasses.replace(SequenceOptions(), protect="dup").protect == "dup"
+
+
+def test_phy_uep_over_sockets_matches_the_virtual_clock(seb_images):
+    """Message-wise UEP at the PHY stage: importance-1 datagrams at LDPC 1/2, the rest at 2/3, at an
+    SNR where only the former get through; the socket run and the offline run agree."""
+    options = SequenceOptions(phy="siso awgn snr 2dB ldpc 2/3 qpsk", phy_important="siso awgn snr 2dB ldpc 1/2 qpsk",
+                              updates=False, seed=6)
+    offline = run_offline(seb_images[:3], options)
+    udp = run_udp(seb_images[:3], options)
+    assert [r.psnr for r in offline.rows] == [r.psnr for r in udp.rows]
+    stats = offline.phy_stats
+    assert stats["channel_uses_class0"] > 0 and stats["channel_uses_class1"] > 0
+    assert stats["delivered"] >= 3 and all(r.psnr is not None for r in offline.rows)  # class 1 of every frame
+    assert stats["crc_failed"] >= 3  # class 0 does not survive 2 dB at rate 2/3
