@@ -197,8 +197,6 @@ class SebCodec:
 
     # ---------------------------------------------------------------- receiver
     def from_frame(self, frame: StreamFrame) -> np.ndarray:
-        import torch
-
         if not isinstance(frame, StreamFrame):
             raise CodecError("seb decodes Seb-index segments, not a latent")
         if frame.kb_version != self.kb.version:
