@@ -8,7 +8,8 @@ is offline here. Stand-ins, documented in tools/training/SEB.md:
   and scikit-image's training photographs (`netsem.codecs.data.SKIMAGE_TRAIN`);
 - the evaluation sequence, three groups of different content, one after the other:
   1. scikit-image's evaluation photographs (astronaut, coffee, chelsea, rocket),
-  2. the shared `plasma-*` photographs (landscapes and abstract wallpapers),
+  2. the shared `plasma-*` photographs (landscapes and abstract wallpapers; shipped in
+     `netsem/data/photos/` at a 512-pixel short side, so the sequence needs nothing outside the package),
   3. scikit-image's stereo motorcycle pair, clock, colour wheel and cell micrograph.
 """
 
@@ -21,7 +22,8 @@ from PIL import Image
 
 from netsem.codecs.data import SKIMAGE_TRAIN, _rgb
 
-PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
+PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"  # training only (tools/)
+SHIPPED_PHOTOS = Path(__file__).resolve().parents[1] / "data" / "photos"  # the sequence's group 2, in the package
 TRAIN_PREFIX = "mate-"
 GROUP_2_PREFIX = "plasma-"
 GROUP_1 = ("astronaut", "coffee", "chelsea", "rocket")
@@ -62,7 +64,7 @@ def training_images(photos: str | Path = PHOTOS, scales: tuple[float, ...] = (0.
     return [s for image in base for scale in scales if min((s := _scaled(image, scale)).shape[:2]) >= 128]
 
 
-def sequence_groups(photos: str | Path = PHOTOS, size: int = 256, crops: int = 3, seed: int = 0
+def sequence_groups(photos: str | Path = SHIPPED_PHOTOS, size: int = 256, crops: int = 3, seed: int = 0
                     ) -> list[list[tuple[str, np.ndarray]]]:
     """The evaluation sequence: three groups of `size` x `size` crops (`crops` per photograph,
     at seeded positions, from each photograph scaled so its short side is 2 x size)."""
