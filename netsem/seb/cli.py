@@ -47,6 +47,9 @@ def _named_images(paths: tuple[str, ...], size: int, crops: int, seed: int) -> t
                    "training photograph's (0: after every message)")
 @click.option("--repeat", type=click.IntRange(1, 16), default=2, show_default=True,
               help="frames each update rides ahead of (its loss survival: repetition)")
+@click.option("--snapshot-every", type=click.IntRange(0), default=0, show_default=True,
+              help="also send the whole KB ahead of every N-th message, so a receiver that lost an update catches up "
+                   "(0: never; a snapshot is ~60 kB)")
 @click.option("--transport", type=click.Choice(["udp", "offline"]), default="udp", show_default=True,
               help="udp: a real socket pair on 127.0.0.1; offline: the same cores on a virtual clock (same result)")
 @click.option("--netem", default="", help="impairments between sender and receiver (netem words, e.g. 'loss 5%')")
@@ -72,7 +75,7 @@ def _named_images(paths: tuple[str, ...], size: int, crops: int, seed: int) -> t
 @click.option("--compare/--no-compare", default=False, show_default=True,
               help="also run the same sequence without KB updates (same seed, offline) and show both")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="every message's row as JSON")
-def seb_sequence(images, updates, trigger, repeat, transport, netem, phy, phy_important, uep, protect, kb_path, save_kb,
+def seb_sequence(images, updates, trigger, repeat, snapshot_every, transport, netem, phy, phy_important, uep, protect, kb_path, save_kb,
                  size, crops, seed, mtu, pcap,
                  plot_path, compare, json_path):
     """Send a sequence of images with the seb codec (seed 001) from a sender to a receiver,
@@ -92,7 +95,8 @@ def seb_sequence(images, updates, trigger, repeat, transport, netem, phy, phy_im
         from netsem.seb.kb_update import UpdatePolicy
 
         options = SequenceOptions(netem=netem, phy=phy, phy_important=phy_important, protect=protect, updates=updates,
-                                  repeat=repeat, mtu=mtu, seed=seed, policy=UpdatePolicy(trigger=trigger))
+                                  repeat=repeat, snapshot_every=snapshot_every, mtu=mtu, seed=seed,
+                                  policy=UpdatePolicy(trigger=trigger))
         from netsem.seb.session import build_link
 
         build_link(options)  # a bad netem / PHY spec fails here, before any work

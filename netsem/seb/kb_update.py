@@ -17,7 +17,8 @@ the KB's 90th-percentile training photograph. An update:
 
 `KbUpdate` is the message: the base and new versions, the removed slots and the added Sebs
 (level, slice, slot, parent, importance, float16 numbers), declared once with construct
-(`KB_UPDATE_MESSAGE`). The sender applies the *decoded* message to its own KB, so both ends
+(`KB_UPDATE_MESSAGE`). A snapshot is the same message from base version 0 holding every Seb: a
+receiver that lost an update (and so cannot apply the ones after it) catches up from it. The sender applies the *decoded* message to its own KB, so both ends
 hold bit-identical Sebs. It travels as a byte stream of msg_type KB_UPDATE (`session.py`).
 """
 
@@ -38,6 +39,8 @@ from .kb import (
     kmeans,
     region_means,
 )
+
+SNAPSHOT_BASE = 0  # an update from version 0 is the whole KB (versions themselves start at 1)
 
 KB_UPDATE_MESSAGE = cs.Struct(
     "base_version" / cs.Int16ub,
@@ -81,9 +84,32 @@ class KbUpdate:
                    tuple((a.level, a.group, a.slot, a.parent, float(a.importance), tuple(float(x) for x in a.vector))
                          for a in m.added))
 
+    @classmethod
+    def snapshot(cls, kb: KnowledgeBase) -> KbUpdate:
+        """The whole KB as one message (base version 0): what a receiver that lost an update
+        (and so every later one) applies to catch up."""
+        added = []
+        for level in (FINE, COARSE):
+            lv = kb.level(level)
+            for g, slot in zip(*np.nonzero(lv.active)):
+                parent = int(kb.parent[g, slot]) if level == FINE else -1
+                added.append((level, int(g), int(slot), parent, float(lv.importance[g, slot]),
+                              tuple(float(x) for x in lv.sebs[g, slot])))
+        return cls(SNAPSHOT_BASE, kb.version, kb.clock, kb.dim, (), tuple(added))
+
     def apply(self, kb: KnowledgeBase) -> KnowledgeBase:
-        """A new KB: `kb` (which must hold `base_version`) with this update. KbError, and `kb`
-        untouched, when the update does not fit it."""
+        """A new KB: `kb` (which must hold `base_version`) with this update; a snapshot (base 0)
+        replaces every Seb of `kb`. KbError, and `kb` untouched, when the update does not fit it."""
+        if self.base_version == SNAPSHOT_BASE:
+            empty = kb.copy()
+            for lv in (empty.fine, empty.coarse):
+                lv.active[:] = False
+            empty.parent[:] = -1
+            empty.version = SNAPSHOT_BASE
+            return self._apply(empty)
+        return self._apply(kb)
+
+    def _apply(self, kb: KnowledgeBase) -> KnowledgeBase:
         if kb.version != self.base_version:
             raise KbError(f"KB update {self.base_version} -> {self.new_version} does not apply to version {kb.version}")
         if self.dim != kb.dim:

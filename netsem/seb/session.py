@@ -9,7 +9,9 @@
 The sender encodes each image with its current KB, then (updates on) lets the `KbUpdater`
 look at it; an update is applied to the sender's KB at once and its message rides ahead of
 each of the next `repeat` frames (the update's loss survival: repetition; each copy has its
-own frame id, so a copy that lost a datagram does not spoil the next one). A receiver applies
+own frame id, so a copy that lost a datagram does not spoil the next one). With
+`snapshot_every` N the whole KB also rides ahead of every N-th message, so a receiver that
+lost every copy of an update (and so cannot apply the later ones) catches up. A receiver applies
 the first whole copy, counts the others as duplicates, keeps its last `KEEP_VERSIONS` KB
 versions (a frame that waits for its timeout still decodes with the KB it was coded with),
 and rejects a data datagram that names any other version (`kb_version_mismatch`, before it
@@ -47,9 +49,10 @@ from packetizers.wire import (
 
 from .codec import Encoded, SebCodec
 from .kb import KbError
-from .kb_update import KbUpdate, KbUpdater, UpdatePolicy
+from .kb_update import SNAPSHOT_BASE, KbUpdate, KbUpdater, UpdatePolicy
 
 PROTECTIONS = ("none", "dup")
+SNAPSHOT_ID = 0x80  # bit 7 of a KB message's frame id: a snapshot (the low bits count copies)
 KEEP_VERSIONS = 16
 MSG_TYPE_OFFSET = 5  # magic (4) + version (1)
 
@@ -62,6 +65,7 @@ class SequenceOptions:
     protect: str = "none"  # packet-level UEP: "dup" sends importance-1 datagrams twice
     updates: bool = True
     repeat: int = 2  # frames an update rides ahead of
+    snapshot_every: int = 0  # with updates on: the whole KB ahead of every N-th message (0: never)
     mtu: int = 1200
     seed: int = 0
     policy: UpdatePolicy = field(default_factory=UpdatePolicy)
@@ -71,6 +75,8 @@ class SequenceOptions:
             raise ValueError(f"protect {self.protect!r}, expected one of {', '.join(PROTECTIONS)}")
         if self.repeat < 1:
             raise ValueError("an update is sent at least once (repeat >= 1)")
+        if self.snapshot_every < 0:
+            raise ValueError("snapshot_every is a number of messages (0: no snapshots)")
         if self.phy_important and not self.phy:
             raise ValueError("phy_important needs phy (the spec of the other datagrams)")
 
@@ -114,6 +120,7 @@ class SebSender:
         self.next_frame_id = first_frame_id
         self.sent: list[SentMessage] = []
         self._pending: list[tuple[KbUpdate, int]] = []  # (update, copies sent)
+        self._snapshots: dict[int, KbUpdate] = {}
 
     def message(self, image: np.ndarray) -> list[bytes]:
         """Every datagram of the next message, in sending order."""
@@ -130,6 +137,16 @@ class SebSender:
             update_bytes += sum(map(len, datagrams))
             self._pending[k] = (update, copies + 1)
         self._pending = [(u, c) for u, c in self._pending if c < self.options.repeat]
+        every = self.options.snapshot_every
+        if self.updater is not None and every and len(self.sent) % every == every - 1 and self.codec.kb.version != 1:
+            version = self.codec.kb.version
+            if version not in self._snapshots:  # built once per version
+                self._snapshots = {version: KbUpdate.from_bytes(KbUpdate.snapshot(self.codec.kb).to_bytes())}
+            copy = update_frame(self._snapshots[version], self.budget, self.codec_id)
+            datagrams = self.packetizer.packetize(copy, (version << 8) | SNAPSHOT_ID | (len(self.sent) // every & 0x7F),
+                                                  MessageType.KB_UPDATE)
+            out += datagrams
+            update_bytes += sum(map(len, datagrams))
         frame_id = self.next_frame_id
         self.next_frame_id += 1
         datagrams = self.packetizer.packetize(frame, frame_id)
@@ -167,6 +184,7 @@ class SebReceiver:
         self.counts: Counter[str] = Counter()
         self.results: dict[int, ReceivedMessage] = {}
         self.kbs = {codec.kb.version: codec.kb}  # the versions it can decode, oldest first
+        self._current_clock = -1  # the sender's message counter when the current KB was made
         self.applied: list[int] = []  # versions, in the order they were applied
         self.update_errors: list[str] = []
 
@@ -223,8 +241,12 @@ class SebReceiver:
                 if update.new_version in self.kbs or update.new_version in self.applied:
                     self.counts["update_duplicate"] += 1
                     continue
-                self.codec.kb = update.apply(self.codec.kb)
-                self.kbs[update.new_version] = self.codec.kb
+                made = update.apply(self.codec.kb)
+                if update.base_version == SNAPSHOT_BASE:
+                    self.counts["snapshots_applied"] += 1
+                if update.clock >= self._current_clock:  # a late snapshot of an older version is kept, not adopted
+                    self.codec.kb, self._current_clock = made, update.clock
+                self.kbs[update.new_version] = made
                 while len(self.kbs) > KEEP_VERSIONS:
                     del self.kbs[next(iter(self.kbs))]
             except (KbError, CodecError) as error:

@@ -131,3 +131,32 @@ def test_phy_uep_over_sockets_matches_the_virtual_clock(seb_images):
     assert stats["channel_uses_class0"] > 0 and stats["channel_uses_class1"] > 0
     assert stats["delivered"] >= 3 and all(r.psnr is not None for r in offline.rows)  # class 1 of every frame
     assert stats["crc_failed"] >= 3  # class 0 does not survive 2 dB at rate 2/3
+
+
+def test_a_receiver_that_lost_every_copy_catches_up_from_a_snapshot(seb_images):
+    """Every copy of update v2 lost: frames coded with v2 (and v3, whose update needs v2) are
+    rejected with their reason until a snapshot (the whole KB) arrives; from then on all decode."""
+    from netsem.seb.kb_update import KbUpdate
+
+    options = SequenceOptions(seed=5, policy=UpdatePolicy(trigger=0.0, cooldown=1, window=2, candidates=8),
+                              repeat=1, snapshot_every=3)
+    sender, receiver = make_pair(options)
+    for k, (_, image) in enumerate(seb_images):
+        for d in sender.message(image):
+            h = _header(d)
+            if h.msg_type == MessageType.KB_UPDATE and h.kb_version == 2 and not h.frame_id & 0x80:
+                continue  # the only copy of update 1 -> 2 is lost
+            receiver.arrive(d, 0.05 * k)
+        receiver.poll(0.05 * k)
+    receiver.flush(10.0)
+    assert receiver.counts["snapshots_applied"] >= 1
+    assert receiver.counts["update_rejected"] >= 1  # v2 -> v3 could not apply before the snapshot
+    results = [receiver.results[s.frame_id] for s in sender.sent]
+    assert results[1].image is None and "KB version 2" in results[1].error
+    first_snapshot = 2  # snapshot_every=3: it rides ahead of message index 2
+    assert all(r.image is not None for r in results[first_snapshot:])
+    # the snapshot is the whole KB: both ends hold the same Sebs
+    kb = sender.codec.kb
+    again = KbUpdate.from_bytes(KbUpdate.snapshot(kb).to_bytes()).apply(kb)
+    assert np.array_equal(again.fine.active, kb.fine.active) and np.allclose(again.fine.sebs[again.fine.active],
+                                                                             kb.fine.sebs[kb.fine.active], atol=1e-2)
