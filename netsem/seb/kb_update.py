@@ -187,7 +187,10 @@ class KbUpdater:
     def observe(self, encoded) -> KbUpdate | None:
         kb = self.kb
         kb.clock += 1
-        kb.mark_used(encoded.fine_index, encoded.coarse_index, encoded.fine_regions)
+        if encoded.frame.kb_version == kb.version:
+            kb.mark_used(encoded.fine_index, encoded.coarse_index, encoded.fine_regions)
+        else:  # coded with an older version still in use while this one's copies go out
+            kb.mark_used(*kb.quantize(encoded.features, encoded.fine_regions), encoded.fine_regions)
         self._recent.append((encoded.features, encoded.patch_importance))
         while len(self._recent) > self.policy.window:
             self._recent.popleft()

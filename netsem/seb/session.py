@@ -6,13 +6,16 @@
     receiver.arrive(datagram, now); receiver.poll(now); receiver.flush(now)
     receiver.results                                # per message: frame id, image or why not
 
-The sender encodes each image with its current KB, then (updates on) lets the `KbUpdater`
-look at it; an update is applied to the sender's KB at once and its message rides ahead of
-each of the next `repeat` frames (the update's loss survival: repetition; each copy has its
-own frame id, so a copy that lost a datagram does not spoil the next one). With
+The sender encodes each image with the KB version in use, then (updates on) lets the
+`KbUpdater` look at it; an update's message rides ahead of each of the next `repeat` frames
+(the update's loss survival: repetition; each copy has its own frame id) and the sender codes
+with the new version only from the frame after its last copy, so a receiver has had every
+copy before it needs one. With
 `snapshot_every` N the whole KB also rides ahead of every N-th message, so a receiver that
-lost every copy of an update (and so cannot apply the later ones) catches up. A receiver applies
-the first whole copy, counts the others as duplicates, keeps its last `KEEP_VERSIONS` KB
+lost every copy of an update (and so cannot apply the later ones) catches up. A receiver gathers
+an update segment by segment from all its copies (`assembly.UpdateAssembler`: a copy that lost
+a datagram is completed by the next), applies it the moment it is whole, counts the datagrams
+of versions it holds as duplicates, keeps its last `KEEP_VERSIONS` KB
 versions (a frame that waits for its timeout still decodes with the KB it was coded with),
 and rejects a data datagram that names any other version (`kb_version_mismatch`, before it
 reaches a reassembler): never a decode against the wrong Sebs. `protect="dup"` sends every importance-1 datagram
@@ -47,12 +50,12 @@ from packetizers.wire import (
     Header,
 )
 
+from .assembly import SNAPSHOT_ID, UpdateAssembler
 from .codec import Encoded, SebCodec
 from .kb import KbError
 from .kb_update import SNAPSHOT_BASE, KbUpdate, KbUpdater, UpdatePolicy
 
 PROTECTIONS = ("none", "dup")
-SNAPSHOT_ID = 0x80  # bit 7 of a KB message's frame id: a snapshot (the low bits count copies)
 KEEP_VERSIONS = 16
 MSG_TYPE_OFFSET = 5  # magic (4) + version (1)
 
@@ -116,27 +119,29 @@ class SebSender:
         self.codec_id = codec_id_of(codec)
         self.budget = payload_budget(options.mtu)
         self.packetizer = Packetizer(PartitionKind.SEGMENT, seed=options.seed, mtu=options.mtu)
-        self.updater = KbUpdater(codec.kb, options.policy, seed=options.seed) if options.updates else None
+        self.updater = KbUpdater(codec.kb.copy(), options.policy, seed=options.seed) if options.updates else None
         self.next_frame_id = first_frame_id
         self.sent: list[SentMessage] = []
-        self._pending: list[tuple[KbUpdate, int]] = []  # (update, copies sent)
+        self._pending: list[tuple[KbUpdate, int, object]] = []  # (update, copies sent, the KB it makes)
         self._snapshots: dict[int, KbUpdate] = {}
 
     def message(self, image: np.ndarray) -> list[bytes]:
-        """Every datagram of the next message, in sending order."""
+        """Every datagram of the next message, in sending order: the pending update copies (a
+        version is used for coding once its last copy is out, so receivers have had every copy
+        before the first frame that needs it), a snapshot when due, then the frame."""
         import dataclasses
 
-        encoded = self.codec.encode(image, self.budget)
-        frame = dataclasses.replace(encoded.frame, codec_id=self.codec_id)
         out: list[bytes] = []
         update_bytes = 0
-        for k, (update, copies) in enumerate(self._pending):
+        for k, (update, copies, kb) in enumerate(self._pending):
             copy = update_frame(update, self.budget, self.codec_id)
             datagrams = self.packetizer.packetize(copy, (update.new_version << 8) | copies, MessageType.KB_UPDATE)
             out += datagrams
             update_bytes += sum(map(len, datagrams))
-            self._pending[k] = (update, copies + 1)
-        self._pending = [(u, c) for u, c in self._pending if c < self.options.repeat]
+            self._pending[k] = (update, copies + 1, kb)
+            if copies + 1 == self.options.repeat:
+                self.codec.kb = kb  # in order: updates chain
+        self._pending = [(u, c, kb) for u, c, kb in self._pending if c < self.options.repeat]
         every = self.options.snapshot_every
         if self.updater is not None and every and len(self.sent) % every == every - 1 and self.codec.kb.version != 1:
             version = self.codec.kb.version
@@ -147,6 +152,8 @@ class SebSender:
                                                   MessageType.KB_UPDATE)
             out += datagrams
             update_bytes += sum(map(len, datagrams))
+        encoded = self.codec.encode(image, self.budget)
+        frame = dataclasses.replace(encoded.frame, codec_id=self.codec_id)
         frame_id = self.next_frame_id
         self.next_frame_id += 1
         datagrams = self.packetizer.packetize(frame, frame_id)
@@ -157,8 +164,7 @@ class SebSender:
         if self.updater is not None:
             update = self.updater.observe(encoded)
             if update is not None:
-                self.codec.kb = self.updater.kb
-                self._pending.append((update, 0))
+                self._pending.append((update, 0, self.updater.kb))
         self.sent.append(SentMessage(len(self.sent), frame_id, frame.kb_version, encoded, sum(map(len, datagrams)),
                                      update_bytes, sum(map(len, extra)),
                                      self.updater.distortions[-1] if self.updater else None, update))
@@ -180,7 +186,7 @@ class SebReceiver:
         self.link = build_link(options)
         limits = limits or ReassemblerLimits(frame_timeout=1.0)
         self.data = Reassembler(limits)
-        self.updates = Reassembler(limits, message_type=MessageType.KB_UPDATE)
+        self.updates = UpdateAssembler(KEEP_VERSIONS)
         self.counts: Counter[str] = Counter()
         self.results: dict[int, ReceivedMessage] = {}
         self.kbs = {codec.kb.version: codec.kb}  # the versions it can decode, oldest first
@@ -195,16 +201,15 @@ class SebReceiver:
     def poll(self, now: float) -> None:
         for datagram in self.link.due(now):
             self._route(datagram, now)
-        self._apply(self.updates.poll(now))
         self._decode(self.data.poll(now))
 
     def flush(self, now: float) -> None:
         self.poll(now)
-        self._apply(self.updates.flush())
+        self.counts["update_incomplete"] += self.updates.in_progress  # messages still missing a segment
         self._decode(self.data.flush())
 
     def next_deadline(self) -> float | None:
-        times = [t for t in (self.link.next_deadline(), self.data.next_deadline(), self.updates.next_deadline()) if t is not None]
+        times = [t for t in (self.link.next_deadline(), self.data.next_deadline()) if t is not None]
         return min(times) if times else None
 
     @property
@@ -212,13 +217,18 @@ class SebReceiver:
         """Every datagram or frame turned away, by reason."""
         out = Counter({k: v for k, v in self.counts.items() if k not in ("arrived", "updates_applied")})
         out.update(self.data.rejected)
-        out.update({f"update_{k}": v for k, v in self.updates.rejected.items()})
+        out.update(self.updates.rejected)
         return out
 
     def _route(self, datagram: bytes, now: float) -> None:
         if len(datagram) >= HEADER_SIZE and datagram[:4] == MAGIC and datagram[MSG_TYPE_OFFSET] == MessageType.KB_UPDATE:
-            self.updates.receive(datagram, now)
-            self._apply(self.updates.poll(now))  # before the frame the update rides ahead of
+            header = Header(*FIXED_HEADER_STRUCT.unpack_from(datagram))
+            if header.kb_version in self.kbs:
+                self.counts["update_duplicate"] += 1  # a datagram of a version already held
+                return
+            whole = self.updates.receive(datagram)
+            if whole is not None:
+                self._apply(whole[1])  # at once: before the frame the update rides ahead of
             return
         if len(datagram) >= HEADER_SIZE and datagram[:4] == MAGIC:
             header = Header(*FIXED_HEADER_STRUCT.unpack_from(datagram))
@@ -231,30 +241,23 @@ class SebReceiver:
                 return
         self.data.receive(datagram, now)
 
-    def _apply(self, frames) -> None:
-        for frame in frames:
-            if not frame.complete:
-                self.counts["update_incomplete"] += 1
-                continue
-            try:
-                update = KbUpdate.from_bytes(b"".join(received_frame(frame).segments))
-                if update.new_version in self.kbs or update.new_version in self.applied:
-                    self.counts["update_duplicate"] += 1
-                    continue
-                made = update.apply(self.codec.kb)
-                if update.base_version == SNAPSHOT_BASE:
-                    self.counts["snapshots_applied"] += 1
-                if update.clock >= self._current_clock:  # a late snapshot of an older version is kept, not adopted
-                    self.codec.kb, self._current_clock = made, update.clock
-                self.kbs[update.new_version] = made
-                while len(self.kbs) > KEEP_VERSIONS:
-                    del self.kbs[next(iter(self.kbs))]
-            except (KbError, CodecError) as error:
-                self.counts["update_rejected"] += 1
-                self.update_errors.append(str(error))
-                continue
-            self.applied.append(update.new_version)
-            self.counts["updates_applied"] += 1
+    def _apply(self, message: bytes) -> None:
+        try:
+            update = KbUpdate.from_bytes(message)
+            made = update.apply(self.codec.kb)
+        except KbError as error:
+            self.counts["update_rejected"] += 1
+            self.update_errors.append(str(error))
+            return
+        if update.base_version == SNAPSHOT_BASE:
+            self.counts["snapshots_applied"] += 1
+        if update.clock >= self._current_clock:  # a late snapshot of an older version is kept, not adopted
+            self.codec.kb, self._current_clock = made, update.clock
+        self.kbs[update.new_version] = made
+        while len(self.kbs) > KEEP_VERSIONS:
+            del self.kbs[next(iter(self.kbs))]
+        self.applied.append(update.new_version)
+        self.counts["updates_applied"] += 1
 
     def _decode(self, frames) -> None:
         for frame in frames:

@@ -18,6 +18,7 @@ class _Message:  # what KbUpdater.observe reads of an encoded message
     fine_regions: np.ndarray
     fine_index: np.ndarray
     coarse_index: np.ndarray
+    frame: object  # what it was coded with: .kb_version
 
 
 def _maps(rng, centres, n, d=16, h=4, w=4):
@@ -38,7 +39,10 @@ def _kb(rng):
 def _message(kb, features):
     fine_regions = np.zeros((2, 2), bool)
     fi, ci = kb.quantize(features, fine_regions)
-    return _Message(features, np.full(features.shape[1:], 0.5, np.float32), fine_regions, fi, ci)
+    from types import SimpleNamespace
+
+    return _Message(features, np.full(features.shape[1:], 0.5, np.float32), fine_regions, fi, ci,
+                    SimpleNamespace(kb_version=kb.version))
 
 
 def test_message_round_trip_and_checks():
