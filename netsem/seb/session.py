@@ -9,8 +9,8 @@
 The sender encodes each image with the KB version in use, then (updates on) lets the
 `KbUpdater` look at it; an update's message rides ahead of each of the next `repeat` frames
 (the update's loss survival: repetition; each copy has its own frame id) and the sender codes
-with the new version only from the frame after its last copy, so a receiver has had every
-copy before it needs one. With
+with the new version only from the frame its last copy rides ahead of, so a receiver has had
+every copy before it needs one. With
 `snapshot_every` N the whole KB also rides ahead of every N-th message, so a receiver that
 lost every copy of an update (and so cannot apply the later ones) catches up. A receiver gathers
 an update segment by segment from all its copies (`assembly.UpdateAssembler`: a copy that lost
