@@ -115,6 +115,8 @@ class SebCodec:
         if self.kb.feature_dim != self.model.config.dim:
             raise CodecError(f"seb: the KB's {self.kb.feature_dim}-number features do not fit the "
                              f"network's {self.model.config.dim}")
+        self.weights_path = Path(weights or MODEL_PATH)  # what `netsem models` lists
+        self.num_parameters = sum(p.numel() for p in self.model.parameters())
         self.fine_fraction = fine_fraction
         self.important_fraction = important_fraction
         self.uep = uep
