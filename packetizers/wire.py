@@ -217,6 +217,14 @@ def peek_header(datagram: bytes) -> Header | None:
     return Header(*FIXED_HEADER_STRUCT.unpack_from(datagram))
 
 
+def importance_of(datagram: bytes) -> int:
+    """The `importance` byte of a netsem datagram's header (0 for anything else): what an
+    importance-aware PHY stage or a protecting sender reads."""
+    if len(datagram) > FRAME_WIDE_SIZE and datagram[:4] == MAGIC:
+        return datagram[FRAME_WIDE_SIZE]
+    return 0
+
+
 def crc_ok(datagram: bytes) -> bool:
     return zlib.crc32(memoryview(datagram)[:-CRC_SIZE]) == int.from_bytes(datagram[-CRC_SIZE:], "big")
 

@@ -32,3 +32,32 @@ def load_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         for k in f.keys():
             tensors[k] = f.get_tensor(k)
     return tensors, meta
+
+
+def save_checkpoint_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                          metadata: dict[str, str]) -> None:
+    """A resumable training checkpoint: fp32 weights (`model.*`) and Adam's moments and step
+    counters (`adam.PARAMETER.FIELD`), written atomically; `metadata` says what else resumes."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                tensors[f"adam.{names[id(p)]}.{key}"] = torch.as_tensor(value).detach().contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(str(path) + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(path)
+
+
+def restore_checkpoint_state(state: dict[str, torch.Tensor], model: torch.nn.Module,
+                             optimizer: torch.optim.Optimizer) -> None:
+    """Puts a checkpoint's weights and Adam's state (from `load_state`) back in place."""
+    model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+    params = dict(model.named_parameters())
+    for key, value in state.items():
+        if key.startswith("adam."):
+            name, field = key[len("adam."):].rsplit(".", 1)
+            optimizer.state[params[name]][field] = value

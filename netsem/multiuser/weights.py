@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from netsem.codecs.config import WEIGHTS_DIR
-from netsem.codecs.weights import load_state, save_state
+from netsem.codecs.weights import load_state, restore_checkpoint_state, save_checkpoint_state, save_state
 from netsem.multiuser.config import GssmaConfig
 from netsem.multiuser.model import Gssma
 
@@ -58,20 +58,9 @@ def load_model(name_or_path: str | Path) -> tuple[Gssma, dict[str, str]]:
 
 def save_checkpoint(path: Path, model: Gssma, optimizer: torch.optim.Optimizer, step: int, seconds: float,
                     history: list, config: GssmaConfig, options) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    names = {id(p): n for n, p in model.named_parameters()}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for key, value in optimizer.state.get(p, {}).items():
-                tensors[f"adam.{names[id(p)]}.{key}"] = torch.as_tensor(value).detach().contiguous()
-    meta = {"kind": KIND + "-checkpoint", "config": config.to_json(), "step": str(step), "seconds": repr(seconds),
-            "history": json.dumps(history), "options": json.dumps(dataclasses.asdict(options))}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(path) + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    save_checkpoint_state(path, model, optimizer, {
+        "kind": KIND + "-checkpoint", "config": config.to_json(), "step": str(step), "seconds": repr(seconds),
+        "history": json.dumps(history), "options": json.dumps(dataclasses.asdict(options))})
 
 
 def load_checkpoint(path: Path, model: Gssma, optimizer: torch.optim.Optimizer) -> tuple[int, float, list]:
@@ -79,10 +68,5 @@ def load_checkpoint(path: Path, model: Gssma, optimizer: torch.optim.Optimizer) 
     state, meta = load_state(path)  # as stored: fp32
     if GssmaConfig.from_json(meta["config"]) != model.config:
         raise ValueError(f"{path} was trained with another config: {meta['config']}")
-    model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-    params = dict(model.named_parameters())
-    for key, value in state.items():
-        if key.startswith("adam."):
-            name, field = key[len("adam."):].rsplit(".", 1)
-            optimizer.state[params[name]][field] = value
+    restore_checkpoint_state(state, model, optimizer)
     return int(meta["step"]), float(meta["seconds"]), json.loads(meta["history"])

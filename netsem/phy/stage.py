@@ -22,6 +22,7 @@ import numpy as np
 from emulator.stages import StageOutcome
 from netsem.phy.digital import DigitalPhy, PhyResult
 from netsem.phy.spec import PhySpec, PhySpecError, parse_phy_spec, stage_options_to_spec
+from packetizers.wire import importance_of
 
 
 class PhyStage:
@@ -60,15 +61,6 @@ class PhyStage:
         results = self.phy.run(list(datagrams))
         self.last_results = results
         return [self._outcome(r) for r in results]
-
-
-def importance_of(datagram: bytes) -> int:
-    """The `importance` byte of a netsem datagram's header (0 for anything else)."""
-    from packetizers.wire import FRAME_WIDE_SIZE, MAGIC
-
-    if len(datagram) > FRAME_WIDE_SIZE and datagram[:4] == MAGIC:
-        return datagram[FRAME_WIDE_SIZE]
-    return 0
 
 
 class ImportancePhyStage:

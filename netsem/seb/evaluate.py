@@ -44,7 +44,7 @@ from packetizers.frames import StreamFrame
 from packetizers.kinds import PartitionKind
 from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Reassembler, ReassemblerLimits
-from packetizers.wire import FRAME_WIDE_SIZE
+from packetizers.wire import importance_of
 
 SNR_SCHEMES = ("seb-uep", "seb-random-uep", "seb-no-uep", "jpeg", "jpeg2000", "cnn-sem")
 LOSS_SCHEMES = ("seb-dup", "seb-random-dup", "seb-plain", "jpeg", "jpeg2000", "cnn-sem")
@@ -159,19 +159,31 @@ class Schemes:
                 "cnn-sem": (self.cnn, self.cnn.to_frame(image, budget))}
 
 
+UEP_MODES = ("saliency", "random", "none")
+
+
+def _seb_packets(schemes: Schemes, frames: dict, mtu: int, seed: int) -> dict[str, tuple]:
+    """Each UEP mode's seb codec and datagrams."""
+    return {mode: (schemes.seb[mode], _packetize(frames[mode], mtu, seed, schemes.seb[mode])) for mode in UEP_MODES}
+
+
+def _with_important_twice(datagrams: list[bytes]) -> list[bytes]:
+    """Packet-level UEP: every importance-1 datagram sent a second time."""
+    return datagrams + [d for d in datagrams if importance_of(d) >= 1]
+
+
 def snr_points(schemes: Schemes, images: list[tuple[str, np.ndarray]], channel: str, snrs: list[float], seeds: list[int],
                mtu: int = 600, progress: Callable[[], None] | None = None) -> list[Point]:
     budget = payload_budget(mtu)
     out = []
     for index, (name, image) in enumerate(images):
         mask = important_mask(image)
-        frames = {mode: schemes.seb[mode].encode(image, budget).frame for mode in ("saliency", "random", "none")}
+        frames = {mode: schemes.seb[mode].encode(image, budget).frame for mode in UEP_MODES}
         seb_bytes = sum(map(len, frames["saliency"].segments))
         base = schemes.baseline_frames(image, seb_bytes, budget)
         for seed in seeds:
-            packets = {"seb-uep": (schemes.seb["saliency"], _packetize(frames["saliency"], mtu, seed, schemes.seb["saliency"])),
-                       "seb-random-uep": (schemes.seb["random"], _packetize(frames["random"], mtu, seed, schemes.seb["random"])),
-                       "seb-no-uep": (schemes.seb["none"], _packetize(frames["none"], mtu, seed, schemes.seb["none"]))}
+            seb = _seb_packets(schemes, frames, mtu, seed)
+            packets = {"seb-uep": seb["saliency"], "seb-random-uep": seb["random"], "seb-no-uep": seb["none"]}
             packets.update({k: (codec, _packetize(frame, mtu, seed, codec)) for k, (codec, frame) in base.items()})
             for snr in snrs:
                 spec = lambda rate: f"siso {channel} snr {snr}dB ldpc {rate:.4f} qpsk"  # noqa: E731
@@ -198,16 +210,14 @@ def loss_points(schemes: Schemes, images: list[tuple[str, np.ndarray]], losses: 
     out = []
     for index, (name, image) in enumerate(images):
         mask = important_mask(image)
-        frames = {mode: schemes.seb[mode].encode(image, budget).frame for mode in ("saliency", "random", "none")}
+        frames = {mode: schemes.seb[mode].encode(image, budget).frame for mode in UEP_MODES}
         for seed in seeds:
-            plain = _packetize(frames["none"], mtu, seed, schemes.seb["none"])
-            dup = _packetize(frames["saliency"], mtu, seed, schemes.seb["saliency"])
-            dup += [d for d in dup if d[FRAME_WIDE_SIZE] >= 1]
-            rdup = _packetize(frames["random"], mtu, seed, schemes.seb["random"])
-            rdup += [d for d in rdup if d[FRAME_WIDE_SIZE] >= 1]
+            seb = _seb_packets(schemes, frames, mtu, seed)
+            dup = _with_important_twice(seb["saliency"][1])
             base = schemes.baseline_frames(image, _payload(frames["saliency"], dup), budget)
-            packets = {"seb-dup": (schemes.seb["saliency"], dup), "seb-random-dup": (schemes.seb["random"], rdup),
-                       "seb-plain": (schemes.seb["none"], plain)}
+            packets = {"seb-dup": (seb["saliency"][0], dup),
+                       "seb-random-dup": (seb["random"][0], _with_important_twice(seb["random"][1])),
+                       "seb-plain": seb["none"]}
             packets.update({k: (codec, _packetize(frame, mtu, seed, codec)) for k, (codec, frame) in base.items()})
             for loss in losses:
                 for scheme in LOSS_SCHEMES:

@@ -42,13 +42,7 @@ from packetizers.frames import StreamFrame
 from packetizers.kinds import MessageType, PartitionKind
 from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Reassembler, ReassemblerLimits
-from packetizers.wire import (
-    FIXED_HEADER_STRUCT,
-    FRAME_WIDE_SIZE,
-    HEADER_SIZE,
-    MAGIC,
-    Header,
-)
+from packetizers.wire import FIXED_HEADER_STRUCT, HEADER_SIZE, MAGIC, Header, importance_of
 
 from .assembly import SNAPSHOT_ID, UpdateAssembler
 from .codec import Encoded, SebCodec
@@ -158,7 +152,7 @@ class SebSender:
         self.next_frame_id += 1
         datagrams = self.packetizer.packetize(frame, frame_id)
         out += datagrams
-        extra = [d for d in datagrams if d[FRAME_WIDE_SIZE] >= 1] if self.options.protect == "dup" else []
+        extra = [d for d in datagrams if importance_of(d) >= 1] if self.options.protect == "dup" else []
         out += extra
         update = None
         if self.updater is not None:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from netsem.codecs.train import CropSampler
-from netsem.codecs.weights import load_state, save_state
+from netsem.codecs.weights import load_state, restore_checkpoint_state, save_checkpoint_state, save_state
 from netsem.metrics import psnr_from_mse
 from netsem.seb.model import SebNet, SebNetConfig, mix_granularity
 
@@ -74,33 +74,16 @@ def load_model(path: str | Path) -> tuple[SebNet, dict[str, str]]:
 
 def _save_checkpoint(path: Path, model: SebNet, optimizer: torch.optim.Optimizer, step: int, seconds: float,
                      history: list, opts: TrainOptions, stage: int) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    names = {id(p): n for n, p in model.named_parameters()}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for key, value in optimizer.state.get(p, {}).items():
-                tensors[f"adam.{names[id(p)]}.{key}"] = torch.as_tensor(value).detach().contiguous()
-    meta = {"kind": KIND + "-checkpoint", "config": model.config.to_json(), "step": str(step), "seconds": repr(seconds),
-            "history": json.dumps(history), "options": json.dumps(asdict(opts)), "stage": str(stage)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(path) + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    save_checkpoint_state(path, model, optimizer, {
+        "kind": KIND + "-checkpoint", "config": model.config.to_json(), "step": str(step), "seconds": repr(seconds),
+        "history": json.dumps(history), "options": json.dumps(asdict(opts)), "stage": str(stage)})
 
 
 def _load_checkpoint(path: Path, model: SebNet, optimizer: torch.optim.Optimizer, stage: int) -> tuple[int, float, list]:
     state, meta = load_state(path)
     if meta.get("stage") != str(stage):
         return 0, 0.0, []  # a stage-1 checkpoint starts stage 2 afresh (its weights come via `init`)
-    model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-    params = dict(model.named_parameters())
-    for key, value in state.items():
-        if key.startswith("adam."):
-            name, field = key[len("adam."):].rsplit(".", 1)
-            if name in params:
-                optimizer.state[params[name]][field] = value
+    restore_checkpoint_state(state, model, optimizer)
     return int(meta["step"]), float(meta["seconds"]), json.loads(meta["history"])
 
 
