@@ -67,12 +67,14 @@ class StreamKind(enum.IntEnum):
 
     A single-user stream (what `netsem send` sends) keeps kind 0, so its stream id is the plain
     number a user chose. Seed 000's multi-user downlink sends each group's common features as
-    (COMMON, group) and each user's private features as (PRIVATE, user)."""
+    (COMMON, group) and each user's private features as (PRIVATE, user). Seed 004's uplink
+    sends each user's symbols as (PRIVATE, user) and the base station's received signal, the
+    users' symbols superposed by the air (`netsem.semnoma.air`), as (SUPERPOSED, users)."""
 
     SINGLE = 0
     PRIVATE = 1
     COMMON = 2
-    RESERVED = 3
+    SUPERPOSED = 3
 
 
 STREAM_KIND_SHIFT = 14
@@ -80,12 +82,14 @@ STREAM_INDEX_MASK = (1 << STREAM_KIND_SHIFT) - 1
 
 
 def stream_kind(stream_id: int) -> tuple[str, int]:
-    """('common', g), ('private', k), ('single', id) or ('reserved', index)."""
+    """('common', g), ('private', k), ('single', id) or ('superposed', users)."""
     kind = StreamKind(stream_id >> STREAM_KIND_SHIFT & 0b11)
     return kind.name.lower(), (stream_id if kind == StreamKind.SINGLE else stream_id & STREAM_INDEX_MASK)
 
 
 def describe_stream(stream_id: int) -> str:
-    """What `netsem inspect` and the dissector show: 'common g3', 'private u7', '12' (single)."""
+    """What `netsem inspect` and the dissector show: 'common g3', 'private u7', '12' (single),
+    'superposed x2'."""
     kind, index = stream_kind(stream_id)
-    return {"common": f"common g{index}", "private": f"private u{index}", "single": str(index)}.get(kind, f"{kind} {index}")
+    return {"common": f"common g{index}", "private": f"private u{index}", "single": str(index),
+            "superposed": f"superposed x{index}"}[kind]

@@ -10,7 +10,7 @@ configured with this receiver's netem words, so one multicast datagram meets eve
 impairments after it leaves the sender once. What the link lets through is checked before
 reassembly: a datagram whose CRC holds but whose stream id is not this receiver's is rejected
 and counted by reason (`wrong_group`: another group's common features; `wrong_user`: another
-user's private features; `not_multiuser`: an ordinary or reserved stream id; `wrong_codec`,
+user's private features; `not_multiuser`: an ordinary or superposed stream id; `wrong_codec`,
 `wrong_model`: another codec or another model's features). Everything else (a bad CRC, a bad
 header, a duplicate...) is the reassembler's to count. When a transmission's frames are in (or
 their time is up), `take_ready` hands out its common and private symbols with the erased ones

@@ -73,15 +73,18 @@ def tokens_for(symbols: int) -> int:
     return -(-symbols // SYMBOLS_PER_TOKEN)
 
 
-def features_frame(symbols: np.ndarray, *, stream_id: int, image_size: tuple[int, int], kb_version: int) -> LatentFrame:
-    """(tiles, 2 L) transmitted symbols -> a LatentFrame of (tokens, 32) 12-bit integers."""
+def features_frame(symbols: np.ndarray, *, stream_id: int, image_size: tuple[int, int], kb_version: int,
+                   codec: int | None = None) -> LatentFrame:
+    """(tiles, 2 L) transmitted symbols -> a LatentFrame of (tokens, 32) 12-bit integers
+    (`codec`: the codec id to carry, this seed's by default; seed 004 shares the format)."""
     values = np.asarray(symbols, dtype=np.float64).reshape(-1)
     padded = np.zeros(tokens_for(values.size // 2) * 2 * SYMBOLS_PER_TOKEN)
     padded[: values.size] = values
     limit = (1 << (BIT_WIDTH - 1)) - 1
     latent = np.clip(np.rint(padded / STEP), -limit, limit).astype(np.int16).reshape(-1, 2 * SYMBOLS_PER_TOKEN)
     return LatentFrame(latent=latent, layout="nd", bit_width=BIT_WIDTH, signed=True, scale=STEP,
-                       image_size=image_size, codec_id=codec_id(), stream_id=stream_id, kb_version=kb_version)
+                       image_size=image_size, codec_id=codec_id() if codec is None else codec, stream_id=stream_id,
+                       kb_version=kb_version)
 
 
 def tiles_in(tokens: int, dims: int, symbols_per_tile: int) -> int | None:

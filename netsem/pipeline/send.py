@@ -98,7 +98,7 @@ def send_to(outgoing: list[Outgoing], destination: tuple[str, int]) -> list[dict
 
     There is no receiver here to measure quality, so each report is the sender's half."""
     started = time.perf_counter()
-    trio.run(_send_connected, send_schedule(outgoing), destination)
+    trio.run(send_connected, send_schedule(outgoing), destination)
     send_s = time.perf_counter() - started
     options = outgoing[0].options
     reports = []
@@ -116,7 +116,7 @@ def send_to(outgoing: list[Outgoing], destination: tuple[str, int]) -> list[dict
     return reports
 
 
-async def _send_connected(schedule: list[tuple[float, bytes]], destination: tuple[str, int]) -> None:
+async def send_connected(schedule: list[tuple[float, bytes]], destination: tuple[str, int]) -> None:
     # A connected socket learns of an ICMP "port unreachable", so a missing receiver is
     # noticed at once instead of datagrams vanishing silently. It is left unbound: connect
     # picks the address of the interface that reaches the destination (loopback or not).

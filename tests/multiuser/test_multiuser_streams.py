@@ -21,7 +21,7 @@ from packetizers.wire import PartitionKind
 def test_stream_ids():
     assert common_stream(3) == 0x8003 and private_stream(7) == 0x4007
     assert stream_kind(0x8003) == ("common", 3) and stream_kind(0x4007) == ("private", 7)
-    assert stream_kind(12) == ("single", 12) and stream_kind(0xC001) == ("reserved", 1)
+    assert stream_kind(12) == ("single", 12) and stream_kind(0xC002) == ("superposed", 2)
     assert describe_stream(0x8003) == "common g3" and describe_stream(0x4007) == "private u7"
     with pytest.raises(ValueError):
         common_stream(1 << 14)

@@ -29,7 +29,7 @@ local BYTES_LAYOUT = 2
 local STREAM_KIND_SHIFT = 14
 local STREAM_KIND_MASK = 0xc000
 local STREAM_INDEX_MASK = 0x3fff
-local STREAM_KINDS = { [0] = "single", [1] = "private", [2] = "common", [3] = "reserved" }
+local STREAM_KINDS = { [0] = "single", [1] = "private", [2] = "common", [3] = "superposed" }
 local VALUE_STRINGS = {
     msg_type = { [0] = "data", [1] = "kb_update" },
     partition = { [0] = "channel", [1] = "token", [2] = "spatial", [3] = "segment" },
@@ -243,6 +243,8 @@ local function dissect(tvb, pinfo, tree)
     if kind == "common" or kind == "private" then
         stream = string.format("%s %s%d ", kind, kind == "common" and "g" or "u",
             bit32.band(values.stream_id, STREAM_INDEX_MASK))
+    elseif kind == "superposed" then  -- seed 004: the base station's received signal of K users
+        stream = string.format("superposed x%d ", bit32.band(values.stream_id, STREAM_INDEX_MASK))
     end
     local sub = values.sub_count > 1 and string.format(" slice %d/%d", values.sub_index + 1, values.sub_count) or ""
     if values.msg_type == 1 then
