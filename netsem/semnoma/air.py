@@ -14,9 +14,11 @@ processes over sockets give the result of the virtual clock.
 
 Rejected (dropped, with the reason as the note and in `stats`): a datagram of another codec or
 stream kind (`not_uplink`), a user outside the spec's K, a bad CRC, a duplicate of a user's
-datagram in a slot, a datagram whose tokens or frame fields differ from the slot's other users'.
-At most `max_slots` slots wait; beyond that the oldest is given up (`incomplete`): its symbols
-are lost for every user, the base station sees them as erased.
+datagram in a slot. A slot is known by its frame id, datagram index, frame-wide fields (but the
+user) and token list together, so a forged or stray datagram that claims a slot with other
+fields waits in a slot of its own and cannot block the real one. At most `max_slots` slots
+wait; beyond that the oldest is given up (`incomplete`): its symbols are lost for every user,
+the base station sees them as erased.
 """
 
 from __future__ import annotations
@@ -39,8 +41,6 @@ SYMBOLS_PER_TOKEN = 16
 
 @dataclass
 class _Slot:
-    identity: tuple  # the frame-wide header fields with the stream id masked out
-    units: bytes  # the unit id table
     symbols: dict[int, np.ndarray] = field(default_factory=dict)  # user -> (units, 16) complex
 
 
@@ -53,7 +53,7 @@ class SuperpositionStage:
         self.spec = spec
         self.codec = codec_id()
         self.max_slots = max_slots
-        self.slots: OrderedDict[tuple[int, int], _Slot] = OrderedDict()
+        self.slots: OrderedDict[tuple, _Slot] = OrderedDict()
         self.stats: Counter[str] = Counter()
         self._frames: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, float]] = OrderedDict()
 
@@ -74,18 +74,16 @@ class SuperpositionStage:
         if len(payload) * 8 < count * header.bit_width or header.unit_count * SYMBOLS_PER_TOKEN > 1 << 22:
             return self._reject("bad_datagram", "payload shorter than its tokens, or a frame too large")
         identity = header._replace(stream_id=0)[:FIRST_PER_DATAGRAM]  # the frame-wide fields but the user
-        key = (header.frame_id, header.datagram_index)
+        key = (header.frame_id, header.datagram_index, identity, table)
         slot = self.slots.get(key)
         if slot is None:
-            slot = self.slots[key] = _Slot(identity, table)
+            slot = self.slots[key] = _Slot()
             while len(self.slots) > self.max_slots:
-                _, lost = self.slots.popitem(last=False)
+                self.slots.popitem(last=False)
                 self.stats["incomplete"] += 1
-        elif slot.identity != identity or slot.units != table:
-            return self._reject("mismatch", f"frame {header.frame_id} slot {header.datagram_index}: "
-                                "tokens or frame fields differ from the other users'")
         if user in slot.symbols:
-            return self._reject("duplicate", f"user {user} already in frame {header.frame_id} slot {header.datagram_index}")
+            return self._reject("duplicate", f"user {user} already in frame {header.frame_id} "
+                                             f"slot {header.datagram_index}")
         values = unpack(payload, count, header.bit_width, signed=True).astype(np.float64) * header.scale
         slot.symbols[user] = (values[0::2] + 1j * values[1::2]).reshape(n, SYMBOLS_PER_TOKEN)
         waiting = [k for k in range(self.spec.users) if k not in slot.symbols]

@@ -87,13 +87,15 @@ def _print(report: dict) -> None:
     click.echo(line)
     for user in report["users"]:
         quality = f"PSNR {user['psnr']:.2f} dB, SSIM {user['ssim']:.3f}" if "psnr" in user else "(no --reference)"
-        click.echo(f"  user {user['user']} (power {user['power']:g}): {quality}" + (f" -> {user['image']}" if "image" in user else ""))
+        written = f" -> {user['image']}" if "image" in user else ""
+        click.echo(f"  user {user['user']} (power {user['power']:g}): {quality}{written}")
 
 
 @click.command("noma-send")
 @click.argument("image")
 @click.option("--user", type=click.IntRange(0, 16383), required=True, help="this sender's user index (0 = near)")
-@click.option("--to", "destination", required=True, metavar="HOST:PORT", help="a `netsem emulate --stage noma` (or the base station)")
+@click.option("--to", "destination", required=True, metavar="HOST:PORT",
+              help="a `netsem emulate --stage noma` (or the base station)")
 @click.option("--frame-id", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True,
               help="the transmission's frame id: the users of one transmission name the same one")
 @click.option("--size", type=click.IntRange(4, 1024), default=64, show_default=True,
@@ -120,7 +122,8 @@ def noma_send(image, user, destination, frame_id, size, mtu, channel, snr, power
     address = endpoint(destination)
     air = _air(channel, snr, powers, seed)
     if user >= air.users:
-        raise click.BadParameter(f"user {user}: --powers names {air.users} users (0..{air.users - 1})", param_hint="--user")
+        raise click.BadParameter(f"user {user}: --powers names {air.users} users (0..{air.users - 1})",
+                                 param_hint="--user")
     picture = _image(image, size)
     datagrams = user_datagrams(_model(model), picture, user, frame_id, air, mtu)
     try:
@@ -134,11 +137,14 @@ def noma_send(image, user, destination, frame_id, size, mtu, channel, snr, power
 @click.command("noma-recv")
 @click.option("--listen", default="127.0.0.1:5600", show_default=True, metavar="HOST:PORT")
 @click.option("--frames", type=click.IntRange(1), default=1, show_default=True, help="stop after this many frames")
-@click.option("--idle", type=click.FloatRange(0.1), default=30.0, show_default=True, help="give up after this long without a datagram, s")
+@click.option("--idle", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="give up after this long without a datagram, s")
 @click.option("--reference", multiple=True, help="each user's original image, in user order (PSNR / SSIM)")
-@click.option("--size", type=click.IntRange(4, 1024), default=64, show_default=True, help="as the senders' --size (for --reference)")
+@click.option("--size", type=click.IntRange(4, 1024), default=64, show_default=True,
+              help="as the senders' --size (for --reference)")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="write each user's decoded image here")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the frames' reports here")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="write the frames' reports here")
 @air_options
 def noma_recv(listen, frames, idle, reference, size, out, json_path, channel, snr, powers, seed, model):
     """The base station: receive the superposed datagrams of the users' transmissions, run SIC
@@ -211,7 +217,8 @@ def noma_simulate(images, netem, frame_id, size, mtu, out, json_path, channel, s
 @click.option("--channels", default="awgn,rayleigh", show_default=True)
 @click.option("--snrs", default="0,5,10,15,20", show_default=True, help="dB, comma-separated")
 @click.option("--count", type=click.IntRange(1), default=64, show_default=True, help="image pairs per point")
-@click.option("--size", type=click.IntRange(8, 256), default=32, show_default=True, help="crop side (32: CIFAR-sized, 64: the FFHQ stand-in)")
+@click.option("--size", type=click.IntRange(8, 256), default=32, show_default=True,
+              help="crop side, a multiple of 4 (32: CIFAR-sized, 64: the FFHQ stand-in)")
 @click.option("--out", type=click.Path(file_okay=False), default="noma-eval", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None)
 def noma_eval(schemes, adaptive, channels, snrs, count, size, out, plot_path):
@@ -223,7 +230,10 @@ def noma_eval(schemes, adaptive, channels, snrs, count, size, out, plot_path):
     chosen = list(ev.ADAPTIVE) if adaptive else [s.strip() for s in schemes.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in ev.SCHEMES and s not in ev.ADAPTIVE]
     if unknown:
-        raise click.BadParameter(f"unknown scheme(s) {', '.join(unknown)} (known: {', '.join([*ev.SCHEMES, *ev.ADAPTIVE])})")
+        known = ", ".join([*ev.SCHEMES, *ev.ADAPTIVE])
+        raise click.BadParameter(f"unknown scheme(s) {', '.join(unknown)} (known: {known})")
+    if size % 4:
+        raise click.BadParameter(f"--size {size}: a multiple of 4")
     chans = [c.strip() for c in channels.split(",") if c.strip()]
     if not chans or any(c not in ("awgn", "rayleigh") for c in chans):
         raise click.BadParameter("--channels: awgn and/or rayleigh")

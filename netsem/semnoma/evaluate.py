@@ -24,7 +24,7 @@ from netsem.metrics import psnr_db, ssim
 from netsem.multiuser.data import crop_batch, eval_photos, to_tensor
 from netsem.semnoma.channel import CHANNELS, NEAR_FAR, Uplink
 from netsem.semnoma.classic import candidates, classic_point, to_numpy
-from netsem.semnoma.scheme import noma_sic, oma
+from netsem.semnoma.scheme import oma, sic_decode, sic_residue, transmit_all
 from netsem.semnoma.weights import load_model
 
 SCHEMES = {
@@ -54,6 +54,7 @@ class Point:
     ssim: float
     size: int
     note: str = ""
+    residue_db: float = float("nan")  # NOMA: what SIC left of this user's signal, dB below its power
 
 
 def test_images(count: int, size: int, seed: int = EVAL_SEED) -> np.ndarray:
@@ -67,13 +68,24 @@ def _generator(channel: str, snr: float, size: int) -> torch.Generator:
                                                                      int(round(snr * 10)), size]).generate_state(1)[0]))
 
 
-def _points(scheme, channel, snr, size, reference: np.ndarray, decoded: np.ndarray, note="") -> list[Point]:
+def _points(scheme, channel, snr, size, reference: np.ndarray, decoded: np.ndarray, note="",
+            residue: torch.Tensor | None = None) -> list[Point]:
     out = []
     for k, user in enumerate(USERS):
         p = [psnr_db(a, b) for a, b in zip(reference[:, k], decoded[:, k])]
         s = [ssim(a, b) for a, b in zip(reference[:, k], decoded[:, k])]
-        out.append(Point(scheme, channel, snr, user, float(np.mean(p)), float(np.mean(s)), size, note))
+        left = float("nan")
+        if residue is not None and not torch.isnan(residue[:, k]).all():
+            left = float(10 * torch.log10(residue[:, k].nanmean()))
+        out.append(Point(scheme, channel, snr, user, float(np.mean(p)), float(np.mean(s)), size, note, left))
     return out
+
+
+def noma(model, images: torch.Tensor, uplink: Uplink):
+    """The NOMA scheme's decoded images and its SIC residue per user (`sic_residue`)."""
+    sent = transmit_all(model, images, uplink.context())
+    decoded = sic_decode(model, uplink.superpose(sent), uplink, images.shape[-2:])
+    return decoded, sic_residue(decoded, sent, uplink.order())
 
 
 @torch.no_grad()
@@ -98,14 +110,16 @@ def evaluate(schemes: list[str], channels: list[str], snrs: list[float], *, coun
                     shown, note = classic_point(images, pool, uplink)
                     points += _points(scheme, channel, snr, size, images, shown, note)
                     continue
+                residue = None
                 if scheme == "oma-teacher":
                     out = oma(models[scheme], tensor, uplink()).images
                 elif scheme == "noma-kd-refined":
-                    decoded = noma_sic(student, tensor, uplink())
+                    decoded, residue = noma(student, tensor, uplink())
                     out = refiner(decoded.images.flatten(0, 1), decoded.context.flatten(0, 1)).reshape(tensor.shape)
                 else:
-                    out = noma_sic(models[scheme], tensor, uplink()).images
-                points += _points(scheme, channel, snr, size, images, to_numpy(out))
+                    decoded, residue = noma(models[scheme], tensor, uplink())
+                    out = decoded.images
+                points += _points(scheme, channel, snr, size, images, to_numpy(out), residue=residue)
             log("  " + channel + f" {snr:5.1f} dB  " + "  ".join(
                 f"{p.scheme}/{p.user} {p.psnr:.2f}" for p in points if p.channel == channel and p.snr_db == snr))
     return points
@@ -123,8 +137,9 @@ def table(points: list[Point], schemes: list[str], metric: str = "psnr") -> str:
                 row = {p.snr_db: getattr(p, metric) for p in points
                        if p.channel == channel and p.scheme == scheme and p.user == user}
                 if row:
-                    lines.append(f"| {scheme} | {user} | " + " | ".join(f"{row.get(s, float('nan')):.2f}" if metric == "psnr"
-                                                                         else f"{row.get(s, float('nan')):.3f}" for s in snrs) + " |")
+                    digits = 2 if metric == "psnr" else 3
+                    cells = " | ".join(f"{row.get(s, float('nan')):.{digits}f}" for s in snrs)
+                    lines.append(f"| {scheme} | {user} | {cells} |")
     return "\n".join(lines)
 
 
@@ -149,7 +164,8 @@ def plot(points: list[Point], schemes: list[str], path: Path, title: str) -> Non
         for c, user in enumerate(USERS):
             ax = axes[r][c]
             for scheme in schemes:
-                pts = sorted((p.snr_db, p.psnr) for p in points if p.scheme == scheme and p.channel == channel and p.user == user)
+                pts = sorted((p.snr_db, p.psnr) for p in points
+                             if p.scheme == scheme and p.channel == channel and p.user == user)
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=SCHEMES.get(scheme, ADAPTIVE.get(scheme, scheme)))
             ax.set_title(f"{channel.upper()}, {user} user")

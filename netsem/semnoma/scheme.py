@@ -24,6 +24,7 @@ class Decoded:
     images: torch.Tensor  # (B, K, 3, H, W)
     features: torch.Tensor  # trunk features (B, K, C, H/4, W/4)
     context: torch.Tensor  # (B, K, 3): what each user's modules saw
+    cancelled: torch.Tensor | None = None  # (B, K, L) the re-encoded symbols SIC subtracted (0 for the last user)
 
 
 def transmit_all(model: SemNomaJscc, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -53,6 +54,15 @@ def noma_sic(model: SemNomaJscc, images: torch.Tensor, uplink: Uplink,
     return sic_decode(model, uplink.superpose(symbols), uplink, (h, w))
 
 
+def sic_residue(decoded: Decoded, sent: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """(B, K) mean |s_k - s^_k|^2 of what SIC cancelled, relative to the unit symbol power:
+    the part of a user's signal the next users still meet as interference (NaN for the users
+    decoded last, whom nobody cancels)."""
+    residue = (sent - decoded.cancelled).abs().pow(2).mean(-1)
+    last = order[:, -1]
+    return residue.scatter(1, last[:, None], float("nan"))
+
+
 def sic_decode(model: SemNomaJscc, received: torch.Tensor, uplink: Uplink, shape: tuple[int, int]) -> Decoded:
     """The base station's side alone: y (B, L) -> every user's image."""
     context = uplink.context()
@@ -60,7 +70,7 @@ def sic_decode(model: SemNomaJscc, received: torch.Tensor, uplink: Uplink, shape
     interference = uplink.interference()
     rows = torch.arange(received.shape[0])
     residual = received
-    images, features = [], []
+    images, features, cancelled = [], [], []
     for j in range(uplink.users):
         user = order[:, j]
         gain, ctx = uplink.gains[rows, user], context[rows, user]
@@ -69,7 +79,11 @@ def sic_decode(model: SemNomaJscc, received: torch.Tensor, uplink: Uplink, shape
         images.append(image)
         features.append(trunk)
         if j < uplink.users - 1:
-            residual = residual - gain[:, None] * model.transmit(image, ctx)
+            estimate = model.transmit(image, ctx)
+            residual = residual - gain[:, None] * estimate
+            cancelled.append(estimate)
+        else:
+            cancelled.append(torch.zeros_like(residual))
     back = torch.argsort(order, dim=1)  # position of each user
 
     def by_user(per_position: list[torch.Tensor]) -> torch.Tensor:
@@ -77,4 +91,4 @@ def sic_decode(model: SemNomaJscc, received: torch.Tensor, uplink: Uplink, shape
         index = back.reshape(*back.shape, *([1] * (stacked.dim() - 2))).expand(-1, -1, *stacked.shape[2:])
         return stacked.gather(1, index)
 
-    return Decoded(by_user(images), by_user(features), context)
+    return Decoded(by_user(images), by_user(features), context, by_user(cancelled))

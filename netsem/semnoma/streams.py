@@ -42,7 +42,8 @@ def user_frame(symbols: np.ndarray, user: int, image_size: tuple[int, int], tag:
     return features_frame(pairs, stream_id=user_stream(user), image_size=image_size, kb_version=tag, codec=codec_id())
 
 
-def frame_complex(latent: np.ndarray, received: np.ndarray, symbols: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def frame_complex(latent: np.ndarray, received: np.ndarray, symbols: int,
+                  scale: float) -> tuple[np.ndarray, np.ndarray]:
     """A received frame's (tokens, 32) latent and mask -> (L,) complex symbols (0 where lost)
     and the (L,) erased mask."""
     pairs = np.asarray(latent).reshape(-1, 2)[:symbols].astype(np.float64) * scale

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,6 @@ class TrainOptions:
     max_seconds: float | None = None
     log_every: int = 50
     checkpoint_every: float = 300.0
-    history: list = field(default_factory=list)
 
 
 def lr_at(step: int, opts: TrainOptions) -> float:

@@ -49,9 +49,9 @@ def test_air_spec_is_a_function_of_seed_and_frame():
     assert not torch.equal(a.uplink(7, 16).fading, a.uplink(8, 16).fading)
 
 
-@pytest.mark.parametrize("options, words", [({"powers": "0.5,0.6"}, "sum to 1"), ({"channel": "rician"}, "unknown channel"),
-                                            ({"snr": "ten"}, "noma options"), ({"colour": "red"}, "unknown noma option"),
-                                            ({"users": "3"}, "power coefficients")])
+@pytest.mark.parametrize("options, words", [
+    ({"powers": "0.5,0.6"}, "sum to 1"), ({"channel": "rician"}, "unknown channel"), ({"snr": "ten"}, "noma options"),
+    ({"colour": "red"}, "unknown noma option"), ({"users": "3"}, "power coefficients")])
 def test_air_spec_rejects_nonsense(options, words):
     with pytest.raises(ValueError, match=words):
         AirSpec.parse(options)

@@ -25,7 +25,8 @@ PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--lr-end", type=float, default=1e-5, show_default=True)
 @click.option("--batch", type=int, default=16, show_default=True, help="transmissions (of 2 users) per step")
-@click.option("--snr", "snr_range", type=(float, float), default=(0.0, 20.0), show_default=True, help="training SNR range, dB")
+@click.option("--snr", "snr_range", type=(float, float), default=(0.0, 20.0), show_default=True,
+              help="training SNR range, dB (LOW HIGH; equal for a per-SNR model)")
 @click.option("--adaptive/--no-adaptive", default=True, show_default=True, help="the SNR/CSI adaptive modules")
 @click.option("--distill/--no-distill", default=False, show_default=True, help="student: FA + CH distillation")
 @click.option("--init", default=None, help="student: the teacher to start from; refiner: the student it refines")
