@@ -57,7 +57,7 @@ class Point:
     residue_db: float = float("nan")  # NOMA: what SIC left of this user's signal, dB below its power
 
 
-def test_images(count: int, size: int, seed: int = EVAL_SEED) -> np.ndarray:
+def held_out_pairs(count: int, size: int, seed: int = EVAL_SEED) -> np.ndarray:
     """(count, 2, size, size, 3) uint8: pairs of crops of the evaluation photographs."""
     crops = crop_batch(eval_photos(), 2 * count, np.random.default_rng([seed, size]), size=size)
     return crops.reshape(count, 2, size, size, 3)
@@ -91,7 +91,7 @@ def noma(model, images: torch.Tensor, uplink: Uplink):
 @torch.no_grad()
 def evaluate(schemes: list[str], channels: list[str], snrs: list[float], *, count: int = 64, size: int = 32,
              log=print) -> list[Point]:
-    images = test_images(count, size)
+    images = held_out_pairs(count, size)
     tensor = to_tensor(images.reshape(-1, size, size, 3)).reshape(count, 2, 3, size, size)
     symbols = size * size // 2
     models = {name: load_model(MODELS[name])[0] for name in schemes if name in MODELS}
@@ -158,6 +158,7 @@ def plot(points: list[Point], schemes: list[str], path: Path, title: str) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    labels = ADAPTIVE if set(schemes) <= set(ADAPTIVE) else SCHEMES
     channels = list(dict.fromkeys(p.channel for p in points))
     fig, axes = plt.subplots(len(channels), 2, figsize=(10, 3.6 * len(channels)), squeeze=False)
     for r, channel in enumerate(channels):
@@ -167,7 +168,7 @@ def plot(points: list[Point], schemes: list[str], path: Path, title: str) -> Non
                 pts = sorted((p.snr_db, p.psnr) for p in points
                              if p.scheme == scheme and p.channel == channel and p.user == user)
                 if pts:
-                    ax.plot(*zip(*pts), marker="o", label=SCHEMES.get(scheme, ADAPTIVE.get(scheme, scheme)))
+                    ax.plot(*zip(*pts), marker="o", label=labels.get(scheme, scheme))
             ax.set_title(f"{channel.upper()}, {user} user")
             ax.set_xlabel("SNR (dB, both users' received power on AWGN)")
             ax.set_ylabel("PSNR (dB)")

@@ -25,6 +25,7 @@ class Decoded:
     features: torch.Tensor  # trunk features (B, K, C, H/4, W/4)
     context: torch.Tensor  # (B, K, 3): what each user's modules saw
     cancelled: torch.Tensor | None = None  # (B, K, L) the re-encoded symbols SIC subtracted (0 for the last user)
+    sent: torch.Tensor | None = None  # (B, K, L) what the users sent (noma_sic)
 
 
 def transmit_all(model: SemNomaJscc, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -51,7 +52,9 @@ def noma_sic(model: SemNomaJscc, images: torch.Tensor, uplink: Uplink,
     context = uplink.context()
     if symbols is None:
         symbols = transmit_all(model, images, context)
-    return sic_decode(model, uplink.superpose(symbols), uplink, (h, w))
+    decoded = sic_decode(model, uplink.superpose(symbols), uplink, (h, w))
+    decoded.sent = symbols
+    return decoded
 
 
 def sic_residue(decoded: Decoded, sent: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,7 @@ from netsem.semnoma.config import SemNomaConfig
 from netsem.semnoma.distill import cross_head_loss, feature_affinity_loss, LAMBDA_CH, LAMBDA_FA
 from netsem.semnoma.model import SemNomaJscc, count_parameters
 from netsem.semnoma.refine import Refiner
-from netsem.semnoma.scheme import noma_sic, oma
+from netsem.semnoma.scheme import noma_sic, oma, sic_residue
 from netsem.semnoma.weights import load_checkpoint, load_model, save_checkpoint, save_model
 
 ROLES = ("teacher", "student", "refiner")
@@ -52,6 +52,7 @@ class TrainOptions:
     distill: bool = False
     lambda_fa: float = LAMBDA_FA
     lambda_ch: float = LAMBDA_CH
+    consistency: float = 0.0  # weight of the SIC residue (`scheme.sic_residue`) in the student's loss
     init: str | None = None  # student: the teacher to start from; refiner: the student it refines
     teacher: str | None = None  # distillation's teacher
     seed: int = 0
@@ -117,6 +118,10 @@ class Trainer:
             ch = cross_head_loss(self.teacher, decoded.features, taught.context, taught.images)
             loss = loss + opts.lambda_fa * fa + opts.lambda_ch * ch
             stats.update(fa=fa.item(), ch=ch.item())
+        if opts.consistency:
+            residue = sic_residue(decoded, decoded.sent, uplink.order()).nanmean()
+            loss = loss + opts.consistency * residue
+            stats["residue"] = residue.item()
         stats["loss"] = loss.item()
         return loss, stats
 

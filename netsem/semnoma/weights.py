@@ -22,7 +22,6 @@ SHIPPED = {
     "student": "NOMA student with feature-affinity + cross-head distillation, SNR 0-20 dB",
     "snr5": "NOMA student without distillation, trained at SNR 5 dB only",
     "snr15": "NOMA student without distillation, trained at SNR 15 dB only",
-    "fixed": "NOMA student without the adaptive modules, SNR 0-20 dB (the ablation)",
     "refiner": "conditional residual denoiser on the distilled student's output",
 }
 

@@ -29,6 +29,8 @@ PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
               help="training SNR range, dB (LOW HIGH; equal for a per-SNR model)")
 @click.option("--adaptive/--no-adaptive", default=True, show_default=True, help="the SNR/CSI adaptive modules")
 @click.option("--distill/--no-distill", default=False, show_default=True, help="student: FA + CH distillation")
+@click.option("--consistency", type=float, default=0.0, show_default=True,
+              help="student: weight of the SIC residue |s - re-encoded s^|^2 of the cancelled users in the loss")
 @click.option("--init", default=None, help="student: the teacher to start from; refiner: the student it refines")
 @click.option("--teacher", default=None, help="the distillation's teacher (name or file)")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -37,11 +39,12 @@ PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--checkpoint", type=click.Path(dir_okay=False), required=True)
 @click.option("--out", type=click.Path(dir_okay=False), required=True)
-def main(role, steps, lr, lr_end, batch, snr_range, adaptive, distill, init, teacher, seed, max_hours, photos,
+def main(role, steps, lr, lr_end, batch, snr_range, adaptive, distill, consistency, init, teacher, seed, max_hours, photos,
          threads, checkpoint, out):
     torch.set_num_threads(threads)
     opts = TrainOptions(role=role, steps=steps, lr=lr, lr_end=lr_end, batch=batch, snr_low=snr_range[0],
-                        snr_high=snr_range[1], adaptive=adaptive, distill=distill, init=init, teacher=teacher,
+                        snr_high=snr_range[1], adaptive=adaptive, distill=distill, consistency=consistency, init=init,
+                        teacher=teacher,
                         seed=seed, max_seconds=None if max_hours is None else 3600 * max_hours)
     print("command:", " ".join(sys.argv), flush=True)
     train(opts, load_training_images(photos), Path(out), checkpoint=Path(checkpoint),
