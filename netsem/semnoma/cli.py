@@ -139,7 +139,9 @@ def noma_send(image, user, destination, frame_id, size, mtu, channel, snr, power
 @click.option("--frames", type=click.IntRange(1), default=1, show_default=True, help="stop after this many frames")
 @click.option("--idle", type=click.FloatRange(0.1), default=30.0, show_default=True,
               help="give up after this long without a datagram, s")
-@click.option("--reference", multiple=True, help="each user's original image, in user order (PSNR / SSIM)")
+@click.option("--reference", multiple=True, metavar="IMAGE",
+              help="a user's original image for PSNR / SSIM, once per user in user order "
+                   "(--reference a.png --reference b.png)")
 @click.option("--size", type=click.IntRange(4, 1024), default=64, show_default=True,
               help="as the senders' --size (for --reference)")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="write each user's decoded image here")
