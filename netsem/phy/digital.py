@@ -78,7 +78,7 @@ class DigitalPhy:
     def run(self, datagrams: list[bytes]) -> list[PhyResult]:
         first = self.datagrams
         self.datagrams += len(datagrams)
-        blocks = [_transport_block(data) for data in datagrams]
+        blocks = [transport_block(data) for data in datagrams]
         coded = self._encode(blocks)
         received = [self._transmit(words, np.random.default_rng([self.key, first + i]))
                     for i, words in enumerate(coded)]
@@ -150,7 +150,7 @@ class DigitalPhy:
         return PhyResult(payload, note, **common)
 
 
-def _transport_block(data: bytes) -> np.ndarray:
+def transport_block(data: bytes) -> np.ndarray:
     """Payload bits + CRC24A, zero-padded and cut into the [C, K] information blocks."""
     c, k = segment(8 * len(data))
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8))

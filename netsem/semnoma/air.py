@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emulator.stages import StageOutcome
+from netsem.multiuser.streams import SYMBOLS_PER_TOKEN
 from netsem.semnoma.channel import AirSpec
 from packetizers.bitpack import pack, unpack
 from packetizers.kinds import STREAM_INDEX_MASK, STREAM_KIND_SHIFT, Layout, StreamKind
@@ -36,7 +37,6 @@ from packetizers.wire import HEADER_SIZE, Header, UNIT_ID_SIZE, crc_ok, peek_hea
 
 MAX_SLOTS = 4096
 FIRST_PER_DATAGRAM = Header._fields.index("importance")
-SYMBOLS_PER_TOKEN = 16
 
 
 @dataclass

@@ -25,7 +25,7 @@ import torch
 from netsem.experiments.phy_baseline import budget_bytes, decode_file, encode_at_budget
 from netsem.metrics import psnr_db
 from netsem.phy.crc import crc_bits
-from netsem.phy.digital import DigitalPhy, segment
+from netsem.phy.digital import DigitalPhy, transport_block
 from netsem.phy.modem import qam_demap, qam_map
 from netsem.phy.spec import parse_phy_spec
 from netsem.semnoma.channel import Uplink
@@ -40,18 +40,10 @@ class Candidate:
     setting: str
     bits_per_symbol: int
     phy: DigitalPhy
+    budget: int  # payload bytes per block (files padded to it)
     blocks: np.ndarray  # (N, K, C, Kb) information blocks (payload + CRC, padded)
     clean: np.ndarray  # (N, K, H, W, 3) decoded files, mid-grey where nothing fits
     fits: np.ndarray  # (N, K) bool
-
-
-def _information_block(data: bytes, budget: int) -> np.ndarray:
-    c, k = segment(8 * budget)
-    bits = np.unpackbits(np.frombuffer(data + bytes(budget - len(data)), dtype=np.uint8))
-    padded = np.zeros(c * k, dtype=np.uint8)
-    padded[:bits.size] = bits
-    padded[bits.size:bits.size + 24] = crc_bits(bits)
-    return padded.reshape(c, k)
 
 
 def candidates(images: np.ndarray, symbols: int) -> list[Candidate]:
@@ -69,11 +61,11 @@ def candidates(images: np.ndarray, symbols: int) -> list[Candidate]:
                 fits = np.array([[f is not None for f in pair] for pair in files])
                 if not fits.any():
                     continue
-                blocks = np.stack([np.stack([_information_block(f[0] if f else b"", budget) for f in pair])
+                blocks = np.stack([np.stack([transport_block((f[0] if f else b"").ljust(budget, b"\0")) for f in pair])
                                    for pair in files])
                 clean = np.stack([np.stack([decode_file(f[0], grey.shape) if f else grey for f in pair])
                                   for pair in files])
-                out.append(Candidate(f"{codec} + {name} LDPC {rate} ({budget} B)", m, phy, blocks, clean, fits))
+                out.append(Candidate(f"{codec} + {name} LDPC {rate} ({budget} B)", m, phy, budget, blocks, clean, fits))
     return out
 
 
@@ -97,7 +89,7 @@ class _Coded:
         self.c, self.kb, self.m = c, kb, candidate.bits_per_symbol
         self.coded_bits = words.shape[1]
         self.x = _symbols(self.m, words, uses)
-        self.checked = _payload_bits(kb, c)
+        self.checked = 8 * candidate.budget + 24  # payload + CRC24A; the rest of the c x kb bits is padding
 
     def decode(self, estimate: np.ndarray, noise_var: np.ndarray) -> np.ndarray:
         """Whose CRC holds, (N,) bool, for equalised symbols (N, L) with noise variances (N,)."""
@@ -139,12 +131,6 @@ def transmit(chosen: list[Candidate] | Candidate, uplink: Uplink, coded: list[_C
         if j < users - 1:  # cancel what decoded; a failed user's interference stays
             residual = residual - gain[:, None] * x[rows, user] * passed[:, None]
     return ok
-
-
-def _payload_bits(kb: int, c: int) -> int:
-    """Payload + CRC bits of the transport block (the rest of the c x kb bits is padding)."""
-    budget_bits = next(b for b in range(c * kb - 24, 0, -8) if segment(b) == (c, kb))
-    return budget_bits + 24
 
 
 def classic_point(images: np.ndarray, pool: list[Candidate], uplink_for) -> tuple[np.ndarray, str]:

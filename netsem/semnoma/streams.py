@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from netsem.multiuser.streams import SYMBOLS_PER_TOKEN, features_frame, model_tag  # noqa: F401
+from netsem.multiuser.streams import features_frame, frame_symbols, model_tag  # noqa: F401
 from packetizers.frames import LatentFrame
 from packetizers.kinds import STREAM_INDEX_MASK, STREAM_KIND_SHIFT, StreamKind
 
@@ -46,8 +46,5 @@ def frame_complex(latent: np.ndarray, received: np.ndarray, symbols: int,
                   scale: float) -> tuple[np.ndarray, np.ndarray]:
     """A received frame's (tokens, 32) latent and mask -> (L,) complex symbols (0 where lost)
     and the (L,) erased mask."""
-    pairs = np.asarray(latent).reshape(-1, 2)[:symbols].astype(np.float64) * scale
-    erased = ~np.asarray(received, dtype=bool).reshape(-1, 2)[:symbols].all(axis=1)
-    values = pairs[:, 0] + 1j * pairs[:, 1]
-    values[erased] = 0
-    return values, erased
+    values, erased = frame_symbols(latent, received, 1, symbols, scale)
+    return values[0, 0::2] + 1j * values[0, 1::2], erased[0]
