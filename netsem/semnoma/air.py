@@ -30,7 +30,7 @@ import numpy as np
 
 from emulator.stages import StageOutcome
 from netsem.multiuser.streams import SYMBOLS_PER_TOKEN
-from netsem.semnoma.channel import AirSpec
+from netsem.semnoma.config import AirSpec
 from packetizers.bitpack import pack, unpack
 from packetizers.kinds import STREAM_INDEX_MASK, STREAM_KIND_SHIFT, Layout, StreamKind
 from packetizers.wire import HEADER_SIZE, Header, UNIT_ID_SIZE, crc_ok, peek_header, rewrite_header, with_crc

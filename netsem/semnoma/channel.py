@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-CHANNELS = ("awgn", "rayleigh")
-NEAR_FAR = (0.8, 0.2)
+from netsem.semnoma.config import CHANNELS, NEAR_FAR, check_air  # noqa: F401  (CHANNELS, NEAR_FAR: re-exported)
+
 
 
 def _cn(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
@@ -47,10 +47,7 @@ class Uplink:
     def draw(cls, snr_db: torch.Tensor, symbols: int, channel: str, powers: tuple[float, ...] = NEAR_FAR,
              generator: torch.Generator | None = None) -> Uplink:
         """`snr_db` (B,): one SNR per image (its users share it)."""
-        if channel not in CHANNELS:
-            raise ValueError(f"unknown channel {channel!r} (choose {', '.join(CHANNELS)})")
-        if any(a <= 0 for a in powers) or abs(sum(powers) - 1) > 1e-6:
-            raise ValueError(f"power coefficients must be positive and sum to 1 (got {powers})")
+        check_air(channel, powers)
         batch, users = snr_db.shape[0], len(powers)
         if channel == "awgn":
             h = torch.ones(batch, users, dtype=torch.complex64)
@@ -98,42 +95,3 @@ def mmse(received: torch.Tensor, gain: torch.Tensor, interference: torch.Tensor)
     g = gain[:, None]
     return g.conj() * received / (g.abs().pow(2) + 1 + interference[:, None])
 
-
-@dataclass(frozen=True)
-class AirSpec:
-    """What the senders, the air (the emulator's stage) and the base station agree on."""
-
-    channel: str = "awgn"
-    snr_db: float = 10.0
-    powers: tuple[float, ...] = NEAR_FAR
-    seed: int = 0
-
-    @property
-    def users(self) -> int:
-        return len(self.powers)
-
-    def uplink(self, frame_id: int, symbols: int) -> Uplink:
-        """Frame `frame_id`'s channel: a function of (seed, frame id) alone, so each sender
-        (its adaptive context), the air (fading and noise) and the base station (SIC) draw the
-        very same realisation in their own processes."""
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + frame_id) % 2**63)
-        return Uplink.draw(torch.tensor([float(self.snr_db)]), symbols, self.channel, self.powers, generator)
-
-    @classmethod
-    def parse(cls, options: dict[str, str]) -> AirSpec:
-        """Stage / CLI options: channel=awgn|rayleigh snr=10dB powers=0.8,0.2 seed=1."""
-        known = {"channel", "snr", "powers", "seed", "users"}
-        unknown = set(options) - known
-        if unknown:
-            raise ValueError(f"unknown noma option(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
-        try:
-            snr = float(options.get("snr", "10").lower().removesuffix("db"))
-            powers = tuple(float(p) for p in options.get("powers", ",".join(map(str, NEAR_FAR))).split(","))
-            seed = int(options.get("seed", "0"))
-        except ValueError as error:
-            raise ValueError(f"noma options: {error}") from None
-        if "users" in options and int(options["users"]) != len(powers):
-            raise ValueError(f"users={options['users']} but {len(powers)} power coefficients")
-        spec = cls(options.get("channel", "awgn"), snr, powers, seed)
-        Uplink.draw(torch.tensor([snr]), 1, spec.channel, powers)  # validates channel and powers
-        return spec

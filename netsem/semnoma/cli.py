@@ -30,7 +30,7 @@ def air_options(f):
 
 
 def _air(channel: str, snr: float, powers: str, seed: int):
-    from netsem.semnoma.channel import AirSpec
+    from netsem.semnoma.config import AirSpec
 
     try:
         return AirSpec.parse({"channel": channel, "snr": str(snr), "powers": powers, "seed": str(seed)})
@@ -52,7 +52,7 @@ def _model(name: str):
 
 def _image(path: str, size: int) -> np.ndarray:
     from netsem.pipeline.images import ImageError, load_image
-    from netsem.semnoma.network import fit_image
+    from netsem.semnoma.images import fit_image
 
     try:
         image, _ = load_image(path)
@@ -108,16 +108,13 @@ def noma_send(image, user, destination, frame_id, size, mtu, channel, snr, power
     channel options and --model; the emulator's `noma` stage superposes them:
 
     \b
-      netsem noma-recv --listen 127.0.0.1:5600 --reference near.png far.png
+      netsem noma-recv --listen 127.0.0.1:5600 --reference near.png --reference far.png
       netsem emulate --listen 127.0.0.1:5601 --forward 127.0.0.1:5600 \\
           --stage "noma channel=awgn snr=10 seed=0"
       netsem noma-send near.png --user 0 --to 127.0.0.1:5601
       netsem noma-send far.png --user 1 --to 127.0.0.1:5601
     """
     from netsem.pipeline.cli import endpoint
-    from netsem.pipeline.send import ReceiverUnreachable
-    from netsem.semnoma.network import user_datagrams
-    from netsem.semnoma.transport import send_user
 
     address = endpoint(destination)
     air = _air(channel, snr, powers, seed)
@@ -125,6 +122,11 @@ def noma_send(image, user, destination, frame_id, size, mtu, channel, snr, power
         raise click.BadParameter(f"user {user}: --powers names {air.users} users (0..{air.users - 1})",
                                  param_hint="--user")
     picture = _image(image, size)
+    # the options are checked: now the network and torch
+    from netsem.pipeline.send import ReceiverUnreachable
+    from netsem.semnoma.network import user_datagrams
+    from netsem.semnoma.transport import send_user
+
     datagrams = user_datagrams(_model(model), picture, user, frame_id, air, mtu)
     try:
         send_user(datagrams, address)
@@ -152,15 +154,16 @@ def noma_recv(listen, frames, idle, reference, size, out, json_path, channel, sn
     """The base station: receive the superposed datagrams of the users' transmissions, run SIC
     with each frame's channel state and decode every user's image."""
     from netsem.pipeline.cli import endpoint
-    from netsem.pipeline.udp import run_trio
-    from netsem.semnoma.network import BaseStation
-    from netsem.semnoma.transport import serve_base_station
 
     address = endpoint(listen)
     air = _air(channel, snr, powers, seed)
     references = [_image(path, size) for path in reference] or None
     if references is not None and len(references) != air.users:
         raise click.BadParameter(f"{len(references)} references for {air.users} users", param_hint="--reference")
+    from netsem.pipeline.udp import run_trio
+    from netsem.semnoma.network import BaseStation
+    from netsem.semnoma.transport import serve_base_station
+
     station = BaseStation(_model(model), air)
     reports = []
 
@@ -193,17 +196,19 @@ def noma_recv(listen, frames, idle, reference, size, out, json_path, channel, sn
 def noma_simulate(images, netem, frame_id, size, mtu, out, json_path, channel, snr, powers, seed, model):
     """The socket path (noma-send x K -> emulate --stage noma -> noma-recv) on a virtual clock:
     one image per user, the same result as over sockets for the same seed."""
-    from emulator.grammar import NetemSpecError
-    from netsem.semnoma.network import run_offline
+    from emulator.grammar import NetemSpecError, parse_netem
 
     air = _air(channel, snr, powers, seed)
     if len(images) != air.users:
         raise click.BadParameter(f"{len(images)} images for {air.users} users (--powers)", param_hint="IMAGES")
-    pictures = [_image(path, size) for path in images]
     try:
-        delivered, stats = run_offline(_model(model), pictures, air, frame_id=frame_id, netem=netem, mtu=mtu)
+        parse_netem(netem)
     except NetemSpecError as error:
         raise click.BadParameter(str(error), param_hint="--netem") from None
+    pictures = [_image(path, size) for path in images]
+    from netsem.semnoma.network import run_offline
+
+    delivered, stats = run_offline(_model(model), pictures, air, frame_id=frame_id, netem=netem, mtu=mtu)
     if delivered is None:
         raise click.ClickException("no superposed datagram reached the base station")
     report = _report(delivered, pictures, out, air)
@@ -227,13 +232,6 @@ def noma_eval(schemes, adaptive, channels, snrs, count, size, out, plot_path):
     """PSNR / SSIM vs SNR for the near and the far user: OMA teacher, NOMA without and with
     distillation, + refinement, and the classic chain with SIC; every scheme meets the same
     channel draws, on crops of photographs never trained on."""
-    from netsem.semnoma import evaluate as ev
-
-    chosen = list(ev.ADAPTIVE) if adaptive else [s.strip() for s in schemes.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in ev.SCHEMES and s not in ev.ADAPTIVE]
-    if unknown:
-        known = ", ".join([*ev.SCHEMES, *ev.ADAPTIVE])
-        raise click.BadParameter(f"unknown scheme(s) {', '.join(unknown)} (known: {known})")
     if size % 4:
         raise click.BadParameter(f"--size {size}: a multiple of 4")
     chans = [c.strip() for c in channels.split(",") if c.strip()]
@@ -243,6 +241,13 @@ def noma_eval(schemes, adaptive, channels, snrs, count, size, out, plot_path):
         snr_list = [float(s) for s in snrs.split(",") if s.strip()]
     except ValueError:
         raise click.BadParameter(f"--snrs: comma-separated numbers, got {snrs!r}") from None
+    from netsem.semnoma import evaluate as ev
+
+    chosen = list(ev.ADAPTIVE) if adaptive else [s.strip() for s in schemes.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in ev.SCHEMES and s not in ev.ADAPTIVE]
+    if unknown:
+        known = ", ".join([*ev.SCHEMES, *ev.ADAPTIVE])
+        raise click.BadParameter(f"unknown scheme(s) {', '.join(unknown)} (known: {known})")
     points = ev.evaluate(chosen, chans, snr_list, count=count, size=size, log=click.echo)
     ev.write(points, Path(out))
     text = ev.table(points, chosen, "psnr") + "\n" + ev.table(points, chosen, "ssim")

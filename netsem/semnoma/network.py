@@ -20,14 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
 from emulator.grammar import parse_netem
 from emulator.link import Link
 from netsem.multiuser.data import to_tensor, to_uint8
 from netsem.semnoma.air import SuperpositionStage
-from netsem.semnoma.channel import AirSpec
-from netsem.semnoma.config import DOWNSAMPLE
+from netsem.semnoma.config import AirSpec
 from netsem.semnoma.model import SemNomaJscc
 from netsem.semnoma.scheme import sic_decode
 from netsem.semnoma.streams import codec_id, frame_complex, model_tag, user_frame
@@ -35,19 +33,6 @@ from packetizers.kinds import STREAM_INDEX_MASK, STREAM_KIND_SHIFT, PartitionKin
 from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Frame, Reassembler
 from packetizers.wire import DEFAULT_MTU, peek_header
-
-
-def fit_image(image: np.ndarray, size: int) -> np.ndarray:
-    """The centre square of an (H, W, 3) uint8 photograph, resized to size x size (Lanczos)."""
-    if size < DOWNSAMPLE or size % DOWNSAMPLE:
-        raise ValueError(f"--size must be a positive multiple of {DOWNSAMPLE} (got {size})")
-    h, w = image.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = image[top:top + side, left:left + side]
-    if side == size:
-        return np.array(square)
-    return np.array(Image.fromarray(square).resize((size, size), Image.LANCZOS))
 
 
 def tag_of(model: SemNomaJscc) -> int:

@@ -17,6 +17,6 @@ def small_model() -> SemNomaJscc:
 def pair() -> list[np.ndarray]:
     import skimage.data
 
-    from netsem.semnoma.network import fit_image
+    from netsem.semnoma.images import fit_image
 
     return [fit_image(skimage.data.astronaut(), 32), fit_image(skimage.data.coffee(), 32)]

@@ -12,7 +12,7 @@ from emulator.proxy import serve_proxy
 from netsem.multiuser.data import to_tensor, to_uint8
 from netsem.pipeline.udp import udp_socket
 from netsem.semnoma.air import SuperpositionStage
-from netsem.semnoma.channel import AirSpec
+from netsem.semnoma.config import AirSpec
 from netsem.semnoma.network import BaseStation, run_offline, slot_order, user_datagrams
 from netsem.semnoma.scheme import noma_sic
 from netsem.semnoma.transport import serve_base_station

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from netsem.semnoma.channel import AirSpec, Uplink, mmse
+from netsem.semnoma.channel import Uplink, mmse
+from netsem.semnoma.config import AirSpec
 
 
 def draw(channel="awgn", snr=10.0, batch=4, symbols=64, powers=(0.8, 0.2), seed=0):

@@ -71,3 +71,16 @@ def test_recv_gives_up_when_nothing_arrives(files):
 def test_eval_rejects_unknown_schemes():
     result = run(noma_eval, "--schemes", "noma,banana")
     assert result.exit_code == 2 and "banana" in result.output.splitlines()[-1]
+
+
+def test_misuse_is_refused_before_torch_loads():
+    """Option errors are checked before a network (and torch, ~1 s) is loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from netsem.semnoma.cli import noma_simulate, noma_send;"
+            "a = CliRunner().invoke(noma_simulate, ['x.png', 'y.png', '--powers', '0.5,0.6']);"
+            "b = CliRunner().invoke(noma_send, ['/nonexistent.png', '--user', '0', '--to', '127.0.0.1:9']);"
+            "print(a.exit_code, b.exit_code, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["2", "2", "False"]

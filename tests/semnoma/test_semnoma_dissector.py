@@ -4,7 +4,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcapng
 
-from netsem.semnoma.channel import AirSpec
+from netsem.semnoma.config import AirSpec
 from netsem.semnoma.network import slot_order, user_datagrams
 from netsem.semnoma.air import SuperpositionStage
 from packetizers.wire import DEFAULT_PORT
