@@ -17,7 +17,6 @@ The shipped file (`save_model`) holds fp16 weights and the config in its metadat
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from netsem.metrics import psnr_from_mse
+from netsem.training import StatWindow, adam_step, cosine_lr
 from netsem.multiuser.channel import CHANNELS
 from netsem.multiuser.config import GssmaConfig
 from netsem.multiuser.data import test_batches, to_tensor, training_batch
@@ -53,10 +53,7 @@ class TrainOptions:
 
 
 def lr_at(step: int, opts: TrainOptions) -> float:
-    if opts.lr_end is None:
-        return opts.lr
-    progress = min(1.0, step / max(1, opts.steps))
-    return opts.lr_end + (opts.lr - opts.lr_end) * 0.5 * (1 + math.cos(math.pi * progress))
+    return opts.lr if opts.lr_end is None else cosine_lr(step, opts.steps, opts.lr, opts.lr_end)
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -112,7 +109,7 @@ def train(config: GssmaConfig, photos: list[np.ndarray], opts: TrainOptions, out
     check_batches = test_batches(opts.validate_batches, users)
     began = time.monotonic()
     last_checkpoint = began
-    window: list[dict] = []
+    window = StatWindow()
     step = start
 
     def elapsed() -> float:
@@ -132,18 +129,11 @@ def train(config: GssmaConfig, photos: list[np.ndarray], opts: TrainOptions, out
             break
         images = to_tensor(training_batch(photos, users, opts.seed, step))
         loss, stats = loss_on_batch(model, images, opts, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, opts)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        adam_step(optimizer, loss, lr_at(step, opts))
         step += 1
-        window.append(stats)
+        window.add(stats)
         if step % opts.log_every == 0:
-            mean = {k: float(np.mean([s[k] for s in window if k in s])) for k in window[-1]}
-            log(f"step {step} " + " ".join(f"{k} {v:.5f}" for k, v in mean.items())
-                + f" psnr {psnr_from_mse(mean['mse']):.2f} dB, {elapsed() / 3600:.3f} h")
-            window = []
+            log(window.line(step, elapsed() / 3600))
         if time.monotonic() - last_checkpoint >= opts.checkpoint_every:
             save()
             last_checkpoint = time.monotonic()

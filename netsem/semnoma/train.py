@@ -17,7 +17,6 @@ a function of (seed, step), so a resumed run draws what the uninterrupted run wo
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from netsem.metrics import psnr_from_mse
+from netsem.training import StatWindow, adam_step, cosine_lr
 from netsem.multiuser.data import test_batches, to_tensor, training_batch
 from netsem.semnoma.channel import CHANNELS, NEAR_FAR, Uplink
 from netsem.semnoma.config import SemNomaConfig
@@ -59,11 +59,6 @@ class TrainOptions:
     max_seconds: float | None = None
     log_every: int = 50
     checkpoint_every: float = 300.0
-
-
-def lr_at(step: int, opts: TrainOptions) -> float:
-    progress = min(1.0, step / max(1, opts.steps))
-    return opts.lr_end + (opts.lr - opts.lr_end) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def draw(opts: TrainOptions, step: int, images: torch.Tensor) -> Uplink:
@@ -177,7 +172,7 @@ def train(opts: TrainOptions, photos: list[np.ndarray], out: Path, *, checkpoint
         log(f"new {opts.role}: {count_parameters(model):,} parameters, options {json.dumps(asdict(opts))}")
     checks = [pairs(b, users) for b in test_batches(2, 32)]
     began = last = time.monotonic()
-    step, window = start, []
+    step, window = start, StatWindow()
 
     def elapsed() -> float:
         return elapsed_before + time.monotonic() - began
@@ -195,18 +190,11 @@ def train(opts: TrainOptions, photos: list[np.ndarray], out: Path, *, checkpoint
             break
         images = pairs(training_batch(photos, opts.batch * users, opts.seed, step), users)
         loss, stats = trainer.loss(model, images, draw(opts, step, images))
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, opts)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        adam_step(optimizer, loss, cosine_lr(step, opts.steps, opts.lr, opts.lr_end))
         step += 1
-        window.append(stats)
+        window.add(stats)
         if step % opts.log_every == 0:
-            mean = {k: float(np.mean([s[k] for s in window])) for k in window[-1]}
-            log(f"step {step} " + " ".join(f"{k} {v:.5f}" for k, v in mean.items())
-                + f" psnr {psnr_from_mse(mean['mse']):.2f} dB {elapsed() / 3600:.3f} h")
-            window = []
+            log(window.line(step, elapsed() / 3600))
         if time.monotonic() - last >= opts.checkpoint_every:
             save()
             last = time.monotonic()
