@@ -81,7 +81,11 @@ class BaseStation:
         self.rejected: Counter[str] = Counter()
 
     def receive(self, datagram: bytes, now: float, source=None) -> str | None:
-        """None when accepted, else the reason it was not (counted)."""
+        """None when accepted, else the reason it was not (counted).
+
+        `source` is not used: the air forwards a slot's datagram from the socket of whichever
+        user completed the slot, so one frame reaches the base station from several addresses;
+        frames are told apart by their frame id (and fields) alone."""
         header = peek_header(datagram)
         reason = None
         if header is not None:
@@ -95,7 +99,7 @@ class BaseStation:
             elif header.kb_version != self.tag:
                 reason = "wrong_model"
         if reason is None:
-            rejected = self.reassembler.receive(datagram, now, source)
+            rejected = self.reassembler.receive(datagram, now)
             reason = None if rejected is None else rejected.value
         if reason is not None:
             self.rejected[reason] += 1
