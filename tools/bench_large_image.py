@@ -2,6 +2,7 @@
 
     .venv/bin/python tools/bench_large_image.py                    # cnn-sem, 4000x3000
     .venv/bin/python tools/bench_large_image.py --codec swin --size 6000x4000
+    .venv/bin/python tools/bench_large_image.py --engine torch     # the cnn in torch, to compare
     .venv/bin/python tools/bench_large_image.py --save big.png     # then: /usr/bin/time -v netsem send big.png
 
 The photograph is a 2x2 mosaic of scikit-image's bundled photographs, each resized with
@@ -76,6 +77,8 @@ def main() -> None:
     parser.add_argument("--size", default="4000x3000", help="WIDTHxHEIGHT")
     parser.add_argument("--tile-latents", type=int, default=None)
     parser.add_argument("--tile-above", type=float, default=None, help="pixels")
+    parser.add_argument("--engine", default="auto", choices=["auto", "numpy", "torch"],
+                        help="what runs the network (auto: numpy for cnn, torch for swin)")
     parser.add_argument("--save", default=None, help="also write the photograph here (PNG)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -86,12 +89,13 @@ def main() -> None:
         overrides["tile_latents"] = args.tile_latents
     if args.tile_above is not None:
         overrides["tile_above_pixels"] = int(args.tile_above)
-    codec = LearnedCodec(spec.name, spec.weights, **overrides)
+    codec = LearnedCodec(spec.name, spec.weights, engine=args.engine, **overrides)
     image = mosaic(width, height)
     if args.save:
         Image.fromarray(image).save(args.save)
     print(f"{args.codec} on a {width}x{height} photograph ({width * height / 1e6:.1f} Mpixel), "
-          f"tiles of {codec.tile_latents} latent positions above {codec.tile_above_pixels} pixels; "
+          f"{codec.engine} engine, tiles of {codec.tile_latents} latent positions above "
+          f"{codec.tile_above_pixels} pixels; "
           f"RSS before: {rss_mb('VmRSS'):.0f} MB")
     encoded = measure("encode", lambda: codec.to_frame(image))
     decoded = measure("decode", lambda: codec.from_frame(encoded))

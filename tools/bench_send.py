@@ -1,6 +1,6 @@
 """Wall time of `netsem send` on a 768x512 photograph: whole processes, and the session's phases.
 
-    python tools/bench_send.py [IMAGE] [--codec cnn-sem] [--netem 'loss random 20%'] [--runs 5]
+    python tools/bench_send.py [IMAGE] [--codec NAME] [--netem 'loss random 20%'] [--runs 5]
 
 The image is resized (Lanczos) to 768x512 so the figure compares across photographs. Runs the
 CLI as a user does, `--runs` times each, as fresh processes (imports, weights, first encode
@@ -35,8 +35,8 @@ def whole_process(args: list[str], runs: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("image", nargs="?", help="photograph (default: scikit-image's astronaut)")
-    parser.add_argument("--codec", default="cnn-sem")
-    parser.add_argument("--partition", default="channel")
+    parser.add_argument("--codec", default=None, help="default: netsem's default codec")
+    parser.add_argument("--partition", default=None, help="default: the codec's first")
     parser.add_argument("--netem", default="loss random 20%")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
@@ -49,13 +49,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "photo-768x512.png")
         Image.fromarray(loaded.pixels).resize((768, 512), Image.LANCZOS).save(path)
-        common = [path, "--codec", args.codec, "--partition", args.partition, "--netem", args.netem]
+        common = [path, "--netem", args.netem]
+        common += ["--codec", args.codec] if args.codec else []
+        common += ["--partition", args.partition] if args.partition else []
         full = whole_process(common, args.runs)
         light = whole_process([*common, "--no-reference"], args.runs)
-        options = SessionOptions(image=path, codec=args.codec, partition=args.partition, netem=args.netem)
+        options = SessionOptions(image=path, partition=args.partition, netem=args.netem,
+                                 **({"codec": args.codec} if args.codec else {}))
         run_send(options)  # warm-up: weights loaded, caches built
         (report,) = run_send(options).reports
-    print(f"{loaded.label} resized to 768x512, codec {args.codec}, {args.partition} partition, netem '{args.netem}'")
+    print(f"{loaded.label} resized to 768x512, codec {report.codec}, {report.partition} partition, "
+          f"netem '{args.netem}'")
     print(f"  whole process, median of {args.runs}: {statistics.median(full):.2f} s "
           f"(min {min(full):.2f}, max {max(full):.2f})")
     print(f"  whole process with --no-reference:  {statistics.median(light):.2f} s "

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from packetizers.frames import LatentFrame
 from packetizers.kinds import LATENT_PARTITION_WORDS
@@ -22,13 +19,12 @@ from .base import (
     check_mask,
     smallest_int_dtype,
 )
-from .models import NetConfig, build_net, count_parameters, pad_to_multiple
-from .weights import load_state
+from .config import NetConfig
 
 # Images above TILE_ABOVE_PIXELS (after padding to 16) are encoded and decoded tile by tile,
 # TILE_LATENTS latent positions (16 pixels each) a side plus the network's context; smaller
 # ones in one piece, bit for bit as before tiling existed (the tests' and README's images are
-# at most 0.4 Mpixel).  Measured with tools/bench_large_image.py, cnn-sem on 2 cores:
+# at most 0.4 Mpixel).  Measured with tools/bench_large_image.py, cnn-sem on 2 cores (torch):
 #   untiled: peak RSS 0.95 GB at 1.3 Mpixel, 1.35 GB at 2.1, 1.9 GB at 3.1 (+0.53 GB per
 #     Mpixel), encode + decode 2.5 s at 1.3 Mpixel;
 #   tiled (tiles of 32): 0.52-0.60 GB and 1.4 s at 1.3 Mpixel, 0.57-0.66 GB at 3.1.
@@ -51,9 +47,18 @@ class LearnedCodec:
     read as ``layout`` "nd": N = h*w tokens (row-major, token_grid (h, w)) of D = C dims; a
     cnn's is "chw", the (C, h, w) map itself.
 
+    ``engine``: what runs the network.  "numpy" (`cnn_numpy.CNNRuntime`, cnn only) needs no
+    torch, which a process pays ~0.9 s to import; "torch" (`torch_runtime.TorchRuntime`) runs
+    `models.py` itself; "auto" takes numpy for a cnn image that is not tiled, torch for a tiled
+    one (there torch's convolutions run twice as fast per core: 12 Mpixel cnn-sem, encode /
+    decode 6.6 / 7.0 s against 11.1 / 10.5 s, while at 768x512 the two take the same time)
+    and for a swin.  The engines agree to float rounding (a pixel in 10^4 may differ by one
+    level; tests/codecs/test_cnn_numpy.py); the choice depends only on the image size, so a
+    sender and a receiver of the same frame choose alike.
+
     Images above ``tile_above_pixels`` are analysed and synthesised tile by tile (tiles of
-    ``tile_latents`` latent positions with the context the network needs, in ``threads``
-    workers), which gives the untiled result to float rounding in bounded memory.
+    ``tile_latents`` latent positions with the context the network needs), which gives the
+    untiled result to float rounding in bounded memory.
     """
 
     partitions = LATENT_PARTITION_WORDS
@@ -66,30 +71,53 @@ class LearnedCodec:
         threads: int | None = None,
         tile_above_pixels: int = TILE_ABOVE_PIXELS,
         tile_latents: int = TILE_LATENTS,
+        engine: str = "auto",
     ) -> None:
         self.name = name
         self.description = description
         self.weights_path = weights
         state, self.meta, self.config = self._read(weights)
         self.layout = "nd" if self.config.arch == "swin" else "chw"
-        try:
-            self.net = build_net(self.config)
-            self.net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-        except (RuntimeError, ValueError):
-            raise CodecError(f"codec {name!r}: {weights} does not match its own config {self.config}") from None
-        for parameter in self.net.parameters():
-            if not torch.isfinite(parameter).all():
-                raise CodecError(f"codec {name!r}: {weights} holds non-finite weights")
-        self.net.eval()
-        self.threads = threads
+        for key, value in state.items():
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                raise CodecError(f"codec {name!r}: {weights} holds non-finite weights ({key})")
+        if engine not in ("auto", "numpy", "torch"):
+            raise CodecError(f"engine is auto, numpy or torch, not {engine!r}")
+        self.engine, self.threads, self._state = engine, threads, state
+        self._tiled_runtime = None
+        self.runtime = self._build("torch" if engine == "torch" or self.config.arch != "cnn" else "numpy")
         self.tile_above_pixels = tile_above_pixels
         self.tile_latents = tile_latents
+
+    def _build(self, engine: str):
+        try:
+            if engine == "numpy":
+                from .cnn_numpy import CNNRuntime
+
+                return CNNRuntime(self.config, self._state, self.threads)
+            from .torch_runtime import TorchRuntime
+
+            return TorchRuntime(self.config, self._state, self.threads)
+        except (RuntimeError, ValueError):
+            raise CodecError(f"codec {self.name!r}: {self.weights_path} does not match its own config "
+                             f"{self.config}") from None
+
+    def _runtime_for(self, grid: tuple[int, int]):
+        """The engine for a latent grid: `runtime`, or torch for a tiled cnn image under "auto"."""
+        if self.engine != "auto" or self.config.arch != "cnn" or not self._tiled(grid):
+            return self.runtime
+        if self._tiled_runtime is None:
+            self._tiled_runtime = self._build("torch")
+        return self._tiled_runtime
+
+    def _tiled(self, grid: tuple[int, int]) -> bool:
+        return grid[0] * grid[1] * self.down**2 > self.tile_above_pixels
 
     def _read(self, path: Path) -> tuple[dict, dict, NetConfig]:
         if not path.is_file():
             raise CodecError(f"codec {self.name!r}: weight file {path} is missing")
         try:
-            state, meta = load_state(path)
+            state, meta = load_arrays(path)
         except Exception as exc:  # safetensors raises several types on a bad file
             raise CodecError(
                 f"codec {self.name!r}: weight file {path} is corrupt ({type(exc).__name__})"
@@ -105,7 +133,7 @@ class LearnedCodec:
 
     @property
     def num_parameters(self) -> int:
-        return count_parameters(self.net)
+        return self.runtime.num_parameters
 
     @property
     def down(self) -> int:
@@ -121,49 +149,23 @@ class LearnedCodec:
         c = self.config.latent_channels
         return (c, h, w) if self.layout == "chw" else (h * w, c)
 
-    # --- numpy <-> torch -------------------------------------------------------------
     def _map_from_latent(self, encoded: LatentFrame, arr: np.ndarray) -> np.ndarray:
+        """The frame's latent (or mask) as the runtimes' channels-last (h, w, C) map."""
         if self.layout == "chw":
-            return arr
+            return arr.transpose(1, 2, 0)
         gh, gw = encoded.token_grid
-        return arr.reshape(gh, gw, -1).transpose(2, 0, 1)
+        return arr.reshape(gh, gw, -1)
 
     def _tiles(self, grid: tuple[int, int], halo: int) -> list[tuple[Span, Span]]:
         """(rows, columns) of each tile: one for a small image (the untiled computation,
         unchanged); otherwise ``tile_latents`` positions a side with the network's context."""
-        if grid[0] * grid[1] * self.down**2 <= self.tile_above_pixels:
+        if not self._tiled(grid):
             return [(whole_span(grid[0]), whole_span(grid[1]))]
-        net = self.net
+        rt = self.runtime
         row_spans, col_spans = (
-            tile_spans(n, self.tile_latents, halo, net.tile_align, net.tile_wraps) for n in grid
+            tile_spans(n, self.tile_latents, halo, rt.tile_align, rt.tile_wraps) for n in grid
         )
         return [(r, c) for r in row_spans for c in col_spans]
-
-    def _for_each_tile(
-        self, tiles: list[tuple[Span, Span]], work: Callable[[Span, Span], None]
-    ) -> None:
-        """Run ``work(rows, columns)`` on every tile, in inference mode.  Several tiles run in
-        ``threads`` worker threads (default: torch's thread count) with single-threaded torch:
-        torch's own threads meet at every operation, and on these 2 shared cores, with other
-        processes running, a 3-Mpixel encode took 15 s with 2 torch threads against 4 s with 1;
-        whole tiles per worker do not wait for each other (1.0 s against 1.2 s when idle)."""
-
-        def run(tile: tuple[Span, Span]) -> None:
-            with torch.inference_mode():  # thread-local
-                work(*tile)
-
-        if len(tiles) == 1:
-            run(tiles[0])
-            return
-        workers = self.threads or torch.get_num_threads()
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(workers) as pool:
-                for _ in pool.map(run, tiles):
-                    pass
-        finally:
-            torch.set_num_threads(before)
 
     def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> LatentFrame:
         """pad to a multiple of the downsampling (reflect), analyse, round, clamp to the bit width."""
@@ -172,20 +174,21 @@ class LearnedCodec:
         down = self.down
         # padding the uint8 image and converting tile by tile gives the same floats as
         # converting first, without a full-size float copy
-        padded = pad_to_multiple(torch.from_numpy(np.array(image)).permute(2, 0, 1)[None], down)
-        grid = (padded.shape[2] // down, padded.shape[3] // down)
-        tiles = self._tiles(grid, self.net.analysis_halo)
+        padded = pad_to_multiple(np.asarray(image), down)
+        grid = (padded.shape[0] // down, padded.shape[1] // down)
+        runtime = self._runtime_for(grid)
+        tiles = self._tiles(grid, runtime.analysis_halo)
         a = self.config.amplitude
         dtype = smallest_int_dtype(self.config.bit_width, True)
         q = np.empty((self.config.latent_channels, *grid), dtype)
 
         def analyse(rows: Span, cols: Span) -> None:
-            x = padded.index_select(2, rows.pixels(down)).index_select(3, cols.pixels(down)).float() / 255.0
-            y = (self.net.analysis if len(tiles) == 1 else self.net.tile_analysis)(x)
-            y = y[0, :, rows.kept_in_context, cols.kept_in_context]
-            q[:, rows.kept, cols.kept] = torch.round(y).clamp(-a, a).to(torch.int16).numpy()
+            x = padded[rows.pixels(down)][:, cols.pixels(down)] if len(tiles) > 1 else padded
+            y = runtime.analysis(x.astype(np.float32) / np.float32(255.0), tile=len(tiles) > 1)
+            y = y[rows.kept_in_context, cols.kept_in_context]
+            q[:, rows.kept, cols.kept] = np.clip(np.round(y), -a, a).transpose(2, 0, 1)
 
-        self._for_each_tile(tiles, analyse)
+        runtime.run_tiles(tiles, analyse)
         token_grid = (0, 0)
         if self.layout == "nd":
             q = np.ascontiguousarray(q.transpose(1, 2, 0).reshape(grid[0] * grid[1], -1))
@@ -201,32 +204,51 @@ class LearnedCodec:
                      bit_width=self.bit_width, signed=True,
                      token_grid=self.latent_grid(h, w) if self.layout == "nd" else (0, 0))
         mask = check_mask(encoded)
-        q = np.where(mask, encoded.latent, 0).astype(np.float32)
-        qmap = torch.from_numpy(self._map_from_latent(encoded, q).copy())[None]
-        mmap = torch.from_numpy(self._map_from_latent(encoded, mask).astype(np.float32).copy())[None]
         # the network sees y = q * scale * A (its own units); scale is 1/A for our encoders
-        y = qmap * (encoded.scale * self.config.amplitude)
-        with torch.inference_mode():
-            z = self.net.decoder_input(y, mmap if self.config.needs_mask else None)
-        tiles = self._tiles(z.shape[2:], self.net.synthesis_halo)
-        out = np.empty((h, w, 3), np.uint8)
+        step = np.float32(encoded.scale * self.config.amplitude)
+        with np.errstate(over="ignore", invalid="ignore"):  # a peer's scale may overflow: garbage, not a crash
+            return self._synthesise(encoded, np.where(mask, encoded.latent, 0).astype(np.float32) * step, mask)
 
+    def _synthesise(self, encoded: LatentFrame, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        h, w = encoded.image_size
+        runtime = self._runtime_for(self.latent_grid(h, w))
+        z = runtime.decoder_input(np.ascontiguousarray(self._map_from_latent(encoded, y)),
+                                  self._map_from_latent(encoded, mask) if self.config.needs_mask else None)
+        tiles = self._tiles(z.shape[:2], runtime.synthesis_halo)
+        out = np.empty((h, w, 3), np.uint8)
         down = self.down
 
         def synthesise(rows: Span, cols: Span) -> None:
-            zt = z.index_select(2, torch.from_numpy(rows.context))
-            zt = zt.index_select(3, torch.from_numpy(cols.context))
-            xh = (self.net.decode_map if len(tiles) == 1 else self.net.tile_decode_map)(zt)[0]
+            zt = z[rows.context][:, cols.context] if len(tiles) > 1 else z
+            xh = runtime.decode_map(zt, tile=len(tiles) > 1)
             # the kept pixels, cropped to the image (the last tiles cover the padding)
             top, bottom = down * rows.kept.start, min(h, down * rows.kept.stop)
             left, right = down * cols.kept.start, min(w, down * cols.kept.stop)
             r0, c0 = down * rows.kept_in_context.start, down * cols.kept_in_context.start
-            xh = xh[:, r0 : r0 + bottom - top, c0 : c0 + right - left]
-            pixels = (xh.clamp(0, 1) * 255.0).round().to(torch.uint8)
-            out[top:bottom, left:right] = pixels.permute(1, 2, 0).numpy()
+            xh = xh[r0 : r0 + bottom - top, c0 : c0 + right - left]
+            out[top:bottom, left:right] = np.round(np.clip(np.nan_to_num(xh, nan=0.0), 0.0, 1.0) * np.float32(255.0))
 
-        self._for_each_tile(tiles, synthesise)
+        runtime.run_tiles(tiles, synthesise)
         return out
+
+
+def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A weight file's tensors as numpy arrays (as stored) and its metadata; no torch."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
+
+def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    """Reflect-pad an (H, W, 3) image on the bottom/right to a multiple of ``multiple``
+    (replicate where the image is too small to reflect), as `models.pad_to_multiple`."""
+    h, w = image.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return image
+    mode = "reflect" if ph < h and pw < w else "edge"
+    return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
 
 
 @dataclass(frozen=True)
@@ -242,9 +264,9 @@ class Span:
         at = int(np.searchsorted(self.context, self.kept.start))
         return slice(at, at + self.kept.stop - self.kept.start)
 
-    def pixels(self, down: int) -> torch.Tensor:
+    def pixels(self, down: int) -> np.ndarray:
         """The context's pixel rows (or columns): `down` per latent position."""
-        return torch.from_numpy((down * self.context[:, None] + np.arange(down)).ravel())
+        return (down * self.context[:, None] + np.arange(down)).ravel()
 
 
 def whole_span(length: int) -> Span:

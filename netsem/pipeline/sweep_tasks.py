@@ -41,14 +41,23 @@ def encoding_cache(image: str) -> EncodingCache:
     return _caches[image]
 
 
-def one_torch_thread() -> None:
-    """Every run decodes on one torch thread: a worker runs one task at a time on one core,
-    where more threads would only compete with the other workers, and `netsem report`'s
-    re-runs use the same count as the workers did. Called once a codec is loaded, before any
-    of its work."""
+def one_compute_thread() -> None:
+    """Every run encodes and decodes on one thread, of torch and of numpy's BLAS: a worker
+    runs one task at a time on one core, where more threads would only compete with the other
+    workers, and `netsem report`'s re-runs use the same count as the workers did (both
+    engines' sums depend on the thread count in their last bits, enough to move a pixel).
+    Called once a codec is loaded, before any of its work."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    global _blas_limit
+    if _blas_limit is None:
+        from threadpoolctl import threadpool_limits
+
+        _blas_limit = threadpool_limits(limits=1, user_api="blas")  # kept: the limit lasts while it lives
+
+
+_blas_limit = None
 
 
 def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
@@ -60,7 +69,7 @@ def matched_jpeg_quality(image: str, codec: str, mtu: int) -> int:
     for the same image, sent in its first partition (channel for a latent, segment for a stream;
     headers, unit tables and CRCs counted on both sides); 1 if none fits."""
     partition = load_codec(codec).partitions[0]
-    one_torch_thread()
+    one_compute_thread()
     cache = encoding_cache(image)
     budget = wire_bytes(SessionOptions(image=image, codec=codec, partition=partition, mtu=mtu), cache)
     low, high, best = 1, 95, 1
@@ -88,7 +97,7 @@ def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Trans
 
     options = session_options(task, jpeg_quality)
     load_codec(options.codec, jpeg_quality=options.jpeg_quality)
-    one_torch_thread()
+    one_compute_thread()
     outgoing = prepare(options, encoding_cache(task.image))
     try:
         sent = (transmit_udp if task.transport == "udp" else transmit_virtual)([outgoing])
