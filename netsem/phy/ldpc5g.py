@@ -7,7 +7,8 @@ the first 4Z parity bits solve the core (a GF(2) inverse computed once per code)
 parity bit is one check of the extension. Decoders, all on the same LLRs:
 
 - `layered` (default): `netsem.phy.layered`, normalized min-sum with a serial-over-layers
-  schedule, numpy over many codewords at once. Its BLER matches `bp` on the same LLRs
+  schedule over many codewords at once, compiled with numba (`layered_kernel`; the numpy form,
+  which decides identically, where numba is missing). Its BLER matches `bp` on the same LLRs
   (tests/phy/test_phy_decoders.py) at a fraction of the cost.
 - `bp`: the `ldpc` package's compiled product-sum belief propagation, flooding schedule, early
   stop on a zero syndrome, one codeword at a time, on the matrix without the filler columns

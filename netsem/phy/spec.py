@@ -20,7 +20,7 @@ A spec is a list of words in any order; every word is optional except `snr`:
                                 (0 .. 1, default 0; seed 002 uses 0.1)
     iterations N                LDPC belief-propagation iterations (1 .. 100, default 20)
     decoder layered | bp | sionna
-                                LDPC decoder: layered normalized min-sum in numpy, batched
+                                LDPC decoder: layered normalized min-sum (numba), batched
                                 (default; BLER checked against bp on the same LLRs), the `ldpc`
                                 package's compiled product-sum BP (validated against Sionna's)
                                 or Sionna's LDPC5GDecoder
