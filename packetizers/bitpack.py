@@ -2,10 +2,11 @@
 
 `n` elements of `bit_width` bits occupy exactly ceil(n * bit_width / 8) bytes; the last
 byte is zero-padded. Signed values are stored two's complement in `bit_width` bits.
-Widths 8 and 16 are plain byte copies; widths below 8 pack 8 elements into `bit_width`
-bytes through one uint64 word per group (vectorised, no per-bit expansion); other widths
-go through numpy's bit packing. Unpacking reads each element from the 3-byte window where it
-starts, for every width but 8 and 16.
+Widths 8 and 16 are plain byte copies. Widths below 8 pack 8 elements into `bit_width` bytes
+with a dozen whole-array operations on uint64 words, merging neighbours in parallel lanes
+(SWAR), and unpack the same way back.
+Other widths pack through numpy's bit packing and unpack from the 3-byte window where each
+element starts.
 """
 
 from __future__ import annotations
@@ -43,24 +44,57 @@ def check_range(values: np.ndarray, bit_width: int, signed: bool) -> None:
 
 def pack(values: np.ndarray, bit_width: int) -> bytes:
     """Pack integer `values` (1-D, already range-checked) at `bit_width` bits each."""
+    if bit_width < 8 and values.dtype.itemsize == 1:  # no wider copy: the low bits are the same
+        return _pack_groups(values.view(np.uint8) & np.uint8((1 << bit_width) - 1), bit_width)
     raw = values.astype(np.int64, copy=False) & ((1 << bit_width) - 1)
     if bit_width == 8:
         return raw.astype(np.uint8).tobytes()
     if bit_width == 16:
         return raw.astype(">u2").tobytes()
     if bit_width < 8:
-        groups = -(-raw.size // 8)
-        padded = np.zeros(groups * 8, dtype=np.uint64)
-        padded[: raw.size] = raw
-        padded = padded.reshape(groups, 8)
-        words = np.zeros(groups, dtype=np.uint64)
-        for i in range(8):
-            words |= padded[:, i] << np.uint64(bit_width * (7 - i))
-        # each word holds 8*bit_width significant bits in its low bytes
-        as_bytes = words.astype(">u8").view(np.uint8).reshape(groups, 8)[:, 8 - bit_width :]
-        return as_bytes.tobytes()[: packed_size(raw.size, bit_width)]
+        return _pack_groups(raw.astype(np.uint8), bit_width)
     bits = np.unpackbits(raw.astype(">u2").view(np.uint8).reshape(-1, 2), axis=1)[:, 16 - bit_width :]
     return np.packbits(bits.ravel()).tobytes()
+
+
+def _lanes(width: int, lane: int) -> np.uint64:
+    """A 64-bit mask of the low `width` bits of every `lane`-bit lane."""
+    word = (1 << width) - 1
+    return np.uint64(sum(word << shift for shift in range(0, 64, lane)))
+
+
+def _pack_groups(raw: np.ndarray, bit_width: int) -> bytes:
+    """uint8 values below 2^bit_width (bit_width < 8), 8 to a little-endian uint64 word, merged
+    pairwise in three steps (bytes -> 16-bit lanes -> 32 -> 64), each element shifted above
+    its successor, so a word ends up holding its 8 elements MSB first in its low 8 b bits."""
+    b, count = bit_width, raw.size
+    groups = -(-count // 8)
+    if count % 8:
+        raw = np.concatenate([raw, np.zeros(groups * 8 - count, np.uint8)])
+    w = raw.view("<u8")
+    w = ((w & _lanes(8, 16)) << np.uint64(b)) | ((w >> np.uint64(8)) & _lanes(8, 16))
+    w = ((w & _lanes(16, 32)) << np.uint64(2 * b)) | ((w >> np.uint64(16)) & _lanes(16, 32))
+    w = ((w & _lanes(32, 64)) << np.uint64(4 * b)) | (w >> np.uint64(32))
+    return w.astype(">u8").view(np.uint8).reshape(groups, 8)[:, 8 - b :].tobytes()[: packed_size(count, b)]
+
+
+def _unpack_groups(buffer: np.ndarray, count: int, bit_width: int) -> np.ndarray:
+    """`_pack_groups` undone: each group's bytes read as a big-endian word, split back in
+    three steps (64 -> 32-bit lanes -> 16 -> bytes), the earlier element to the lower lane."""
+    b = bit_width
+    groups = -(-count // 8)
+    words = np.zeros((groups, 8), np.uint8)
+    data = buffer[: groups * b]
+    words.reshape(-1)[: 0] = 0
+    full = data.size // b
+    words[:full, 8 - b :] = data[: full * b].reshape(full, b)
+    if full < groups:  # the last group's bytes, zero-padded
+        words[full, 8 - b : 8 - b + data.size - full * b] = data[full * b :]
+    w = words.view(">u8").reshape(-1).astype(np.uint64)
+    w = (w >> np.uint64(4 * b)) | ((w & _lanes(4 * b, 64)) << np.uint64(32))
+    w = ((w >> np.uint64(2 * b)) & _lanes(2 * b, 32)) | ((w & _lanes(2 * b, 32)) << np.uint64(16))
+    w = ((w >> np.uint64(b)) & _lanes(b, 16)) | ((w & _lanes(b, 16)) << np.uint64(8))
+    return w.astype("<u8").view(np.uint8)[:count]
 
 
 _CACHED_POSITIONS = 1 << 17  # elements: caches stay small (8 x 1.5 MB) whatever peers send
@@ -89,6 +123,11 @@ def unpack(data: bytes | memoryview, count: int, bit_width: int, signed: bool) -
         raw = buffer
     elif bit_width == 16:
         raw = buffer.view(">u2")
+    elif bit_width < 8:
+        raw = _unpack_groups(buffer, count, bit_width)
+        if signed:  # sign-extend in int8: move the sign bit to bit 7, shift back arithmetically
+            return (raw << np.uint8(8 - bit_width)).view(np.int8) >> np.int8(8 - bit_width)
+        return raw
     else:
         wide = np.zeros(buffer.size + 2, dtype=np.uint32)
         wide[: buffer.size] = buffer

@@ -12,6 +12,7 @@ cut at the segments its encoder chose; its datagrams also carry each unit's span
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -29,14 +30,12 @@ from packetizers.wire import (
     MAGIC,
     MAX_DATAGRAM,
     PER_DATAGRAM_STRUCT,
-    UNIT_ID_SIZE,
     VERSION,
     Flags,
     Layout,
     MessageType,
     PartitionKind,
     unit_entry_size,
-    with_crc,
 )
 
 MAX_DATAGRAMS_PER_FRAME = 0xFFFF
@@ -60,6 +59,9 @@ class DatagramPlan:
     payload_len: tuple[int, ...]
     padded_gather: np.ndarray  # unit-order positions, datagram by datagram, padded
     importance: tuple[int, ...] = ()  # per datagram, its units' class (empty: the frame's)
+    # per datagram, what follows its importance byte up to the payload: the rest of the
+    # per-datagram header, the unit ids and spans (the same for every frame of this plan)
+    after_importance: tuple[bytes, ...] = ()
 
     @property
     def datagram_count(self) -> int:
@@ -138,18 +140,25 @@ def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interl
         lengths.append(bitpack.packed_size(piece.size, bit_width))
         padded_elements += padded_length(piece.size)
     spans = partition.layout == Layout.BYTES
+    unit_ids = tuple(np.asarray(ids, dtype=">u4").tobytes() for ids, _, _ in groups)
+    unit_spans = tuple(
+        np.stack([offsets[ids], sizes[ids]], axis=1).astype(">u4").tobytes() if spans else b""
+        for ids, _, _ in groups
+    )
     return DatagramPlan(
-        unit_ids=tuple(np.asarray(ids, dtype=">u4").tobytes() for ids, _, _ in groups),
-        unit_spans=tuple(
-            np.stack([offsets[ids], sizes[ids]], axis=1).astype(">u4").tobytes() if spans else b""
-            for ids, _, _ in groups
-        ),
+        unit_ids=unit_ids,
+        unit_spans=unit_spans,
         sub_index=tuple(sub for _, sub, _ in groups),
         sub_count=tuple(count for _, _, count in groups),
         payload_start=tuple(starts),
         payload_len=tuple(lengths),
         padded_gather=np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64),
         importance=tuple(classes) if unit_class else (),
+        after_importance=tuple(
+            PER_DATAGRAM_STRUCT.pack(0, 0, index, sub, count, len(ids), length)[1:] + id_bytes + span_bytes
+            for index, ((ids, sub, count), length, id_bytes, span_bytes)
+            in enumerate(zip(groups, lengths, unit_ids, unit_spans))
+        ),
     )
 
 
@@ -207,17 +216,19 @@ class Packetizer:
         travels as a byte stream of msg_type KB_UPDATE)."""
         partition = self.partition_of(frame)
         plan = self.plan(frame)
-        elements = np.zeros(partition.size + 1, dtype=np.int64)  # + the padding element
         if isinstance(frame, StreamFrame):
+            elements = np.zeros(partition.size + 1, dtype=np.uint8)  # + the padding element
             elements[:-1] = np.frombuffer(frame.stream, dtype=np.uint8)
             bit_width, signed, scale, kind, layout = 8, False, 1.0, PartitionKind.SEGMENT, Layout.BYTES
             shape = (len(frame.stream), *frame.codec_params)
         else:
             bitpack.check_range(frame.latent, frame.bit_width, frame.signed)
+            # in the latent's own integer type (one byte up to 8 bits: the gather moves less)
+            elements = np.zeros(partition.size + 1, dtype=frame.latent.dtype)
             elements[:-1] = partition.to_units(frame.latent)
             bit_width, signed, scale, kind, layout = frame.bit_width, frame.signed, frame.scale, self.partition_kind, frame.layout
             shape = tuple(frame.latent.shape) + (0,) * (3 - frame.latent.ndim)
-        packed = bitpack.pack(elements[plan.padded_gather], bit_width)
+        packed = memoryview(bitpack.pack(elements[plan.padded_gather], bit_width))
         flags = (Flags.INTERLEAVED if self.interleave else Flags.NONE) | (Flags.SIGNED if signed else Flags.NONE)
         frame_wide = FRAME_WIDE_STRUCT.pack(
             MAGIC, VERSION, int(msg_type), int(flags), int(kind), int(layout),
@@ -226,17 +237,16 @@ class Packetizer:
             partition.grid[0], partition.grid[1], partition.block[0], partition.block[1],
             partition.unit_count, self.seed, float(scale), plan.datagram_count,
         )
-        pack_tail = PER_DATAGRAM_STRUCT.pack
+        # per datagram: the frame-wide bytes (their CRC state computed once), its importance, the
+        # plan's fixed bytes, its payload and the CRC-32 of all that
+        wide_crc = zlib.crc32(frame_wide)
+        importance = ([bytes((klass,)) for klass in plan.importance]
+                      or [bytes((frame.importance,))] * plan.datagram_count)
+        crc32, join = zlib.crc32, b"".join
         datagrams = []
-        for index, ids in enumerate(plan.unit_ids):
-            start, length = plan.payload_start[index], plan.payload_len[index]
-            body = b"".join((
-                frame_wide,
-                pack_tail(plan.importance[index] if plan.importance else frame.importance, 0, index, plan.sub_index[index], plan.sub_count[index],
-                          len(ids) // UNIT_ID_SIZE, length),
-                ids,
-                plan.unit_spans[index],
-                packed[start : start + length],
-            ))
-            datagrams.append(with_crc(body))
+        for klass, fixed, start, length in zip(importance, plan.after_importance, plan.payload_start,
+                                               plan.payload_len):
+            payload = packed[start : start + length]
+            crc = crc32(payload, crc32(fixed, crc32(klass, wide_crc)))
+            datagrams.append(join((frame_wide, klass, fixed, payload, crc.to_bytes(CRC_SIZE, "big"))))
         return datagrams

@@ -1,6 +1,7 @@
 """Datagrams -> latent frames (or byte streams) with a received-mask; sans-I/O.
 
     reassembler.receive(datagram, now, source)  # never raises on peer input; the reject reason or None
+    reassembler.receive_many(datagrams, now, source)  # the same for a batch: runs of one frame at once
     reassembler.poll(now) -> [Frame]     # frames complete, or whose deadline passed
     reassembler.next_deadline()          # when to call poll next (None: nothing pending)
 
@@ -24,8 +25,9 @@ from __future__ import annotations
 
 import enum
 import math
+import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -40,6 +42,7 @@ from packetizers.wire import (
     HEADER_SIZE,
     LAYOUT_OFFSET,
     MAGIC,
+    PER_DATAGRAM_DTYPE,
     PER_DATAGRAM_STRUCT,
     UNIT_ID_SIZE,
     VERSION,
@@ -182,8 +185,8 @@ class _FrameState:
     they arrive."""
 
     __slots__ = ("key", "header", "header_bytes", "elements", "uniform_size", "spans", "stream", "claimed",
-                 "unit_parts", "slice_seen", "seen", "whole", "slices", "count", "received_elements", "first",
-                 "last", "nbytes")
+                 "unit_parts", "slice_seen", "seen", "whole_ids", "whole_id_counts", "whole_payloads", "slices", "count",
+                 "received_elements", "first", "last", "nbytes")
 
     def __init__(self, key: tuple, header: Header, header_bytes: bytes, elements: int, uniform_size: int,
                  nbytes: int, now: float) -> None:
@@ -201,7 +204,11 @@ class _FrameState:
         self.unit_parts = np.zeros(header.unit_count, dtype=np.uint16)
         self.slice_seen: set[int] = set()  # unit * 65536 + sub index
         self.seen = np.zeros(header.datagram_count, dtype=bool)
-        self.whole: list[tuple[np.ndarray, bytes]] = []  # (unit ids, payload)
+        # payloads of whole units, with their unit ids: the ids of one or more payloads per
+        # array (a batch adds one array), and how many ids each payload has
+        self.whole_ids: list[np.ndarray] = []
+        self.whole_id_counts: list[int] = []
+        self.whole_payloads: list[bytes] = []
         self.slices: list[tuple[int, int, int, bytes]] = []  # (unit, sub index, sub count, payload)
         self.count = 0
         self.received_elements = 0
@@ -342,7 +349,9 @@ class Reassembler:
         if sub_count == 1:
             state.unit_parts[unit_ids] = 1
             if spans is None:
-                state.whole.append((unit_ids.copy(), payload))  # a copy: the datagram itself is not kept
+                state.whole_ids.append(unit_ids.copy())  # a copy: the datagram itself is not kept
+                state.whole_id_counts.append(id_count)
+                state.whole_payloads.append(payload)
         else:
             state.unit_parts[unit_ids[0]] = sub_count
             state.slice_seen.add(int(unit_ids[0]) * 65536 + sub_index)
@@ -356,6 +365,29 @@ class Reassembler:
         if state.count == header.datagram_count:
             self._deliver(state, Delivery.COMPLETE)
         return None
+
+    def receive_many(self, datagrams: Sequence[bytes], now: float,
+                     source: Hashable = None) -> list[RejectReason | None]:
+        """`receive` of each datagram in turn, all from `source`: the same answers, counts and
+        frames.  A run of datagrams of a latent frame already open (the usual burst of one
+        frame) is checked with numpy over the whole run and taken in one step when every
+        datagram passes every check `receive` makes; otherwise, and for everything else,
+        each datagram goes through `receive`."""
+        reasons: list[RejectReason | None] = []
+        at, total = 0, len(datagrams)
+        while at < total:
+            wide = datagrams[at][:FRAME_WIDE_SIZE]
+            state = self._by_header.get((source, wide))
+            end = at + 1
+            if state is not None and state.stream is None:
+                while end < total and datagrams[end][:FRAME_WIDE_SIZE] == wide:
+                    end += 1
+            if end - at > 1 and _take_run(self, state, datagrams[at:end], now):
+                reasons += [None] * (end - at)
+            else:
+                reasons += [self.receive(datagram, now, source) for datagram in datagrams[at:end]]
+            at = end
+        return reasons
 
     def _check_new_frame(self, header: Header, source: Hashable) -> RejectReason | None:
         """Checks on the frame-wide fields, run once per frame (its first datagram)."""
@@ -533,6 +565,101 @@ class Reassembler:
         }
 
 
+def _take_run(reassembler: Reassembler, state: _FrameState, run: Sequence[bytes], now: float) -> bool:
+    """Take a run of datagrams whose frame-wide bytes are those of `state`'s open latent frame,
+    if each would be accepted by `receive` in turn: every check of `_receive`, over the run
+    at once, including repeats within the run.  False, having changed nothing, when any
+    datagram fails one (`receive` then says which and why)."""
+    header = state.header
+    count = len(run)
+    lengths = np.fromiter(map(len, run), dtype=np.int64, count=count)
+    if lengths.min() < HEADER_SIZE + CRC_SIZE:
+        return False
+    crc32 = zlib.crc32
+    computed = np.array([crc32(d[:-CRC_SIZE]) for d in run], dtype=np.uint32)
+    if (computed != np.frombuffer(b"".join([d[-CRC_SIZE:] for d in run]), dtype=">u4")).any():
+        return False
+    tails = np.frombuffer(b"".join([d[FRAME_WIDE_SIZE:HEADER_SIZE] for d in run]), dtype=PER_DATAGRAM_DTYPE)
+    index = tails["datagram_index"].astype(np.int64)
+    sub_index = tails["sub_index"].astype(np.int64)
+    sub_count = tails["sub_count"].astype(np.int64)
+    id_count = tails["unit_count_here"].astype(np.int64)
+    payload_len = tails["payload_len"].astype(np.int64)
+    if (
+        (lengths != HEADER_SIZE + UNIT_ID_SIZE * id_count + payload_len + CRC_SIZE).any()
+        or (index >= header.datagram_count).any()
+        or tails["reserved"].any()
+        or (id_count == 0).any()
+        or (sub_count == 0).any()
+        or (sub_index >= sub_count).any()
+        or ((sub_count > 1) & (id_count != 1)).any()
+        or (id_count > header.unit_count).any()
+        or not state.uniform_size
+    ):
+        return False
+    table_ends = (HEADER_SIZE + UNIT_ID_SIZE * id_count).tolist()
+    ids = np.frombuffer(b"".join([d[HEADER_SIZE:end] for d, end in zip(run, table_ends)]), dtype=">u4")
+    ids = ids.astype(np.int64)
+    owner = np.repeat(np.arange(count), id_count)
+    if ids.max() >= header.unit_count:
+        return False
+    same_datagram = owner[1:] == owner[:-1]
+    if (same_datagram & (ids[1:] <= ids[:-1])).any():
+        return False  # ids within a datagram are strictly ascending
+    size = state.uniform_size
+    sliced = sub_count > 1
+    elements = np.where(sliced, size * (sub_index + 1) // sub_count - size * sub_index // sub_count, size * id_count)
+    if (sliced & (sub_count > size)).any():
+        return False
+    if (payload_len != (elements * header.bit_width + 7) // 8).any():
+        return False
+    # repeats: of what the frame holds, and within the run
+    if state.seen[index].any() or np.bincount(index).max() > 1:
+        return False
+    whole_ids = ids[~sliced[owner]]
+    slice_units = ids[sliced[owner]]
+    slice_keys = slice_units * 65536 + sub_index[sliced]
+    if state.unit_parts[whole_ids].any():
+        return False
+    # a unit at most once whole, never both whole and sliced, each slice once
+    uses = np.bincount(whole_ids, minlength=header.unit_count)
+    if (whole_ids.size and uses.max() > 1) or (slice_units.size and uses[slice_units].any()):
+        return False
+    parts = state.unit_parts[slice_units]
+    if ((parts != 0) & (parts != sub_count[sliced])).any():
+        return False
+    if slice_keys.size:
+        order = np.argsort(slice_keys, kind="stable")
+        keys, units, cuts = slice_keys[order], slice_units[order], sub_count[sliced][order]
+        # sorted by (unit, slice): a repeated key, or one unit cut into two numbers of slices
+        if (keys[1:] == keys[:-1]).any() or ((units[1:] == units[:-1]) & (cuts[1:] != cuts[:-1])).any():
+            return False
+        if not state.slice_seen.isdisjoint(slice_keys.tolist()):
+            return False
+    # every check passed: take the run as `receive` would, datagram by datagram
+    payloads = [d[end:-CRC_SIZE] for d, end in zip(run, table_ends)]
+    whole = ~sliced
+    if whole.any():
+        state.unit_parts[whole_ids] = 1
+        state.whole_ids.append(whole_ids)
+        state.whole_id_counts += id_count[whole].tolist()
+        state.whole_payloads += [p for p, w in zip(payloads, whole.tolist()) if w]
+    if sliced.any():
+        state.unit_parts[slice_units] = sub_count[sliced]
+        state.slice_seen.update(slice_keys.tolist())
+        state.slices += [(u, s, c, p) for u, s, c, p in zip(slice_units.tolist(), sub_index[sliced].tolist(),
+                                                            sub_count[sliced].tolist(),
+                                                            [p for p, s in zip(payloads, sliced.tolist()) if s])]
+    state.seen[index] = True
+    state.count += count
+    state.received_elements += int(elements.sum())
+    state.last = now
+    reassembler.datagrams_accepted += count
+    if state.count == header.datagram_count:
+        reassembler._deliver(state, Delivery.COMPLETE)
+    return True
+
+
 # Rejections decided by a new frame's frame-wide bytes alone (not by what the receiver holds).
 _HEADER_ONLY_REASONS = frozenset({RejectReason.BAD_HEADER, RejectReason.TOO_LARGE, RejectReason.UNSUPPORTED_TYPE})
 
@@ -630,50 +757,79 @@ def _complete_units(state: _FrameState) -> np.ndarray:
     return known & (arrived[ends] - arrived[starts] == lengths)
 
 
+# Up to this many runs (units or slices received), a frame whose runs all start and end on
+# whole bytes is unpacked in place: its payloads are put in unit order with zero bytes for the
+# gaps and unpacked once, already where they belong.  Otherwise every element's position is
+# computed and the values scattered.  Channel partition, 96 slices of 768 elements: 0.24 -> 0.1 ms.
+_RUNS_UNPACKED_IN_PLACE = 256
+
+
 def _unpack_frame(state: _FrameState, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit-order values and received mask of a frame, from its packed payloads.
 
-    Each payload is padded to a whole number of 8-element groups, all are joined and unpacked
-    at once, then scattered to their unit-order positions in one step.
-    """
+    Each payload fills one or more runs of consecutive unit-order positions (a unit, or a
+    slice of one)."""
     header = state.header
     bit_width, size = header.bit_width, int(offsets[-1])
-    group_bytes = bit_width  # 8 elements of bit_width bits
-    pieces: list[bytes] = []
-    positions: list[np.ndarray] = []
-    counts: list[int] = []
-    if state.whole:
-        all_ids = np.concatenate([ids for ids, _ in state.whole]).astype(np.int64)
-        sizes = offsets[all_ids + 1] - offsets[all_ids]
-        ends = np.cumsum(sizes)
-        # element j of unit u sits at offsets[u] + j
-        positions.append(np.repeat(offsets[all_ids] - (ends - sizes), sizes) + np.arange(int(ends[-1])))
-        ids_per_payload = np.array([ids.size for ids, _ in state.whole])
-        counts = np.add.reduceat(sizes, np.cumsum(ids_per_payload) - ids_per_payload).tolist()
-        for (_, payload), count in zip(state.whole, counts):
-            pieces.append(payload.ljust(-(-count // 8) * group_bytes, b"\0"))
+    payloads = state.whole_payloads + [payload for *_, payload in state.slices]
+    run_starts, run_lengths = [], []
+    if state.whole_payloads:
+        all_ids = np.concatenate(state.whole_ids).astype(np.int64)
+        run_starts.append(offsets[all_ids])
+        run_lengths.append(offsets[all_ids + 1] - offsets[all_ids])
     if state.slices:
-        starts, lengths = [], []
-        for unit, sub_index, sub_count, payload in state.slices:
-            start, end = sub_unit_bounds(int(offsets[unit + 1] - offsets[unit]), sub_index, sub_count)
-            starts.append(int(offsets[unit]) + start)
-            lengths.append(end - start)
-            pieces.append(payload.ljust(-(-(end - start) // 8) * group_bytes, b"\0"))
-        lengths_array = np.asarray(lengths, dtype=np.int64)
-        ends = np.cumsum(lengths_array)
-        positions.append(np.repeat(np.asarray(starts) - (ends - lengths_array), lengths_array) + np.arange(int(ends[-1])))
-        counts += lengths
-    counts_array = np.asarray(counts, dtype=np.int64)
-    padded = -(-counts_array // 8) * 8
-    unpacked = bitpack.unpack(b"".join(pieces), int(padded.sum()), bit_width, header.signed)
-    if (padded != counts_array).any():
-        # drop each payload's padding: element j of payload k sits at padded_start[k] + j
-        skip = np.repeat(np.cumsum(padded) - padded - (np.cumsum(counts_array) - counts_array), counts_array)
-        unpacked = unpacked[np.arange(int(counts_array.sum())) + skip]
+        units, sub_index, sub_count = (np.array(column, dtype=np.int64) for column in list(zip(*state.slices))[:3])
+        sizes = offsets[units + 1] - offsets[units]
+        first, last = sizes * sub_index // sub_count, sizes * (sub_index + 1) // sub_count
+        run_starts.append(offsets[units] + first)
+        run_lengths.append(last - first)
     values = np.zeros(size, dtype=bitpack.element_dtype(bit_width, header.signed))
     received = np.zeros(size, dtype=bool)
-    if positions:
-        where = np.concatenate(positions)
-        values[where] = unpacked
-        received[where] = True
+    if not payloads:
+        return values, received
+    starts, lengths = np.concatenate(run_starts), np.concatenate(run_lengths)
+    runs_per_payload = np.concatenate([np.array(state.whole_id_counts, dtype=np.int64),
+                                       np.ones(len(state.slices), dtype=np.int64)])
+    payload_of_run = np.repeat(np.arange(len(payloads)), runs_per_payload)
+    ends = np.cumsum(lengths)
+    # where each run starts among its payload's elements
+    within = (ends - lengths) - (ends - lengths)[np.cumsum(runs_per_payload) - runs_per_payload][payload_of_run]
+    if starts.size <= _RUNS_UNPACKED_IN_PLACE and not ((starts * bit_width) % 8).any() and not (
+            ((starts + lengths) * bit_width % 8).astype(bool) & (starts + lengths != size)).any():
+        return _unpack_in_place(payloads, starts, lengths, payload_of_run, within, size, header)
+    # the general way: payloads padded to whole 8-element groups, unpacked at once, scattered
+    counts = np.bincount(payload_of_run, weights=lengths, minlength=len(payloads)).astype(np.int64)
+    padded = -(-counts // 8) * 8
+    unpacked = bitpack.unpack(b"".join(p.ljust(n * bit_width // 8, b"\0") for p, n in zip(payloads, padded.tolist())),
+                              int(padded.sum()), bit_width, header.signed)
+    sources = (np.cumsum(padded) - padded)[payload_of_run] + within
+    taken = np.repeat(sources - (ends - lengths), lengths) + np.arange(int(ends[-1]))
+    where = np.repeat(starts - sources, lengths) + taken
+    values[where] = unpacked[taken]
+    received[where] = True
     return values, received
+
+
+def _unpack_in_place(payloads: list[bytes], starts: np.ndarray, lengths: np.ndarray, payload_of_run: np.ndarray,
+                     within: np.ndarray, size: int, header: Header) -> tuple[np.ndarray, np.ndarray]:
+    """Values and mask from runs that start and end on whole bytes: each run's bytes cut from
+    its payload, laid out in unit order with zero bytes for what is missing, unpacked once."""
+    bits = header.bit_width
+    order = np.argsort(starts)
+    pieces, spans, received, at = [], [], [], 0
+    for start, length, payload, offset in zip(starts[order].tolist(), lengths[order].tolist(),
+                                              payload_of_run[order].tolist(), within[order].tolist()):
+        if start > at:
+            pieces.append(bytes((start - at) * bits // 8))
+            spans.append(start - at)
+            received.append(False)
+        first = offset * bits // 8
+        pieces.append(payloads[payload][first : first + (length * bits + 7) // 8])
+        spans.append(length)
+        received.append(True)
+        at = start + length
+    if at < size:
+        spans.append(size - at)
+        received.append(False)
+    packed = b"".join(pieces).ljust(bitpack.packed_size(size, bits), b"\0")
+    return bitpack.unpack(packed, size, bits, header.signed), np.repeat(received, spans)

@@ -30,6 +30,7 @@ import zlib
 from typing import NamedTuple
 
 import construct as cs
+import numpy as np
 
 from packetizers.kinds import (  # noqa: F401  (the wire's names, re-exported)
     STREAM_INDEX_MASK,
@@ -132,6 +133,12 @@ _FIRST_PER_DATAGRAM = FIELD_NAMES.index("importance")
 FRAME_WIDE_STRUCT = struct.Struct(">" + "".join(_struct_code(sc) for sc in FIXED_HEADER.subcons[:_FIRST_PER_DATAGRAM]))
 PER_DATAGRAM_STRUCT = struct.Struct(">" + "".join(_struct_code(sc) for sc in FIXED_HEADER.subcons[_FIRST_PER_DATAGRAM:]))
 FRAME_WIDE_SIZE = FRAME_WIDE_STRUCT.size
+# The per-datagram tail as a numpy record, for reading the tails of many datagrams at once
+PER_DATAGRAM_DTYPE = np.dtype([
+    (name, ">" + {"B": "u1", "H": "u2", "L": "u4"}[code])
+    for name, code in zip(FIELD_NAMES[_FIRST_PER_DATAGRAM:], PER_DATAGRAM_STRUCT.format[1:])
+])
+assert PER_DATAGRAM_DTYPE.itemsize == PER_DATAGRAM_STRUCT.size
 
 
 class Header(NamedTuple):

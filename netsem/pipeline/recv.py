@@ -33,7 +33,7 @@ from emulator.sockets import kernel_drops
 from netsem.codecs.base import CodecError
 from netsem.inspect.summary import false_runs, format_ranges
 from netsem.pipeline.frames import codec_for_frame, decode_received
-from netsem.pipeline.udp import udp_socket
+from netsem.pipeline.udp import drain, udp_socket
 from packetizers.reassembler import Frame, Reassembler, ReassemblerLimits
 
 RECEIVE_BATCH = 512  # datagrams drained per wake-up before other tasks (signals, deadlines) get a turn
@@ -294,12 +294,4 @@ async def serve_receiver(
 
 def drain_batch(sock, reassembler: Reassembler, now: float) -> int:
     """Feed up to RECEIVE_BATCH queued datagrams, with their senders, to the reassembler."""
-    for count in range(RECEIVE_BATCH):
-        try:
-            datagram, sender = sock.recvfrom(65536)
-        except BlockingIOError:
-            return count
-        except ConnectionRefusedError:
-            continue  # an ICMP error for something sent earlier
-        reassembler.receive(datagram, now, sender[:2])
-    return RECEIVE_BATCH
+    return drain(sock, reassembler, now, RECEIVE_BATCH)

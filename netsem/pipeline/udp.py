@@ -7,7 +7,9 @@ datagram costs no scheduler round trip (see FACTS.md, UDP forwarding speed).
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 import socket
 from collections.abc import Callable
 
@@ -92,18 +94,31 @@ async def send_paced(sock: socket.socket, schedule: list[tuple[float, bytes]], t
                 await trio.lowlevel.wait_writable(sock)
 
 
-def drain(sock: socket.socket, reassembler: Reassembler, now: float) -> int:
-    """Feed every datagram queued on `sock`, with its sender, to the reassembler; how many."""
+def drain(sock: socket.socket, reassembler: Reassembler, now: float, limit: int | None = None) -> int:
+    """Feed the datagrams queued on `sock` (every one, or up to `limit`), with their senders,
+    to the reassembler; how many.  They go in batches (`receive_many`): each sender's run of
+    datagrams is checked and taken at once where it can be."""
     count = 0
-    while True:
-        try:
-            datagram, sender = sock.recvfrom(65536)
-        except BlockingIOError:
+    while limit is None or count < limit:
+        batch = []  # (sender, datagram) in arrival order
+        room = DRAIN_BATCH if limit is None else min(DRAIN_BATCH, limit - count)
+        while len(batch) < room:
+            try:
+                datagram, sender = sock.recvfrom(65536)
+            except BlockingIOError:
+                break
+            except ConnectionRefusedError:
+                continue  # an ICMP error for something we sent earlier
+            batch.append((sender[:2], datagram))
+        for sender, run in itertools.groupby(batch, key=operator.itemgetter(0)):
+            reassembler.receive_many([datagram for _, datagram in run], now, sender)
+        count += len(batch)
+        if len(batch) < room:
             return count
-        except ConnectionRefusedError:
-            continue  # an ICMP error for something we sent earlier
-        reassembler.receive(datagram, now, sender[:2])
-        count += 1
+    return count
+
+
+DRAIN_BATCH = 512  # datagrams read from the socket before the reassembler takes them
 
 
 async def collect_frames(

@@ -105,6 +105,10 @@ class BaseStation:
             self.rejected[reason] += 1
         return reason
 
+    def receive_many(self, datagrams: list[bytes], now: float, source=None) -> list[str | None]:
+        """`receive` of each (the socket loop's batches; superposed datagrams are few)."""
+        return [self.receive(datagram, now, source) for datagram in datagrams]
+
     def next_deadline(self) -> float | None:
         return self.reassembler.next_deadline()
 
