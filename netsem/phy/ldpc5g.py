@@ -1,10 +1,11 @@
-"""5G NR LDPC codes: Sionna's code construction, a numpy encoder, three decoders.
+"""5G NR LDPC codes: the 38.212 construction, a numpy encoder, three decoders.
 
-`Ldpc5gCode(k, n)` takes from `sionna.phy.fec.ldpc` the base graph, lifting size Z, filler
-bits and the parity-check matrix pruned to the n transmitted bits (the first 2Z systematic
-bits are punctured). Encoding is systematic in numpy (bit-exact with Sionna's encoder, tested):
-the first 4Z parity bits solve the core (a GF(2) inverse computed once per code), each further
-parity bit is one check of the extension. Decoders, all on the same LLRs:
+`Ldpc5gCode(k, n)` takes from `nr_ldpc` the base graph, lifting size Z, filler bits and the
+parity-check matrix pruned to the n transmitted bits (the first 2Z systematic bits are
+punctured), equal to Sionna's (tested) without importing Sionna. Encoding is systematic in
+numpy (bit-exact with Sionna's encoder, tested): the first 4Z parity bits solve the core (a
+GF(2) inverse computed once per base graph and lifting), each further parity bit is one check
+of the extension. Decoders, all on the same LLRs:
 
 - `layered` (default): `netsem.phy.layered`, normalized min-sum with a serial-over-layers
   schedule over many codewords at once, compiled with numba (`layered_kernel`; the numpy form,
@@ -28,6 +29,7 @@ import scipy.sparse as sp
 
 from netsem.phy import gf2
 from netsem.phy.layered import LayeredMinSum
+from netsem.phy.nr_ldpc import nr_ldpc_code
 
 LLR_CLIP = 20.0
 MAX_K = 8448  # largest information block of one 5G LDPC codeword (base graph 1)
@@ -41,14 +43,11 @@ MIN_SUM_ALPHA = 0.68
 
 class Ldpc5gCode:
     def __init__(self, k: int, n: int, *, iterations: int = 20, decoder: str = "layered") -> None:
-        from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
-
         self.k, self.n, self.iterations, self.decoder_kind = k, n, iterations, decoder
-        self.encoder = LDPC5GEncoder(k, n)
-        self._sionna_decoder = LDPC5GDecoder(self.encoder, num_iter=iterations, hard_out=True, return_infobits=True)
-        enc = self.encoder
-        self.z, self.k_ldpc = enc.z, enc.k_ldpc
-        self.pcm = sp.csr_matrix(self._sionna_decoder.pcm, dtype=np.float32)  # filler columns included
+        code = nr_ldpc_code(k, n)
+        self.base_graph, self.i_ls = code.base_graph, code.i_ls
+        self.z, self.k_ldpc = code.z, code.k_ldpc
+        self.pcm = sp.csr_matrix(code.pcm, dtype=np.float32)  # filler columns included
         self.pcm.sort_indices()
         n_sys = k - 2 * self.z
         # the transmitted bits among the pcm's columns: systematic after the punctured 2Z, then parity
@@ -58,6 +57,17 @@ class Ldpc5gCode:
         self._build_encoder()
         self._layered: LayeredMinSum | None = None
         self._bp = None
+        self._sionna = None
+
+    def sionna_decoder(self):
+        """Sionna's `LDPC5GDecoder` for this code (built on first use: importing Sionna takes
+        seconds, building its decoder ~0.1 s per code)."""
+        if self._sionna is None:
+            from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+
+            self._sionna = LDPC5GDecoder(LDPC5GEncoder(self.k, self.n), num_iter=self.iterations, hard_out=True,
+                                         return_infobits=True)
+        return self._sionna
 
     def _build_encoder(self) -> None:
         k, core = self.k, 4 * self.z
@@ -69,7 +79,7 @@ class Ldpc5gCode:
             raise ValueError(f"internal: parity part is not [core 0; D I] for k={k}, n={self.n}")
         # filler columns multiply known zeros: left out
         self._core_checks = gf2.SparseProduct(self.pcm[:core, :k])
-        self._core_solve = gf2.SparseProduct(sp.csr_matrix(gf2.inverse(dense_core)))
+        self._core_solve = _core_inverse(self.base_graph, self.z, self.i_ls, dense_core)
         self._extension = gf2.SparseProduct(sp.hstack([self.pcm[core:, :k], parity[core:, :core]]))
         self._parity_needed = self.n - (k - 2 * self.z)
 
@@ -105,7 +115,7 @@ class Ldpc5gCode:
             import torch
 
             with torch.no_grad():
-                u = self._sionna_decoder(torch.from_numpy(llr.astype(np.float32)))
+                u = self.sionna_decoder()(torch.from_numpy(llr.astype(np.float32)))
             bits = u.numpy().round().astype(np.uint8)
             return bits, np.ones(len(bits), dtype=bool)
         if kind == "bp":
@@ -149,6 +159,21 @@ class Ldpc5gCode:
             if not ok[i] and stop_on_failure:
                 hopeless = int(np.count_nonzero((self._bp_pcm @ decoded) % 2)) > HOPELESS_SYNDROME
         return out, ok
+
+
+# The core (first 4Z checks on the first 4Z parity columns) depends only on the base graph and
+# the lifting: codes of many lengths share its inverse.
+_core_inverses: OrderedDict[tuple[int, int, int], gf2.SparseProduct] = OrderedDict()
+
+
+def _core_inverse(base_graph: int, z: int, i_ls: int, dense_core: np.ndarray) -> gf2.SparseProduct:
+    key = (base_graph, z, i_ls)
+    if key not in _core_inverses:
+        _core_inverses[key] = gf2.SparseProduct(sp.csr_matrix(gf2.inverse(dense_core)))
+        if len(_core_inverses) > 16:
+            _core_inverses.popitem(last=False)
+    _core_inverses.move_to_end(key)
+    return _core_inverses[key]
 
 
 class CodeCache:
