@@ -185,8 +185,8 @@ class _FrameState:
     they arrive."""
 
     __slots__ = ("key", "header", "header_bytes", "elements", "uniform_size", "spans", "stream", "claimed",
-                 "unit_parts", "slice_seen", "seen", "whole_ids", "whole_id_counts", "whole_payloads", "slices", "count",
-                 "received_elements", "first", "last", "nbytes")
+                 "unit_parts", "slice_seen", "seen", "whole_ids", "whole_id_counts", "whole_payloads", "slices",
+                 "count", "received_elements", "first", "last", "nbytes")
 
     def __init__(self, key: tuple, header: Header, header_bytes: bytes, elements: int, uniform_size: int,
                  nbytes: int, now: float) -> None:

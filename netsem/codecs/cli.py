@@ -39,11 +39,14 @@ import click
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--max-seconds", type=float, default=None, help="Stop early (checkpoint kept).")
 @click.option("--log-every", type=int, default=100, show_default=True, help="Log every N steps.")
+@click.option("--lmbda", type=float, default=None,
+              help="Rate-distortion training: loss = LMBDA x 255^2 x MSE + bits per pixel (a learned "
+                   "per-channel rate proxy); larger LMBDA, higher rate. Default: distortion alone.")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Continue from this weight file (step count continues).")
 def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmup, seed, drop,
           drop_apply, drop_max, amp, channels_last, overrides, device, threads, max_seconds,
-          log_every, init) -> None:
+          log_every, lmbda, init) -> None:
     """Train codec NAME on the photographs; writes OUT/NAME.safetensors (copy it to
     netsem/weights/ to ship it)."""
     import torch
@@ -67,7 +70,7 @@ def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmu
                         warmup=warmup, seed=seed, drop=spec.drop if drop == "registry" else drop,
                         drop_apply=drop_apply, drop_max=drop_max, amp=amp,
                         channels_last=channels_last, max_seconds=max_seconds,
-                        log_every=log_every)
+                        log_every=log_every, lmbda=lmbda)
     images = load_training_images(photos, skimage_extras=not no_skimage)
     click.echo(f"{len(images)} training images (with scales), drop={opts.drop}")
     run_training(name, config, images, out, opts, device=device, init=init)

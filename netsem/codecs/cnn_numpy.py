@@ -190,7 +190,12 @@ def _head(config: NetConfig, s: dict[str, np.ndarray]) -> tuple[np.ndarray, np.n
 
 
 def broadcast_matrix(channels: int, k: int) -> np.ndarray:
-    """`layers.broadcast_matrix` (seed 003's ring of K nearest channels) as float32 numpy."""
+    """Seed 003 §IV-C: B~_ij = 1/K for j among the K nearest neighbours of i, else 0 (float32).
+
+    Channels are nodes on a ring; the K nearest neighbours of channel i are i itself and the
+    channels at ring distance 1, 2, ... (ties broken towards the lower index)."""
+    if not 1 <= k <= channels:
+        raise ValueError(f"K={k} must be in 1..{channels}")
     offsets = [0]
     d = 1
     while len(offsets) < k:

@@ -26,6 +26,9 @@ class NetConfig:
     # receiver-side handling of lost units (the receiver always knows the mask):
     rescale: bool = False  # inverted dropout: scale the received latent by elements / kept
     impute: bool = False  # linear MMSE estimate of lost channels (layers.Imputer, cnn only)
+    # quantizer step in latent units: sent values are round(y / step) within [-A, A], the decoder
+    # sees them times step (a coarser step: fewer bits; the rate points of issue 16)
+    quant_step: float = 1.0
 
     @property
     def needs_mask(self) -> bool:
@@ -66,6 +69,8 @@ def override_config(config: NetConfig, overrides) -> NetConfig:
             kw[key] = low in ("true", "1")
         elif isinstance(default, int):
             kw[key] = int(value)
+        elif isinstance(default, float):
+            kw[key] = float(value)
         else:
             kw[key] = value.strip()
     return dataclasses.replace(config, **kw)

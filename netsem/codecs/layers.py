@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import cnn_numpy
+
 
 class GDN(nn.Module):
     """Generalized divisive normalization: y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2).
@@ -74,25 +76,9 @@ class DynamicScale(nn.Module):
 
 
 def broadcast_matrix(channels: int, k: int) -> torch.Tensor:
-    """Seed 003 §IV-C: B~_ij = 1/K for j among the K nearest neighbours of i, else 0.
-
-    Channels are nodes on a ring; the K nearest neighbours of channel i are i itself and the
-    channels at ring distance 1, 2, ... (ties broken towards the lower index).
-    """
-    if not 1 <= k <= channels:
-        raise ValueError(f"K={k} must be in 1..{channels}")
-    b = torch.zeros(channels, channels)
-    offsets = [0]
-    d = 1
-    while len(offsets) < k:
-        offsets.append(-d)
-        if len(offsets) < k:
-            offsets.append(d)
-        d += 1
-    for i in range(channels):
-        for o in offsets:
-            b[i, (i + o) % channels] = 1.0 / k
-    return b
+    """Seed 003 §IV-C: B~_ij = 1/K for j among the K nearest neighbours of i (on a ring), else 0
+    (`cnn_numpy.broadcast_matrix`, which the numpy engine uses too)."""
+    return torch.from_numpy(cnn_numpy.broadcast_matrix(channels, k))
 
 
 class NeighbourBroadcast(nn.Module):

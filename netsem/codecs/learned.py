@@ -178,7 +178,7 @@ class LearnedCodec:
         grid = (padded.shape[0] // down, padded.shape[1] // down)
         runtime = self._runtime_for(grid)
         tiles = self._tiles(grid, runtime.analysis_halo)
-        a = self.config.amplitude
+        a, step = self.config.amplitude, np.float32(self.config.quant_step)
         dtype = smallest_int_dtype(self.config.bit_width, True)
         q = np.empty((self.config.latent_channels, *grid), dtype)
 
@@ -186,14 +186,14 @@ class LearnedCodec:
             x = padded[rows.pixels(down)][:, cols.pixels(down)] if len(tiles) > 1 else padded
             y = runtime.analysis(x.astype(np.float32) / np.float32(255.0), tile=len(tiles) > 1)
             y = y[rows.kept_in_context, cols.kept_in_context]
-            q[:, rows.kept, cols.kept] = np.clip(np.round(y), -a, a).transpose(2, 0, 1)
+            q[:, rows.kept, cols.kept] = np.clip(np.round(y / step if step != 1 else y), -a, a).transpose(2, 0, 1)
 
         runtime.run_tiles(tiles, analyse)
         token_grid = (0, 0)
         if self.layout == "nd":
             q = np.ascontiguousarray(q.transpose(1, 2, 0).reshape(grid[0] * grid[1], -1))
             token_grid = grid
-        return LatentFrame(q, self.layout, self.config.bit_width, True, 1.0 / a, (h, w), token_grid)
+        return LatentFrame(q, self.layout, self.config.bit_width, True, self.config.quant_step / a, (h, w), token_grid)
 
     def from_frame(self, encoded: Frame) -> np.ndarray:
         """Zero the missing elements (or hand the mask to networks that use it), multiply by

@@ -38,9 +38,10 @@ class _Bounded(nn.Module):
     config: NetConfig
 
     def quantize(self, y: torch.Tensor, noise: bool) -> torch.Tensor:
+        step = self.config.quant_step
         if noise:
-            return y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        return torch.round(y)
+            return y + torch.empty_like(y).uniform_(-0.5 * step, 0.5 * step)
+        return torch.round(y / step) * step
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, noise: bool = True

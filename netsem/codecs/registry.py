@@ -43,6 +43,11 @@ SEM = NetConfig(**{**CNN.__dict__, "sem_scale": True, "sem_broadcast": True})
 SWIN = NetConfig(arch="swin", latent_channels=64, hidden=192, bit_width=6)
 
 
+# Rate points of cnn-sem-impute fine-tuned for rate and distortion: q -> (lambda, quantizer step)
+# (tools/training/rd.sh)
+RATE_POINTS = {1: (0.002, 8.0), 2: (0.004, 4.0), 3: (0.01, 2.0)}
+
+
 @dataclass(frozen=True)
 class LearnedSpec:
     """A built-in learned codec: its network, its training recipe, its weight file."""
@@ -83,6 +88,10 @@ LEARNED: dict[str, LearnedSpec] = {
         LearnedSpec("cnn-sem-impute", 12, _v(SEM, impute=True, rescale=False), "channel",
                     "cnn-sem whose receiver imputes lost channels from the received ones (linear "
                     "MMSE, learned channel covariance) instead of zeros; channel drops"),
+        *(LearnedSpec(f"cnn-sem-impute-q{q}", 17 + q, _v(SEM, impute=True, rescale=False, quant_step=step),
+                      "channel", f"cnn-sem-impute with quantizer step {step}, fine-tuned for rate and distortion "
+                      f"at lambda {lmbda} (rate point {q} of {len(RATE_POINTS)}, lowest first); channel drops")
+          for q, (lmbda, step) in RATE_POINTS.items()),
         LearnedSpec("cnn-p0", 7, _v(CNN, rescale=False), "none",
                     "cnn trained without losses (seed 003 Algorithm 1)"),
         LearnedSpec("cnn-sem-p0", 8, _v(SEM, rescale=False), "none",
@@ -229,7 +238,10 @@ def _register_builtins() -> None:
 
 # Latent codecs that also ship range-coded: name -> id. The prior is fitted on the codec's
 # training photographs (tools/training/fit_prior.py) and ships beside its weights.
-ENTROPY_CODED = {"cnn-sem-ec": 14, "cnn-sem-impute-ec": 15}
+ENTROPY_CODED = {"cnn-sem-ec": 14, "cnn-sem-impute-ec": 15,
+                 **{f"cnn-sem-impute-q{q}-ec": 20 + q for q in RATE_POINTS}}
+# `--quality N`: the default codec's rate points, lowest rate first; the last is the default itself
+QUALITY_CODECS = {**{q: f"cnn-sem-impute-q{q}-ec" for q in RATE_POINTS}, len(RATE_POINTS) + 1: "cnn-sem-impute-ec"}
 
 
 def prior_path(codec_name: str) -> Path:

@@ -7,6 +7,7 @@ from a weight file: Adam's moments restart, the step counter and schedule contin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -42,6 +43,9 @@ class TrainOptions:
     checkpoint_every: float = 120.0  # seconds
     amp: bool = False  # bf16 autocast (GDN stays fp32)
     channels_last: bool = False  # NHWC memory format (faster convolutions on GPUs)
+    # rate-distortion training: loss = lmbda * 255^2 * MSE + bits per pixel (CompressAI's
+    # convention; larger lmbda, higher rate); None: distortion alone
+    lmbda: float | None = None
 
 
 def lr_at(step: int, opts: TrainOptions, start: int, total: int) -> float:
@@ -92,6 +96,25 @@ class CropSampler:
         return out.float() / 255.0
 
 
+class RateProxy(torch.nn.Module):
+    """A differentiable stand-in for the coder's rate during training: each latent channel's
+    values (with their uniform quantization noise) under a zero-mean logistic of learned scale,
+    integrated over the quantization bin.  The range coder itself uses the factorized prior
+    counted on the trained codec's latents (`tools/training/fit_prior.py`); this only has to
+    rank rates, so the encoder learns to spend fewer bits where they buy little distortion."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.log_scale = torch.nn.Parameter(torch.full((channels,), math.log(4.0)))
+
+    def bits(self, y: torch.Tensor) -> torch.Tensor:
+        """Total bits of a noisy latent batch (B, C, h, w)."""
+        scale = self.log_scale.exp()[None, :, None, None]
+        upper = torch.sigmoid((y + 0.5) / scale)
+        lower = torch.sigmoid((y - 0.5) / scale)
+        return -torch.log2((upper - lower).clamp_min(1e-9)).sum()
+
+
 def drop_mask(
     shape: tuple[int, ...], opts: TrainOptions, gen: torch.Generator, device: torch.device
 ) -> torch.Tensor | None:
@@ -130,7 +153,9 @@ def train(
     init: Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train ``config`` and write ``out_dir/name.safetensors`` (fp16 weights + metadata)."""
+    """Train ``config`` and write ``out_dir/name.safetensors`` (fp16 weights + metadata).
+    ``init``: start from these weights (their config may differ from ``config`` in the
+    quantizer step alone: a rate point fine-tuned from its codec)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     torch.manual_seed(opts.seed)
@@ -143,7 +168,8 @@ def train(
     history: list = []
     if init is not None:
         state, meta = load_state(init)
-        if NetConfig.from_json(meta["config"]) != config:
+        # a rate point starts from the codec it refines: only the quantizer step may differ
+        if dataclasses.replace(NetConfig.from_json(meta["config"]), quant_step=config.quant_step) != config:
             raise ValueError(f"{init} was trained with another config: {meta['config']}")
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         start = int(meta.get("step", 0))
@@ -151,7 +177,8 @@ def train(
     if opts.channels_last:
         net = net.to(memory_format=torch.channels_last)
     total = start + opts.steps
-    opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
+    rate = RateProxy(config.latent_channels).to(dev) if opts.lmbda is not None else None
+    opt = torch.optim.Adam([*net.parameters(), *(rate.parameters() if rate is not None else [])], lr=opts.lr)
     sampler = CropSampler(images, opts.crop, dev, opts.seed + 1000 * start)
     gen = torch.Generator().manual_seed(opts.seed + 7 + 1000 * start)
     log_path = out_dir / f"{name}.log"
@@ -185,7 +212,6 @@ def train(
         bar.start()
     t0 = time.monotonic()
     last_ck = t0
-    run_mse = 0.0
     step = start
     net.train()
     try:
@@ -196,21 +222,27 @@ def train(
             if opts.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts.amp):
-                y = net.quantize(net.analysis(x).float(), noise=True)
+                y = sent = net.quantize(net.analysis(x).float(), noise=True)
                 mask = drop_mask(tuple(y.shape), opts, gen, dev)
                 if mask is not None:
                     y = y * mask
                 xh = net.synthesis(y, mask)
-            loss = torch.mean((xh.float() - x) ** 2)
+            mse = torch.mean((xh.float() - x) ** 2)
+            loss = mse
+            if rate is not None:
+                # the bits of everything sent, lost on the way or not
+                bpp = rate.bits(sent / config.quant_step) / (x.shape[0] * x.shape[2] * x.shape[3])
+                loss = opts.lmbda * 255.0**2 * mse + bpp
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
-            run_mse += float(loss.detach()) if (step + 1) % opts.log_every == 0 else 0.0
             if (step + 1) % opts.log_every == 0:
                 el = time.monotonic() - t0
                 line = (
-                    f"step {step + 1}/{total} loss {float(loss):.5f} psnr {psnr_from_mse(float(loss)):.2f} "
+                    f"step {step + 1}/{total} loss {float(loss.detach()):.5f} "
+                    f"psnr {psnr_from_mse(float(mse.detach())):.2f} "
+                    + (f"bpp~ {float(bpp.detach()):.3f} " if rate is not None else "") +
                     f"lr {opt.param_groups[0]['lr']:.2e} {(step + 1 - start) / el:.1f} it/s "
                     f"elapsed {el:.0f}s"
                 )

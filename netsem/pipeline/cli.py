@@ -7,8 +7,9 @@ import json
 
 import click
 
-from netsem.pipeline.report import Report
+from netsem.codecs.registry import QUALITY_CODECS
 from netsem.pipeline import DEFAULT_CODEC
+from netsem.pipeline.report import Report
 from packetizers.kinds import PARTITION_WORDS
 from packetizers.wire import DEFAULT_MTU, DEFAULT_PORT, MAX_DATAGRAM
 
@@ -87,6 +88,9 @@ def session_options(command):
                        "codec object or factory of your own.")
     @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
                   help="A learned codec's weights from `netsem train` (its configuration is read from the file).")
+    @click.option("--quality", type=click.IntRange(1, len(QUALITY_CODECS)), default=None,
+                  help=f"A rate point of the default codec, 1 (fewest bits) to {len(QUALITY_CODECS)} (the default "
+                       "codec itself): " + ", ".join(f"{q} = {name}" for q, name in QUALITY_CODECS.items()) + ".")
     @click.option("--partition", type=click.Choice(PARTITION_WORDS), default=None,
                   help="What one transmission unit is: a feature channel, a token/position, or a block of positions "
                        "(latent codecs; default channel); jpeg is cut into segments at its restart markers, one "
@@ -129,8 +133,9 @@ def session_options(command):
     @click.option("--json", "as_json", is_flag=True,
                   help="Print one JSON object instead of the table (several frames: one per frame, then the summary).")
     @functools.wraps(command)
-    def wrapper(images, codec, weights, partition, jpeg_quality, interleave, netem, phy, stages, loss_model, seed, mtu,
-                frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, no_reference, as_json, **extra):
+    def wrapper(images, codec, weights, quality, partition, jpeg_quality, interleave, netem, phy, stages, loss_model,
+                seed, mtu, frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, no_reference, as_json,
+                **extra):
         from emulator.grammar import NetemSpecError, parse_netem
         from emulator.loss import LOSS_MODELS, parse_loss_model_option
         from emulator.stages import STAGES, parse_stage_option
@@ -143,6 +148,11 @@ def session_options(command):
         from netsem.pipeline.simulate import NothingDelivered
         from netsem.pipeline.udp import NothingArrived
 
+        if quality is not None:
+            if codec != DEFAULT_CODEC or weights:
+                raise click.UsageError("--quality picks a rate point of the default codec: "
+                                       "leave out --codec and --weights")
+            codec = QUALITY_CODECS[quality]
         try:
             parse_netem(netem)  # fail on bad words before any work
             if phy:
@@ -303,11 +313,15 @@ def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_recei
 
     import trio
 
-    from netsem.pipeline.recv import OutputError, ReceiverOptions, ReceiverSummary, serve_receiver
-    from netsem.pipeline.udp import run_trio
-
     from netsem.codecs.base import CodecError
     from netsem.pipeline.frames import load_codec
+    from netsem.pipeline.recv import (
+        OutputError,
+        ReceiverOptions,
+        ReceiverSummary,
+        serve_receiver,
+    )
+    from netsem.pipeline.udp import run_trio
 
     address = endpoint(listen)
     pairs = []
@@ -435,8 +449,14 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     from pathlib import Path
 
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from emulator.grammar import NetemSpecError, parse_netem
     from netsem.codecs.base import CodecError

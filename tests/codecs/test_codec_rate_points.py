@@ -1,0 +1,80 @@
+"""The rate points of the default codec (`--quality`): a coarser quantizer step travels in the
+frame's scale, fewer bits go on the wire at each lower point, and rate-distortion training runs
+with its rate proxy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from netsem.codecs.config import NetConfig
+from netsem.codecs.registry import LEARNED, QUALITY_CODECS, RATE_POINTS, get_codec
+from netsem.codecs.train import RateProxy, TrainOptions, train
+from netsem.metrics import psnr_db
+from netsem.pipeline.frames import payload_budget
+from packetizers.packetizer import Packetizer
+from packetizers.wire import PartitionKind
+
+
+@pytest.mark.parametrize("q", sorted(RATE_POINTS))
+def test_a_rate_point_sends_its_quantizer_step_in_the_frame(q):
+    codec = get_codec(f"cnn-sem-impute-q{q}")
+    step = RATE_POINTS[q][1]
+    assert codec.config.quant_step == step
+    frame = codec.to_frame(skimage.data.coffee()[:96, :128])
+    a = codec.config.amplitude
+    assert np.isclose(frame.scale, step / a) and np.abs(frame.latent).max() <= a
+    # the decoder is given the integers times the step, i.e. the latent in its own units
+    y = np.ascontiguousarray(frame.latent.transpose(1, 2, 0).astype(np.float32)) * np.float32(step)
+    rt = codec.runtime
+    ref = rt.decode_map(rt.decoder_input(y, np.ones(y.shape, bool)))
+    ref = np.round(np.clip(ref[:96, :128], 0, 1) * np.float32(255)).astype(np.uint8)
+    np.testing.assert_array_equal(codec.from_frame(frame), ref)
+
+
+def test_each_lower_quality_sends_fewer_bytes_and_looks_worse():
+    for image in (skimage.data.astronaut()[128:384, 128:384], skimage.data.rocket()[:256, 160:416]):
+        wire, psnr = [], []
+        for q in sorted(QUALITY_CODECS):
+            codec = get_codec(QUALITY_CODECS[q])
+            frame = codec.to_frame(image, payload_budget(1200))
+            wire.append(sum(map(len, Packetizer(PartitionKind.SEGMENT).packetize(frame, 0))))
+            psnr.append(psnr_db(image, codec.from_frame(frame)))
+        assert wire == sorted(wire) and len(set(wire)) == len(wire), wire
+        assert psnr == sorted(psnr), psnr
+
+
+def test_quality_picks_the_rate_point_and_refuses_another_codec():
+    run = subprocess.run([sys.executable, "-m", "netsem", "simulate", "--quality", "1", "--json"],
+                         capture_output=True, text=True, check=True)
+    assert '"codec": "cnn-sem-impute-q1-ec"' in run.stdout
+    bad = subprocess.run([sys.executable, "-m", "netsem", "simulate", "--quality", "2", "--codec", "jpeg"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--quality" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_rate_proxy_charges_spread_latents_more_bits():
+    proxy = RateProxy(4)
+    narrow, wide = torch.randn(2, 4, 8, 8), 8 * torch.randn(2, 4, 8, 8)
+    assert proxy.bits(narrow) < proxy.bits(wide)
+    assert proxy.bits(torch.zeros(1, 4, 2, 2)) > 0
+
+
+def test_rate_distortion_training_starts_from_the_codec_it_refines(tmp_path):
+    base = NetConfig(arch="cnn", latent_channels=4, hidden=8, bit_width=6, impute=True)
+    images = [(np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)]
+    opts = TrainOptions(steps=3, batch=2, crop=32, warmup=1, log_every=1, lmbda=0.01, checkpoint_every=1e9)
+    first = train("base", base, images, tmp_path, TrainOptions(steps=2, batch=2, crop=32, warmup=1, log_every=1),
+                  progress=False)
+    coarse = NetConfig(**{**base.__dict__, "quant_step": 4.0})
+    out = train("coarse", coarse, images, tmp_path, opts, init=first, progress=False)
+    assert "bpp~" in (tmp_path / "coarse.log").read_text()
+    wide = NetConfig(**{**base.__dict__, "hidden": 16})
+    with pytest.raises(ValueError):
+        train("other", wide, images, tmp_path, opts, init=first, progress=False)
+    assert out.exists() and LEARNED["cnn-sem-impute-q1"].config.quant_step == RATE_POINTS[1][1]

@@ -1,0 +1,154 @@
+"""Rate-distortion at 0 % loss on the evaluation photographs (never trained on): every rate point
+of the learned codecs against JPEG, JPEG 2000 and WebP, as bits per pixel on the wire.
+
+    .venv/bin/python tools/bench_rd.py [--plot docs/rd.png] [--csv runs/rd/points.csv]
+
+Each point is the codec's frame packetized exactly as `netsem send` does (default MTU, headers,
+unit tables and CRCs counted) and decoded with nothing lost; PSNR and SSIM are netsem's
+(scikit-image's definitions). JPEG runs at qualities 10..90, JPEG 2000 (OpenJPEG) at
+compression ratios 100:1..8:1, both cut into independently decodable segments as netsem sends
+them. WebP is one whole-image codestream cut at the datagram size: it has no resynchronisation
+points, so a lost datagram loses the image; it is here as a compression anchor only. Prints
+per codec the mean bpp / PSNR / SSIM per rate point, and per learned point the mean PSNR gap to
+JPEG at the same bpp (JPEG's curve interpolated per photograph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from netsem.codecs.data import load_eval_images
+from netsem.codecs.registry import get_codec
+from netsem.metrics import psnr_db, ssim
+from netsem.pipeline.frames import payload_budget
+from packetizers.frames import StreamFrame
+from packetizers.packetizer import Packetizer
+from packetizers.wire import DEFAULT_MTU, PartitionKind
+
+LEARNED = ["cnn-sem-impute-q1-ec", "cnn-sem-impute-q2-ec", "cnn-sem-impute-q3-ec", "cnn-sem-impute-ec",
+           "cnn-sem-ec", "cnn-sem"]
+JPEG_QUALITIES = [10, 20, 30, 40, 50, 60, 70, 80, 90]
+J2K_RATIOS = [100, 60, 40, 24, 16, 10, 8]
+WEBP_QUALITIES = [10, 30, 50, 70, 90]
+
+
+def wire_bytes(frame, partition: PartitionKind) -> int:
+    return sum(map(len, Packetizer(partition, mtu=DEFAULT_MTU).packetize(frame, 0)))
+
+
+def point(codec_label: str, setting: str, image: np.ndarray, frame, decoded: np.ndarray, partition) -> dict:
+    pixels = image.shape[0] * image.shape[1]
+    return {"codec": codec_label, "setting": setting, "bpp": wire_bytes(frame, partition) * 8 / pixels,
+            "psnr_db": psnr_db(image, decoded), "ssim": ssim(image, decoded)}
+
+
+def webp_point(image: np.ndarray, quality: int) -> tuple[StreamFrame, np.ndarray]:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="WEBP", quality=quality, method=6)
+    data = buffer.getvalue()
+    decoded = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    budget = payload_budget(DEFAULT_MTU)
+    return StreamFrame.cut(data, list(range(0, len(data), budget)), image_size=image.shape[:2]), decoded
+
+
+def measure() -> list[dict]:
+    rows = []
+    for name, image in load_eval_images().items():
+        for codec_name in LEARNED:
+            codec = get_codec(codec_name)
+            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+            partition = PartitionKind.SEGMENT if isinstance(frame, StreamFrame) else PartitionKind.CHANNEL
+            rows.append({"image": name, **point(codec_name, "", image, frame, codec.from_frame(frame), partition)})
+        for quality in JPEG_QUALITIES:
+            codec = get_codec("jpeg", quality=quality)
+            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+            rows.append({"image": name, **point("jpeg", f"q{quality}", image, frame, codec.from_frame(frame),
+                                                PartitionKind.SEGMENT)})
+        for ratio in J2K_RATIOS:
+            codec = get_codec("jpeg2000", ratio=ratio)
+            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+            rows.append({"image": name, **point("jpeg2000", f"{ratio}:1", image, frame, codec.from_frame(frame),
+                                                PartitionKind.SEGMENT)})
+        for quality in WEBP_QUALITIES:
+            frame, decoded = webp_point(image, quality)
+            rows.append({"image": name, **point("webp", f"q{quality}", image, frame, decoded, PartitionKind.SEGMENT)})
+        print(f"{name}: done", flush=True)
+    return rows
+
+
+def gap_to_jpeg(rows: list[dict], codec: str) -> float:
+    """Mean over photographs of PSNR(codec) - PSNR(jpeg at the same bpp, interpolated)."""
+    gaps = []
+    for image in sorted({r["image"] for r in rows}):
+        jpeg = sorted((r["bpp"], r["psnr_db"]) for r in rows if r["image"] == image and r["codec"] == "jpeg")
+        (mine,) = [r for r in rows if r["image"] == image and r["codec"] == codec]
+        gaps.append(mine["psnr_db"] - np.interp(mine["bpp"], *zip(*jpeg)))
+    return float(np.mean(gaps))
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    out = []
+    for codec, setting in dict.fromkeys((r["codec"], r["setting"]) for r in rows):
+        sel = [r for r in rows if r["codec"] == codec and r["setting"] == setting]
+        out.append({"codec": codec, "setting": setting, **{k: float(np.mean([r[k] for r in sel]))
+                                                            for k in ("bpp", "psnr_db", "ssim")}})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plot", default=None, help="PNG: PSNR and SSIM against bpp")
+    parser.add_argument("--csv", default=None, help="every point, per photograph")
+    args = parser.parse_args()
+    rows = measure()
+    if args.csv:
+        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    print("| codec | setting | bpp on wire | PSNR dB | SSIM | PSNR - JPEG at same bpp |")
+    print("|---|---|---|---|---|---|")
+    for s in summary(rows):
+        gap = f"{gap_to_jpeg(rows, s['codec']):+.2f}" if s["codec"] in LEARNED else ""
+        print(f"| {s['codec']} | {s['setting']} | {s['bpp']:.3f} | {s['psnr_db']:.2f} | {s['ssim']:.3f} | {gap} |")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        curves = summary(rows)
+        for codec in dict.fromkeys(s["codec"] for s in curves):
+            pts = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if s["codec"] == codec)
+            if codec in LEARNED:
+                continue
+            for ax, k in zip(axes, (1, 2)):
+                ax.plot([p[0] for p in pts], [p[k] for p in pts], "o-", label=codec, markersize=3)
+        family = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if s["codec"].startswith("cnn-sem-impute"))
+        for ax, k in zip(axes, (1, 2)):
+            ax.plot([p[0] for p in family], [p[k] for p in family], "s-", color="k", label="cnn-sem-impute(-qN)-ec")
+            for s in curves:
+                if s["codec"] in ("cnn-sem-ec", "cnn-sem"):
+                    ax.plot(s["bpp"], s["psnr_db" if k == 1 else "ssim"], "^", label=s["codec"])
+            ax.set_xlabel("bits per pixel on the wire")
+            ax.set_xlim(0, 2.5)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("PSNR (dB)")
+        axes[1].set_ylabel("SSIM")
+        axes[0].legend(fontsize=8)
+        fig.suptitle("0 % loss, mean over astronaut, coffee, chelsea, rocket (never trained on)")
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=110)
+        print(f"wrote {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
