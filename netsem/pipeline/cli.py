@@ -91,6 +91,9 @@ def session_options(command):
     @click.option("--quality", type=click.IntRange(1, len(QUALITY_CODECS)), default=None,
                   help=f"A rate point of the default codec, 1 (fewest bits) to {len(QUALITY_CODECS)} (the default "
                        "codec itself): " + ", ".join(f"{q} = {name}" for q, name in QUALITY_CODECS.items()) + ".")
+    @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None, metavar="TARGET",
+                  help="Per image, the highest rate point of the default codec (--quality) whose datagrams take at "
+                       "most TARGET bits per pixel on the wire (the lowest, with a note, when none fits).")
     @click.option("--partition", type=click.Choice(PARTITION_WORDS), default=None,
                   help="What one transmission unit is: a feature channel, a token/position, or a block of positions "
                        "(latent codecs; default channel); jpeg is cut into segments at its restart markers, one "
@@ -133,9 +136,9 @@ def session_options(command):
     @click.option("--json", "as_json", is_flag=True,
                   help="Print one JSON object instead of the table (several frames: one per frame, then the summary).")
     @functools.wraps(command)
-    def wrapper(images, codec, weights, quality, partition, jpeg_quality, interleave, netem, phy, stages, loss_model,
-                seed, mtu, frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, no_reference, as_json,
-                **extra):
+    def wrapper(images, codec, weights, quality, bpp, partition, jpeg_quality, interleave, netem, phy, stages,
+                loss_model, seed, mtu, frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, no_reference,
+                as_json, **extra):
         from emulator.grammar import NetemSpecError, parse_netem
         from emulator.loss import LOSS_MODELS, parse_loss_model_option
         from emulator.stages import STAGES, parse_stage_option
@@ -148,11 +151,12 @@ def session_options(command):
         from netsem.pipeline.simulate import NothingDelivered
         from netsem.pipeline.udp import NothingArrived
 
-        if quality is not None:
-            if codec != DEFAULT_CODEC or weights:
-                raise click.UsageError("--quality picks a rate point of the default codec: "
-                                       "leave out --codec and --weights")
-            codec = QUALITY_CODECS[quality]
+        if quality is not None or bpp is not None:
+            if codec != DEFAULT_CODEC or weights or (quality is not None and bpp is not None):
+                raise click.UsageError("--quality and --bpp pick a rate point of the default codec: "
+                                       "give one of them, without --codec and --weights")
+            if quality is not None:
+                codec = QUALITY_CODECS[quality]
         try:
             parse_netem(netem)  # fail on bad words before any work
             if phy:
@@ -171,7 +175,8 @@ def session_options(command):
                                      interleave=interleave == "on", netem=netem, phy=phy, seed=seed, mtu=mtu,
                                      frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality,
                                      stream_id=stream_id, first_frame_id=first_frame_id,
-                                     pacing=Pacing(rate=rate, gap=gap), deadline=deadline, reference=not no_reference)
+                                     pacing=Pacing(rate=rate, gap=gap), deadline=deadline, reference=not no_reference,
+                                     bpp=bpp)
             result = command(options, loaded, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
                 ReceiverUnreachable, ValueError, LookupError, OSError) as error:

@@ -22,6 +22,7 @@ from emulator.loss import LossModel, create_loss_model, parse_loss_model_option
 from emulator.stages import Stage, StageOutcome, create_stage, parse_stage_option
 from emulator.correlation import component_rng
 from netsem.codecs.base import Codec, Frame
+from netsem.codecs.registry import QUALITY_CODECS
 from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.frames import check_partition, decode_received, frame_elements, load_codec, outgoing_frame
 from netsem.pipeline.images import LoadedImage, load_one, save_image
@@ -81,6 +82,9 @@ class SessionOptions:
     stages: tuple[Stage | str, ...] = ()
     loss_model: LossModel | str | None = None
     reference: bool = True  # also decode with nothing lost, to report the codec's own (lossless) PSNR
+    # per image, the highest rate point of the default codec (QUALITY_CODECS) whose datagrams
+    # take at most this many bits per pixel (the lowest when none does); None: `codec`
+    bpp: float | None = None
 
     def frame_id(self, index: int) -> int:
         """The id of the session's `index`-th frame."""
@@ -201,6 +205,8 @@ def codec_key(image: object, codec: Codec, mtu: int) -> tuple:
 def prepare(options: SessionOptions, cache: EncodingCache | None = None, *, loaded: LoadedImage | None = None,
             index: int = 0) -> Outgoing:
     """Frame `index` of the session: `loaded` if given, else `options.image`."""
+    if options.bpp is not None:
+        return _prepare_for_bpp(options, cache, loaded=loaded, index=index)
     started = time.perf_counter()
     codec = load_codec(options.codec, weights=options.weights, jpeg_quality=options.jpeg_quality)
     if options.partition is None:
@@ -222,6 +228,23 @@ def prepare(options: SessionOptions, cache: EncodingCache | None = None, *, load
     timings = {"load": codec_s + load_s, "encode": encode_s, "packetize": time.perf_counter() - started}
     return Outgoing(options, image.pixels, image.label, codec, frame, datagrams, frame_id, timings, image.notes,
                     cache)
+
+
+def _prepare_for_bpp(options: SessionOptions, cache: EncodingCache | None, *, loaded: LoadedImage | None,
+                     index: int) -> Outgoing:
+    """`prepare` at the highest rate point whose datagrams fit `options.bpp` (tried from the
+    highest down: each try is an encode, counted in the frame's encode time)."""
+    names = [QUALITY_CODECS[q] for q in sorted(QUALITY_CODECS, reverse=True)]
+    spent = 0.0
+    for name in names:
+        item = prepare(replace(options, codec=name, bpp=None, partition=None), cache, loaded=loaded, index=index)
+        spent += item.timings["encode"] + item.timings["packetize"]
+        bpp = sum(map(len, item.datagrams)) * 8 / (item.image.shape[0] * item.image.shape[1])
+        if bpp <= options.bpp or name == names[-1]:
+            notes = item.notes if bpp <= options.bpp else (
+                *item.notes, f"--bpp {options.bpp:g}: even the lowest rate point ({name}) takes {bpp:.3f} bpp")
+            return replace(item, timings={**item.timings, "encode": spent - item.timings["packetize"]}, notes=notes)
+    raise AssertionError("unreachable: the last rate point is always taken")
 
 
 def prepare_all(options: SessionOptions, images: list[LoadedImage] | None) -> list[Outgoing]:

@@ -78,3 +78,24 @@ def test_rate_distortion_training_starts_from_the_codec_it_refines(tmp_path):
     with pytest.raises(ValueError):
         train("other", wide, images, tmp_path, opts, init=first, progress=False)
     assert out.exists() and LEARNED["cnn-sem-impute-q1"].config.quant_step == RATE_POINTS[1][1]
+
+
+def _simulate(*words: str) -> dict:
+    import json
+
+    run = subprocess.run([sys.executable, "-m", "netsem", "simulate", "skimage:coffee", "--json", *words],
+                         capture_output=True, text=True, check=True)
+    return json.loads(run.stdout)
+
+
+def test_bpp_picks_the_highest_rate_point_that_fits():
+    picked = _simulate("--bpp", "0.8")
+    assert picked["bpp"] <= 0.8 and picked["codec"] in QUALITY_CODECS.values()
+    q = next(q for q, name in QUALITY_CODECS.items() if name == picked["codec"])
+    assert q < max(QUALITY_CODECS)  # coffee's default takes more than 0.8 bpp
+    assert _simulate("--quality", str(q + 1))["bpp"] > 0.8  # the next point up does not fit
+    lowest = _simulate("--bpp", "0.05")
+    assert lowest["codec"] == QUALITY_CODECS[1] and any("lowest rate point" in n for n in lowest["notes"])
+    for words in (["--bpp", "0.5", "--quality", "2"], ["--bpp", "0.5", "--codec", "jpeg"], ["--bpp", "0"]):
+        bad = subprocess.run([sys.executable, "-m", "netsem", "simulate", *words], capture_output=True, text=True)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, words
