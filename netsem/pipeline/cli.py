@@ -401,6 +401,16 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
+def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
+    """`--interleave` words (on, off, both; repeated or comma-separated) -> the axis, in order."""
+    axis: list[bool] = []
+    for word in _split(words):
+        if word not in ("on", "off", "both"):
+            raise click.BadParameter(f"takes on, off or both, got {word!r}", param_hint="--interleave")
+        axis += [True, False] if word == "both" else [word == "on"]
+    return tuple(dict.fromkeys(axis))
+
+
 @click.command()
 @click.argument("images", nargs=-1)
 @click.option("--codec", "codecs", multiple=True, default=(DEFAULT_CODEC,), show_default=True,
@@ -494,9 +504,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     # The netem axis: --loss as Bernoulli specs, each --netem, then each --preset (SweepGrid
     # expands it to its words).
     specs = tuple(f"loss random {p:g}%" if p else "" for p in numbers["--loss"]) + tuple(netem)
-    for choice in _split(interleave):
-        if choice not in ("on", "off"):
-            raise click.BadParameter(f"--interleave takes on/off, got {choice!r}")
+    interleave_axis = interleave_choices(interleave)
     jpeg_match = None
     if jpeg_quality.startswith("match:"):
         jpeg_match, jpeg_quality = jpeg_quality.removeprefix("match:"), "75"
@@ -505,7 +513,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
                                  param_hint="--jpeg-quality")
     grid = SweepGrid(
         images=tuple(images) or (None,), codecs=tuple(_split(codecs)), partitions=tuple(_split(partitions)),
-        interleave=tuple(choice == "on" for choice in _split(interleave)), netem=specs if specs or presets else ("",),
+        interleave=interleave_axis, netem=specs if specs or presets else ("",),
         presets=tuple(presets), seeds=seed_list,
         mtus=tuple(int(mtu) for mtu in numbers["--mtu"]), phy=tuple(phy), snrs=tuple(numbers["--snr"]),
         transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match,

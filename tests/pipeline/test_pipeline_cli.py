@@ -44,6 +44,7 @@ def tiny_png(tmp_path_factory) -> str:
         (["simulate", "--codec", "jpeg", "--jpeg-quality", "0"], "0 is not in the range"),
         (["sweep", "--codec", "cnn", "--partition", "segment", "--out", "/tmp/x.csv"], "nothing to run"),
         (["sweep", "--seeds", "5-1", "--out", "/tmp/x.csv"], "'5-1' names no seed"),
+        (["sweep", "--interleave", "sideways", "--out", "/tmp/x.csv"], "on, off or both"),
         (["send", "--to", "127.0.0.1:9", "--out", "/tmp/x.png"], "write frames with `netsem recv --out`"),
         (["send", "/proc/sys"], "holds no image files"),
         (["send", "/no/such/*.png"], "no file matches /no/such/*.png"),
@@ -97,3 +98,10 @@ def test_json_report_has_the_documented_keys(tiny_png):
     report = json.loads(result.stdout)
     assert REPORT_KEYS <= report.keys()
     assert report["netem"] == "loss random 10%" and report["datagrams_received"] < report["datagrams_sent"]
+
+
+def test_sweep_interleave_both_means_on_and_off():
+    from netsem.pipeline.cli import interleave_choices
+
+    assert interleave_choices(("both",)) == (True, False)
+    assert interleave_choices(("off", "on,both")) == (False, True)
