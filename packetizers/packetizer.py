@@ -52,16 +52,14 @@ class DatagramPlan:
     """
 
     unit_ids: tuple[bytes, ...]  # per datagram, ascending big-endian uint32 ids
-    unit_spans: tuple[bytes, ...]  # per datagram, the units' big-endian (offset, length); b"" unless bytes
-    sub_index: tuple[int, ...]
-    sub_count: tuple[int, ...]
+    # per datagram, what follows its importance byte up to the payload: the rest of the
+    # per-datagram header (index, slice, unit count, payload length), the unit ids and, for a
+    # byte stream, the units' spans (the same for every frame of this plan)
+    after_importance: tuple[bytes, ...]
     payload_start: tuple[int, ...]
     payload_len: tuple[int, ...]
     padded_gather: np.ndarray  # unit-order positions, datagram by datagram, padded
     importance: tuple[int, ...] = ()  # per datagram, its units' class (empty: the frame's)
-    # per datagram, what follows its importance byte up to the payload: the rest of the
-    # per-datagram header, the unit ids and spans (the same for every frame of this plan)
-    after_importance: tuple[bytes, ...] = ()
 
     @property
     def datagram_count(self) -> int:
@@ -141,24 +139,18 @@ def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interl
         padded_elements += padded_length(piece.size)
     spans = partition.layout == Layout.BYTES
     unit_ids = tuple(np.asarray(ids, dtype=">u4").tobytes() for ids, _, _ in groups)
-    unit_spans = tuple(
-        np.stack([offsets[ids], sizes[ids]], axis=1).astype(">u4").tobytes() if spans else b""
-        for ids, _, _ in groups
+    after_importance = tuple(
+        PER_DATAGRAM_STRUCT.pack(0, 0, index, sub, count, len(ids), length)[1:] + id_bytes
+        + (np.stack([offsets[ids], sizes[ids]], axis=1).astype(">u4").tobytes() if spans else b"")
+        for index, ((ids, sub, count), length, id_bytes) in enumerate(zip(groups, lengths, unit_ids))
     )
     return DatagramPlan(
         unit_ids=unit_ids,
-        unit_spans=unit_spans,
-        sub_index=tuple(sub for _, sub, _ in groups),
-        sub_count=tuple(count for _, _, count in groups),
+        after_importance=after_importance,
         payload_start=tuple(starts),
         payload_len=tuple(lengths),
         padded_gather=np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64),
         importance=tuple(classes) if unit_class else (),
-        after_importance=tuple(
-            PER_DATAGRAM_STRUCT.pack(0, 0, index, sub, count, len(ids), length)[1:] + id_bytes + span_bytes
-            for index, ((ids, sub, count), length, id_bytes, span_bytes)
-            in enumerate(zip(groups, lengths, unit_ids, unit_spans))
-        ),
     )
 
 

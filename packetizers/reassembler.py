@@ -783,10 +783,9 @@ def _unpack_frame(state: _FrameState, offsets: np.ndarray) -> tuple[np.ndarray, 
         first, last = sizes * sub_index // sub_count, sizes * (sub_index + 1) // sub_count
         run_starts.append(offsets[units] + first)
         run_lengths.append(last - first)
-    values = np.zeros(size, dtype=bitpack.element_dtype(bit_width, header.signed))
-    received = np.zeros(size, dtype=bool)
+    dtype = bitpack.element_dtype(bit_width, header.signed)
     if not payloads:
-        return values, received
+        return np.zeros(size, dtype=dtype), np.zeros(size, dtype=bool)
     starts, lengths = np.concatenate(run_starts), np.concatenate(run_lengths)
     runs_per_payload = np.concatenate([np.array(state.whole_id_counts, dtype=np.int64),
                                        np.ones(len(state.slices), dtype=np.int64)])
@@ -805,6 +804,7 @@ def _unpack_frame(state: _FrameState, offsets: np.ndarray) -> tuple[np.ndarray, 
     sources = (np.cumsum(padded) - padded)[payload_of_run] + within
     taken = np.repeat(sources - (ends - lengths), lengths) + np.arange(int(ends[-1]))
     where = np.repeat(starts - sources, lengths) + taken
+    values, received = np.zeros(size, dtype=dtype), np.zeros(size, dtype=bool)
     values[where] = unpacked[taken]
     received[where] = True
     return values, received

@@ -20,6 +20,7 @@ from .base import (
     smallest_int_dtype,
 )
 from .config import NetConfig
+from .weights import load_arrays
 
 # Images above TILE_ABOVE_PIXELS (after padding to 16) are encoded and decoded tile by tile,
 # TILE_LATENTS latent positions (16 pixels each) a side plus the network's context; smaller
@@ -186,7 +187,7 @@ class LearnedCodec:
             x = padded[rows.pixels(down)][:, cols.pixels(down)] if len(tiles) > 1 else padded
             y = runtime.analysis(x.astype(np.float32) / np.float32(255.0), tile=len(tiles) > 1)
             y = y[rows.kept_in_context, cols.kept_in_context]
-            q[:, rows.kept, cols.kept] = np.clip(np.round(y / step if step != 1 else y), -a, a).transpose(2, 0, 1)
+            q[:, rows.kept, cols.kept] = np.clip(np.round(y / step), -a, a).transpose(2, 0, 1)
 
         runtime.run_tiles(tiles, analyse)
         token_grid = (0, 0)
@@ -204,7 +205,7 @@ class LearnedCodec:
                      bit_width=self.bit_width, signed=True,
                      token_grid=self.latent_grid(h, w) if self.layout == "nd" else (0, 0))
         mask = check_mask(encoded)
-        # the network sees y = q * scale * A (its own units); scale is 1/A for our encoders
+        # the network sees y = q * scale * A (its own units); our encoders send scale = step / A
         step = np.float32(encoded.scale * self.config.amplitude)
         with np.errstate(over="ignore", invalid="ignore"):  # a peer's scale may overflow: garbage, not a crash
             return self._synthesise(encoded, np.where(mask, encoded.latent, 0).astype(np.float32) * step, mask)
@@ -230,14 +231,6 @@ class LearnedCodec:
 
         runtime.run_tiles(tiles, synthesise)
         return out
-
-
-def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """A weight file's tensors as numpy arrays (as stored) and its metadata; no torch."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="np") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:

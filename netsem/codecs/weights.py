@@ -1,15 +1,31 @@
-"""Weight files: safetensors only (never pickle), fp16 storage, metadata carries the config."""
+"""Weight files: safetensors only (never pickle), fp16 storage, metadata carries the config.
+
+Importing this module does not import torch: `load_arrays` reads a file as numpy (the numpy
+engine's path); the torch readers and writers import it when called."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
 from .config import WEIGHTS_DIR  # noqa: F401  (where the shipped files are; re-exported for tools)
 
+if TYPE_CHECKING:
+    import torch
+
+
+def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A weight file's tensors as numpy arrays (as stored) and its metadata."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+
 
 def save_state(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    import torch
     from safetensors.torch import save_file
 
     tensors = {}
@@ -38,6 +54,7 @@ def save_checkpoint_state(path: Path, model: torch.nn.Module, optimizer: torch.o
                           metadata: dict[str, str]) -> None:
     """A resumable training checkpoint: fp32 weights (`model.*`) and Adam's moments and step
     counters (`adam.PARAMETER.FIELD`), written atomically; `metadata` says what else resumes."""
+    import torch
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
