@@ -1,7 +1,8 @@
 """Rate-distortion at 0 % loss on the evaluation photographs (never trained on): every rate point
 of the learned codecs against JPEG, JPEG 2000 and WebP, as bits per pixel on the wire.
 
-    .venv/bin/python tools/bench_rd.py [--plot docs/rd.png] [--csv runs/rd/points.csv]
+    .venv/bin/python tools/bench_rd.py [--plot docs/rd.png] [--csv runs/rd/points.csv] [--image FILE ...]
+        [--refine N]
 
 Each point is the codec's frame packetized exactly as `netsem send` does (default MTU, headers,
 unit tables and CRCs counted) and decoded with nothing lost; PSNR and SSIM are netsem's
@@ -10,7 +11,10 @@ compression ratios 100:1..8:1, both cut into independently decodable segments as
 them. WebP is one whole-image codestream cut at the datagram size: it has no resynchronisation
 points, so a lost datagram loses the image; it is here as a compression anchor only. Prints
 per codec the mean bpp / PSNR / SSIM per rate point, and per learned point the mean PSNR gap to
-JPEG at the same bpp (JPEG's curve interpolated per photograph).
+JPEG at the same bpp (JPEG's curve interpolated per photograph). `--image FILE` adds photographs
+(also never trained on), e.g. scikit-learn's china and flower or matplotlib's grace_hopper.
+`--refine N` adds the default codec's rate points with their latent refined N steps (`--refine`
+of `netsem send`), labelled "... refine N".
 """
 
 from __future__ import annotations
@@ -24,15 +28,15 @@ import numpy as np
 from PIL import Image
 
 from netsem.codecs.data import load_eval_images
-from netsem.codecs.registry import get_codec
+from netsem.codecs.registry import RATE_POINTS, get_codec
 from netsem.metrics import psnr_db, ssim
 from netsem.pipeline.frames import payload_budget
+from netsem.pipeline.images import load_image
 from packetizers.frames import StreamFrame
 from packetizers.packetizer import Packetizer
 from packetizers.wire import DEFAULT_MTU, PartitionKind
 
-LEARNED = ["cnn-sem-impute-q1-ec", "cnn-sem-impute-q2-ec", "cnn-sem-impute-q3-ec", "cnn-sem-impute-ec",
-           "cnn-sem-ec", "cnn-sem"]
+LEARNED = [*(f"cnn-sem-impute-q{q}-ec" for q in sorted(RATE_POINTS)), "cnn-sem-impute-ec", "cnn-sem-ec", "cnn-sem"]
 JPEG_QUALITIES = [10, 20, 30, 40, 50, 60, 70, 80, 90]
 J2K_RATIOS = [100, 60, 40, 24, 16, 10, 8]
 WEBP_QUALITIES = [10, 30, 50, 70, 90]
@@ -57,14 +61,16 @@ def webp_point(image: np.ndarray, quality: int) -> tuple[StreamFrame, np.ndarray
     return StreamFrame.cut(data, list(range(0, len(data), budget)), image_size=image.shape[:2]), decoded
 
 
-def measure() -> list[dict]:
+def measure(images: dict[str, np.ndarray], refine: int = 0) -> list[dict]:
     rows = []
-    for name, image in load_eval_images().items():
-        for codec_name in LEARNED:
-            codec = get_codec(codec_name)
+    family = [name for name in LEARNED if name.startswith("cnn-sem-impute")]
+    for name, image in images.items():
+        for codec_name, steps in [(name, 0) for name in LEARNED] + [(name, refine) for name in family if refine]:
+            codec = get_codec(codec_name, refine=steps) if steps else get_codec(codec_name)
             frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
             partition = PartitionKind.SEGMENT if isinstance(frame, StreamFrame) else PartitionKind.CHANNEL
-            rows.append({"image": name, **point(codec_name, "", image, frame, codec.from_frame(frame), partition)})
+            label = f"{codec_name} refine {steps}" if steps else codec_name
+            rows.append({"image": name, **point(label, "", image, frame, codec.from_frame(frame), partition)})
         for quality in JPEG_QUALITIES:
             codec = get_codec("jpeg", quality=quality)
             frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
@@ -105,8 +111,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plot", default=None, help="PNG: PSNR and SSIM against bpp")
     parser.add_argument("--csv", default=None, help="every point, per photograph")
+    parser.add_argument("--image", action="append", default=[], help="another photograph (file), repeatable")
+    parser.add_argument("--refine", type=int, default=0, help="also the rate points refined N steps")
     args = parser.parse_args()
-    rows = measure()
+    images = {**load_eval_images(), **{Path(f).stem: load_image(f)[0] for f in args.image}}
+    rows = measure(images, args.refine)
+    learned = {r["codec"] for r in rows if r["codec"].startswith("cnn")}
     if args.csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as f:
@@ -116,7 +126,7 @@ def main() -> None:
     print("| codec | setting | bpp on wire | PSNR dB | SSIM | PSNR - JPEG at same bpp |")
     print("|---|---|---|---|---|---|")
     for s in summary(rows):
-        gap = f"{gap_to_jpeg(rows, s['codec']):+.2f}" if s["codec"] in LEARNED else ""
+        gap = f"{gap_to_jpeg(rows, s['codec']):+.2f}" if s["codec"] in learned else ""
         print(f"| {s['codec']} | {s['setting']} | {s['bpp']:.3f} | {s['psnr_db']:.2f} | {s['ssim']:.3f} | {gap} |")
     if args.plot:
         import matplotlib
@@ -128,13 +138,18 @@ def main() -> None:
         curves = summary(rows)
         for codec in dict.fromkeys(s["codec"] for s in curves):
             pts = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if s["codec"] == codec)
-            if codec in LEARNED:
+            if codec in learned:
                 continue
             for ax, k in zip(axes, (1, 2)):
                 ax.plot([p[0] for p in pts], [p[k] for p in pts], "o-", label=codec, markersize=3)
-        family = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if s["codec"].startswith("cnn-sem-impute"))
+        family = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves
+                        if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"])
+        refined = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if "refine" in s["codec"])
         for ax, k in zip(axes, (1, 2)):
             ax.plot([p[0] for p in family], [p[k] for p in family], "s-", color="k", label="cnn-sem-impute(-qN)-ec")
+            if refined:
+                ax.plot([p[0] for p in refined], [p[k] for p in refined], "s--", color="0.45",
+                        label=f"the same, --refine {args.refine}")
             for s in curves:
                 if s["codec"] in ("cnn-sem-ec", "cnn-sem"):
                     ax.plot(s["bpp"], s["psnr_db" if k == 1 else "ssim"], "^", label=s["codec"])
@@ -144,7 +159,7 @@ def main() -> None:
         axes[0].set_ylabel("PSNR (dB)")
         axes[1].set_ylabel("SSIM")
         axes[0].legend(fontsize=8)
-        fig.suptitle("0 % loss, mean over astronaut, coffee, chelsea, rocket (never trained on)")
+        fig.suptitle(f"0 % loss, mean over {', '.join(images)} (never trained on)", fontsize=9)
         fig.tight_layout()
         fig.savefig(args.plot, dpi=110)
         print(f"wrote {args.plot}")

@@ -72,6 +72,10 @@ class FactorizedPrior:
             raise CodecError("no latents to fit a prior on")
         return cls(counts + SMOOTHING, first.bit_width, first.signed, first.scale, source)
 
+    def code_lengths(self, low: int, high: int) -> np.ndarray:
+        """(C, high - low + 1) bits each channel's values low..high cost (ideal coder)."""
+        return -np.log2(self.pmf[:, low - self.lowest : high - self.lowest + 1])
+
     def bits(self, latent: np.ndarray) -> float:
         """The information content of a (C, H, W) latent under this prior (what an ideal coder spends)."""
         symbols = latent.reshape(latent.shape[0], -1).astype(np.int64) - self.lowest
@@ -133,8 +137,13 @@ class EntropyCodedCodec:
 
     partitions = ("segment",)
 
-    def __init__(self, name: str, inner, prior: FactorizedPrior, description: str = "") -> None:
-        self.name, self.inner, self.prior = name, inner, prior
+    def __init__(self, name: str, inner, prior: FactorizedPrior, description: str = "", refine: int = 0,
+                 lmbda: float | None = None) -> None:
+        """``refine``: iterations of the inner codec's latent refinement, here for rate and
+        distortion (``lmbda`` x 255^2 x MSE + the prior's bits per pixel; None: distortion alone)."""
+        if refine and not hasattr(inner, "refine_frame"):
+            raise CodecError(f"codec {name!r}: {inner.name} cannot refine its latent")
+        self.name, self.inner, self.prior, self.refine, self.lmbda = name, inner, prior, refine, lmbda
         self.description = description or f"{inner.name} with each unit range-coded under a factorized prior"
 
     @property
@@ -148,6 +157,10 @@ class EntropyCodedCodec:
     def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> StreamFrame:
         frame = self.inner.to_frame(image)
         self._check_latent_kind(frame)
+        if self.refine:
+            a = self.inner.config.amplitude
+            frame = self.inner.refine_frame(image, frame, self.refine, self.lmbda,
+                                            None if self.lmbda is None else self.prior.code_lengths(-a, a))
         latent = frame.latent
         channels, rows, _ = latent.shape
         whole = [self.prior.encode(latent[c], c) for c in range(channels)]

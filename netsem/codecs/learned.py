@@ -60,6 +60,10 @@ class LearnedCodec:
     Images above ``tile_above_pixels`` are analysed and synthesised tile by tile (tiles of
     ``tile_latents`` latent positions with the context the network needs), which gives the
     untiled result to float rounding in bounded memory.
+
+    ``refine``: iterations of encoder-side latent refinement (`refine.py`; cnn, untiled
+    images, torch): the latent the decoder turns into the closest picture, at the sender's
+    cost only.  0 (the default): the analysis's latent.
     """
 
     partitions = LATENT_PARTITION_WORDS
@@ -73,6 +77,7 @@ class LearnedCodec:
         tile_above_pixels: int = TILE_ABOVE_PIXELS,
         tile_latents: int = TILE_LATENTS,
         engine: str = "auto",
+        refine: int = 0,
     ) -> None:
         self.name = name
         self.description = description
@@ -89,6 +94,10 @@ class LearnedCodec:
         self.runtime = self._build("torch" if engine == "torch" or self.config.arch != "cnn" else "numpy")
         self.tile_above_pixels = tile_above_pixels
         self.tile_latents = tile_latents
+        if refine < 0 or (refine and self.config.arch != "cnn"):
+            raise CodecError(f"codec {name!r}: refine takes iterations >= 0, and a cnn codec")
+        self.refine = refine
+        self._refine_net = None
 
     def _build(self, engine: str):
         try:
@@ -194,7 +203,27 @@ class LearnedCodec:
         if self.layout == "nd":
             q = np.ascontiguousarray(q.transpose(1, 2, 0).reshape(grid[0] * grid[1], -1))
             token_grid = grid
-        return LatentFrame(q, self.layout, self.config.bit_width, True, self.config.quant_step / a, (h, w), token_grid)
+        frame = LatentFrame(q, self.layout, self.config.bit_width, True, self.config.quant_step / a, (h, w), token_grid)
+        return self.refine_frame(image, frame, self.refine) if self.refine else frame
+
+    def refine_frame(self, image: np.ndarray, frame: LatentFrame, iterations: int, lmbda: float | None = None,
+                     bits: np.ndarray | None = None) -> LatentFrame:
+        """``frame`` (this codec's, of ``image``) with its latent refined (`refine.refine_latent`;
+        ``bits``/``lmbda``: the rate term of a range-coded latent)."""
+        from .refine import refine_latent
+
+        image = check_image(image)
+        padded = pad_to_multiple(np.asarray(image), self.down)
+        if self._tiled((padded.shape[0] // self.down, padded.shape[1] // self.down)):
+            raise CodecError(f"refine works on images up to {self.tile_above_pixels} pixels (padded to "
+                             f"{self.down}); this one has {padded.shape[0] * padded.shape[1]}")
+        if self._refine_net is None:  # its own network: gradients flow through it
+            self._refine_net = self._build("torch").net
+        q = refine_latent(self._refine_net, image, padded, step=float(self.config.quant_step),
+                          amplitude=self.config.amplitude, iterations=iterations, lmbda=lmbda, bits=bits,
+                          needs_mask=self.config.needs_mask)
+        return LatentFrame(q.astype(frame.latent.dtype), frame.layout, frame.bit_width, frame.signed, frame.scale,
+                           frame.image_size, frame.token_grid)
 
     def from_frame(self, encoded: Frame) -> np.ndarray:
         """Zero the missing elements (or hand the mask to networks that use it), multiply by

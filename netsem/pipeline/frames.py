@@ -12,15 +12,21 @@ import dataclasses
 import numpy as np
 
 from netsem.codecs.base import Codec, CodecError, Frame
-from netsem.codecs.registry import codec_by_id, codec_id_of, get_codec
+from netsem.codecs.registry import codec_by_id, codec_id_of, get_codec, refinable
 from packetizers.frames import FrameError, LatentFrame, StreamFrame
 from packetizers.reassembler import Frame as Reassembled
 from packetizers.wire import CRC_SIZE, HEADER_SIZE, Layout, unit_entry_size
 
 
-def load_codec(codec: str | Codec, *, weights: str | None = None, jpeg_quality: int = 75) -> Codec:
-    """A codec by name (or `module:attribute`), or the object itself; `jpeg_quality` for jpeg."""
+def load_codec(codec: str | Codec, *, weights: str | None = None, jpeg_quality: int = 75, refine: int = 0) -> Codec:
+    """A codec by name (or `module:attribute`), or the object itself; `jpeg_quality` for jpeg,
+    `refine` (iterations of latent refinement) for the cnn codecs and their -ec forms."""
     params = {"quality": jpeg_quality} if codec == "jpeg" else {}
+    if refine:
+        if not (isinstance(codec, str) and refinable(codec)):
+            name = getattr(codec, "name", codec)
+            raise CodecError(f"--refine works with the cnn codecs and their -ec forms, not {name}")
+        params["refine"] = refine
     return get_codec(codec, weights, **params)
 
 

@@ -24,7 +24,7 @@ from netsem.pipeline.sweep import loss_only
 
 # What makes two rows the same configuration apart from the x-axis, the image and the seed.
 SERIES_COLUMNS = ("codec", "partition", "interleave", "mtu", "netem", "preset", "loss_model", "phy", "snr_db",
-                  "transport", "jpeg_setting")
+                  "transport", "jpeg_setting", "refine")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def series_columns(rows: list[dict], axis: Axis) -> tuple[list[str], list[str]]:
     for column in SERIES_COLUMNS:
         if column in skip:
             continue
-        values = {row[column] for row in rows if not (column == "loss_model" and row[column] == "none")}
+        values = {row.get(column) for row in rows if not (column == "loss_model" and row[column] == "none")}
         (varying if len(values) > 1 or column in ("codec", "partition") else constant).append(column)
     return varying, constant
 
@@ -87,6 +87,8 @@ def describe(column: str, value) -> str:
         return f"loss model {value}"
     if column == "preset":
         return f"preset {value}" if value else ""
+    if column == "refine":
+        return f"latent refined ({value:g} steps)" if value else ""
     return str(value)
 
 
@@ -129,7 +131,7 @@ def group(rows: list[dict], axis: Axis) -> tuple[list[Series], list[str]]:
         # A spec without loss is the 0 % point of every loss model's series.
         joins = sorted(families) if "loss_model" in varying and row["loss_model"] == "none" else [row["loss_model"]]
         for family in joins:
-            key = tuple(family if column == "loss_model" else row[column] for column in varying)
+            key = tuple(family if column == "loss_model" else row.get(column) for column in varying)
             by_series[key][row[axis.column]].append(row)
     series = []
     for key, per_x in sorted(by_series.items(), key=lambda item: tuple(map(str, item[0]))):

@@ -50,6 +50,7 @@ class Report:
     total_s: float
     transport: str  # "udp" (real sockets) or "virtual" (simulate)
     jpeg_quality: int | None = None  # jpeg only
+    refine: int = 0  # iterations of encoder-side latent refinement
     units_partial: int = 0  # units of which some, not all, elements arrived
     network_virtual_s: float | None = None  # simulate: the network's seconds on the virtual clock
     timings: dict = field(default_factory=dict)  # named wall-clock phases; they add up to total_s
@@ -71,7 +72,8 @@ class Report:
             return "identical (inf)" if math.isinf(value) else f"{value:.2f} dB"
 
         return [
-            ("codec", f"{self.codec}{'' if self.jpeg_quality is None else f' quality {self.jpeg_quality}'}  "
+            ("codec", f"{self.codec}{'' if self.jpeg_quality is None else f' quality {self.jpeg_quality}'}"
+                      f"{f', latent refined ({self.refine} steps)' if self.refine else ''}  "
                       f"({self.partition} partition, interleave {'on' if self.interleave else 'off'})"),
             ("image", f"{self.image}  {self.image_size[1]}x{self.image_size[0]}"),
             ("network", f"{self.transport}  netem: {self.netem or '(none)'}  phy: {self.phy or '(none)'}  seed {self.seed}"),

@@ -85,6 +85,7 @@ class SessionOptions:
     # per image, the highest rate point of the default codec (QUALITY_CODECS) whose datagrams
     # take at most this many bits per pixel (the lowest when none does); None: `codec`
     bpp: float | None = None
+    refine: int = 0  # iterations of encoder-side latent refinement (cnn codecs and their -ec forms)
 
     def frame_id(self, index: int) -> int:
         """The id of the session's `index`-th frame."""
@@ -208,7 +209,8 @@ def prepare(options: SessionOptions, cache: EncodingCache | None = None, *, load
     if options.bpp is not None:
         return _prepare_for_bpp(options, cache, loaded=loaded, index=index)
     started = time.perf_counter()
-    codec = load_codec(options.codec, weights=options.weights, jpeg_quality=options.jpeg_quality)
+    codec = load_codec(options.codec, weights=options.weights, jpeg_quality=options.jpeg_quality,
+                       refine=options.refine)
     if options.partition is None:
         options = replace(options, partition=codec.partitions[0])
     check_partition(codec, options.partition)
@@ -324,7 +326,7 @@ def finish(outgoing: Outgoing, frame: Reassembled, *, transport: str, receiver: 
         encode_s=outgoing.encode_s, network_s=network_s, decode_s=decode_s, total_s=total, transport=transport,
         network_virtual_s=network_virtual_s, timings=timings, stream_id=options.stream_id,
         frame_id=outgoing.frame_id, notes=list(outgoing.notes),
-        jpeg_quality=getattr(codec, "quality", None), receiver=receiver, link=link,
+        jpeg_quality=getattr(codec, "quality", None), refine=options.refine, receiver=receiver, link=link,
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from emulator.grammar import FourStateLoss, GilbertElliottLoss, NetemSpec, RandomLoss, parse_netem
+from netsem.codecs.registry import refinable
 from netsem.pipeline.frames import load_codec
 from netsem.pipeline.images import BUNDLED_PREFIX, DEFAULT_IMAGE
 from packetizers.kinds import PartitionKind
@@ -46,6 +47,9 @@ class SweepTask:
     seed: int
     jpeg: str
     transport: str  # "virtual" or "udp"
+    # iterations of encoder-side latent refinement of a cnn codec; for jpeg matched to one, that
+    # codec's (whose bytes it matches); 0 for the others
+    refine: int = 0
 
     @property
     def phy_spec(self) -> str:
@@ -78,6 +82,7 @@ class SweepGrid:
     transport: str = "virtual"  # or "udp"
     jpeg_quality: int = 75
     jpeg_match: str | None = None  # a codec: jpeg takes, per image, the best quality within its bytes on the wire
+    refine: int = 0  # the cnn codecs' latent refinement (iterations); the other codecs run without
 
     def codec_partitions(self) -> list[tuple[str, str]]:
         """(codec, partition) pairs: a byte-stream codec (jpeg) is always cut where its format
@@ -128,7 +133,9 @@ class SweepGrid:
         return [
             SweepTask(image=image or DEFAULT_IMAGE_NAME, codec=codec, partition=partition, interleave=interleave,
                       mtu=mtu, netem=netem, preset=preset, phy=phy, snr_db=snr, seed=seed,
-                      jpeg=jpeg_word if codec == "jpeg" else "", transport=self.transport)
+                      jpeg=jpeg_word if codec == "jpeg" else "", transport=self.transport,
+                      refine=self.refine if refinable(self.jpeg_match if codec == "jpeg" and self.jpeg_match
+                                                      else codec) else 0)
             for image, (codec, partition), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
                 self.images, self.codec_partitions(), self.interleave, self.mtus, self.netem_points(),
                 self.phy_points(), self.seeds)

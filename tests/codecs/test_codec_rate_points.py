@@ -52,7 +52,7 @@ def test_each_lower_quality_sends_fewer_bytes_and_looks_worse():
 def test_quality_picks_the_rate_point_and_refuses_another_codec():
     run = subprocess.run([sys.executable, "-m", "netsem", "simulate", "--quality", "1", "--json"],
                          capture_output=True, text=True, check=True)
-    assert '"codec": "cnn-sem-impute-q1-ec"' in run.stdout
+    assert f'"codec": "{QUALITY_CODECS[1]}"' in run.stdout and QUALITY_CODECS[1] == "cnn-sem-impute-q0-ec"
     bad = subprocess.run([sys.executable, "-m", "netsem", "simulate", "--quality", "2", "--codec", "jpeg"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--quality" in bad.stderr and "Traceback" not in bad.stderr

@@ -31,7 +31,7 @@ def run_here(grid: SweepGrid) -> list[dict]:
     found = versions()
     rows = []
     for task in grid.tasks():
-        quality = matched_jpeg_quality(task.image, task.jpeg_match, task.mtu) if task.jpeg_match else None
+        quality = matched_jpeg_quality(task.image, task.jpeg_match, task.mtu, task.refine) if task.jpeg_match else None
         rows.append(run_task(task, task.key(image_digest(task.image), found), quality))
     return rows
 
@@ -64,6 +64,19 @@ def test_matched_jpeg_is_the_best_quality_within_the_codec_bytes_on_the_wire(pho
     jpeg = next(r for r in rows if r["codec"] == "jpeg")
     assert jpeg["jpeg_quality"] == quality and jpeg["bytes_on_wire"] <= budget
     assert jpeg["jpeg_setting"] == "match:cnn"
+
+
+def test_refine_applies_to_the_cnn_codecs_and_to_the_bytes_jpeg_matches(photo):
+    grid = SweepGrid(images=(photo,), codecs=("cnn-sem-impute-q1-ec", "raw", "jpeg"), partitions=("channel",),
+                     interleave=(True,), netem=("",), seeds=(0,), jpeg_match="cnn-sem-impute-q1-ec", refine=3)
+    assert {t.codec: t.refine for t in grid.tasks()} == {"cnn-sem-impute-q1-ec": 3, "raw": 0, "jpeg": 3}
+    rows = {r["codec"]: r for r in run_here(grid)}
+    assert rows["cnn-sem-impute-q1-ec"]["refine"] == 3 and rows["raw"]["refine"] == 0
+    assert rows["jpeg"]["bytes_on_wire"] <= rows["cnn-sem-impute-q1-ec"]["bytes_on_wire"]
+    plain = run_here(SweepGrid(images=(photo,), codecs=("cnn-sem-impute-q1-ec",), partitions=("channel",),
+                               interleave=(True,), netem=("",), seeds=(0,)))[0]
+    assert plain["key"] != rows["cnn-sem-impute-q1-ec"]["key"]
+    assert plain["lossless_psnr_db"] != rows["cnn-sem-impute-q1-ec"]["lossless_psnr_db"]
 
 
 def test_a_run_that_delivers_nothing_is_a_row_that_says_so(photo):

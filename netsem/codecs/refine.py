@@ -1,0 +1,113 @@
+"""Encoder-side refinement of a cnn codec's latent: a better latent for the same decoder.
+
+The analysis network gives a good latent, not the best one: its weights are shared by every
+image.  Refinement searches, for this image, the integers that the unchanged decoder turns into
+the closest picture for their bits (content-adaptive or semi-amortised inference, Campos et al.
+2019; Yang et al. 2020): gradient steps on the continuous latent u, through the decoder,
+rounded straight-through (the forward pass sees exactly the integers that would be sent), on
+
+    J = lambda x 255^2 x MSE + bits per pixel        (bits: the range coder's prior, -ec codecs)
+    J = MSE                                          (fixed-width codecs: the bits do not move)
+
+with Adam and a cosine-decayed step size, keeping the iterate whose rounded latent scores best
+(J never gets worse than the analysis's own latent).  A latent refined for the lossless decode
+alone exploits the decoder in ways the receiver's loss handling (imputation, zeros) does not
+expect, and loses its gain, and more, once datagrams are lost; so the gradient's MSE is the mean
+of the lossless decode's and that of a decode with a random share of the channels lost (seeded).
+The receiver is untouched: any netsem receiver decodes a refined frame.  It needs torch and
+costs the sender two decoder passes forward and back per iteration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import CodecError
+
+DEFAULT_STEP_SIZE = 0.05  # in quantizer steps; cosine-decayed to 0 over the iterations
+DROP_MAX = 0.5  # the distortion is also measured with channels dropped at a rate drawn from U(0, DROP_MAX)
+
+
+def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, amplitude: int, iterations: int,
+                  lmbda: float | None = None, bits: np.ndarray | None = None, step_size: float = DEFAULT_STEP_SIZE,
+                  drop_max: float = DROP_MAX, needs_mask: bool = True) -> np.ndarray:
+    """The refined (C, h, w) latent, integers in +-amplitude (int64), starting from the analysis.
+
+    ``net``: a `models.py` cnn network; ``image``: the (H, W, 3) uint8 picture to match,
+    ``padded``: it padded as the encoder padded it (the decoder's output is compared on the
+    picture's own H x W); ``step``: the quantizer step; ``bits``: (C, 2 amplitude + 1) code
+    lengths in bits of each channel's values, lowest first, with ``lmbda`` the weight of the
+    distortion (None: distortion alone); ``needs_mask``: whether the decoder is given the
+    received mask (the codec's config), for the decode with channels lost.
+    """
+    import torch
+
+    if iterations < 1:
+        raise CodecError(f"refine: iterations must be >= 1, got {iterations}")
+    if (bits is None) != (lmbda is None):
+        raise CodecError("refine: a rate term needs both bits and lmbda")
+    h, w = image.shape[:2]
+    pixels = h * w
+    target = torch.from_numpy(image.astype(np.float32) / np.float32(255.0)).permute(2, 0, 1)[None]
+    x = torch.from_numpy(padded.astype(np.float32) / np.float32(255.0)).permute(2, 0, 1)[None]
+    net.requires_grad_(False)  # only the latent is optimised
+    with torch.no_grad():
+        u = torch.clamp(net.analysis(x) / step, -amplitude, amplitude)
+    channels = u.shape[1]
+    table = None if bits is None else torch.from_numpy(np.asarray(bits, np.float32))
+    u.requires_grad_(True)
+    optimiser = torch.optim.Adam([u], lr=step_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, iterations)
+    drops = torch.Generator().manual_seed(0)  # the same refinement every time
+    best_score, best = None, None
+    for iteration in range(iterations + 1):  # the last pass only scores the last step
+        rounded = torch.clamp(torch.round(u), -amplitude, amplitude)
+        quantised = u + (rounded - u).detach()  # straight through: the decoder sees the integers
+        decoded = net.decode_map(net.decoder_input(quantised * step, None))[..., :h, :w]
+        distortion = ((decoded - target) ** 2).mean()
+        with torch.no_grad():
+            score = distortion.item()
+            if table is not None:
+                symbols = (rounded[0] + amplitude).reshape(channels, -1).long()
+                score = lmbda * 255.0**2 * score + torch.gather(table, 1, symbols).sum().item() / pixels
+            if best_score is None or score < best_score:
+                best_score, best = score, rounded[0].clone()
+        if iteration == iterations:
+            break
+        if drop_max > 0:
+            distortion = (distortion + _dropped_distortion(net, quantised * step, target, drops, drop_max,
+                                                           needs_mask)) / 2
+        loss = distortion if table is None else lmbda * 255.0**2 * distortion + _bits(u, table, amplitude) / pixels
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+    return best.numpy().astype(np.int64)
+
+
+def _dropped_distortion(net, y, target, generator, drop_max: float, needs_mask: bool):
+    """MSE of the picture decoded with a random share of the channels lost (at least one
+    kept), as a receiver decodes it (lost channels zero; imputed or rescaled where the codec
+    does so): a latent refined for the lossless decode alone is fragile."""
+    import torch
+
+    h, w = target.shape[-2:]
+    channels = y.shape[1]
+    rate = torch.rand((), generator=generator) * drop_max
+    kept = torch.rand(channels, generator=generator) >= rate
+    kept[torch.randint(channels, (), generator=generator)] = True
+    mask = kept.to(y.dtype)[None, :, None, None].expand_as(y)
+    decoded = net.decode_map(net.decoder_input(y * mask, mask if needs_mask else None))[..., :h, :w]
+    return ((decoded - target) ** 2).mean()
+
+
+def _bits(u, table, amplitude: int):
+    """The code length of the continuous latent: each channel's table read between its two
+    neighbouring values (linear), so the gradient points to cheaper values."""
+    import torch
+
+    channels, levels = table.shape
+    position = (torch.clamp(u, -amplitude, amplitude) + amplitude)[0].reshape(channels, -1)
+    below = position.floor().clamp(0, levels - 2).long()
+    fraction = position - below
+    return (torch.gather(table, 1, below) * (1 - fraction) + torch.gather(table, 1, below + 1) * fraction).sum()
