@@ -50,7 +50,8 @@ RATE_POINTS = {0: (0.0008, 16.0), 1: (0.002, 8.0), 2: (0.004, 4.0), 3: (0.01, 2.
 RATE_POINT_IDS = {0: (24, 25), 1: (18, 21), 2: (19, 22), 3: (20, 23)}
 # The rate-distortion weight with which the codecs not trained for rate refine their range-coded
 # latent (`--refine`): on chelsea with cnn-sem-impute-ec, 30 iterations, 0.01 / 0.03 / distortion
-# alone gave +0.27 / +0.30 / +0.32 dB at -1.2 / -0.6 / -0.3 % bytes
+# alone gave +0.27 / +0.30 / +0.32 dB at -1.2 / -0.6 / -0.3 % bytes (measured before refinement
+# also decoded with channels lost; the choice hardly matters for a codec trained without rate)
 UNTUNED_LAMBDA = 0.02
 
 

@@ -98,6 +98,12 @@ class SweepGrid:
                 pairs += [(codec, p) for p in self.partitions if p in supported]
         return pairs
 
+    def refine_of(self, codec: str) -> int:
+        """A run's `refine`: the grid's for a cnn codec, and for jpeg matched to one (it matches
+        the refined bytes); 0 for the others."""
+        matched = self.jpeg_match if codec == "jpeg" and self.jpeg_match else codec
+        return self.refine if refinable(matched) else 0
+
     def phy_points(self) -> list[tuple[str, float | None]]:
         """(PHY spec without SNR, SNR) of every PHY setting; ('', None) without a PHY. Raises
         PhySpecError (one line) for a bad spec or an SNR given twice or not at all."""
@@ -134,8 +140,7 @@ class SweepGrid:
             SweepTask(image=image or DEFAULT_IMAGE_NAME, codec=codec, partition=partition, interleave=interleave,
                       mtu=mtu, netem=netem, preset=preset, phy=phy, snr_db=snr, seed=seed,
                       jpeg=jpeg_word if codec == "jpeg" else "", transport=self.transport,
-                      refine=self.refine if refinable(self.jpeg_match if codec == "jpeg" and self.jpeg_match
-                                                      else codec) else 0)
+                      refine=self.refine_of(codec))
             for image, (codec, partition), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
                 self.images, self.codec_partitions(), self.interleave, self.mtus, self.netem_points(),
                 self.phy_points(), self.seeds)
