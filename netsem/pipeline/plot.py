@@ -100,7 +100,8 @@ def jpeg_quality_text(rows: list[dict]) -> str:
     shown = f"{qualities[0]}" if len(qualities) == 1 else f"{qualities[0]}–{qualities[-1]}"
     setting = rows[0]["jpeg_setting"] or ""
     if setting.startswith("match:"):
-        return f", q {shown} ({'per image, ' if len(qualities) > 1 else ''}matched to {setting[6:]}'s bytes)"
+        refined = f", latent refined {rows[0]['refine']:g} steps" if rows[0].get("refine") else ""
+        return f", q {shown} ({'per image, ' if len(qualities) > 1 else ''}matched to {setting[6:]}'s bytes{refined})"
     return f", q {shown}"
 
 
@@ -135,7 +136,8 @@ def group(rows: list[dict], axis: Axis) -> tuple[list[Series], list[str]]:
             by_series[key][row[axis.column]].append(row)
     series = []
     for key, per_x in sorted(by_series.items(), key=lambda item: tuple(map(str, item[0]))):
-        parts = [describe(column, value) for column, value in zip(varying, key)]
+        jpeg = next(iter(per_x.values()))[0]["codec"] == "jpeg"  # its refine is said with its quality
+        parts = [describe(column, value) for column, value in zip(varying, key) if not (jpeg and column == "refine")]
         label = " / ".join(parts[:2]) + "".join(f", {part}" for part in parts[2:] if part)
         everything = [row for runs in per_x.values() for row in runs]
         label += jpeg_quality_text(everything) if everything[0]["codec"] == "jpeg" else ""
@@ -181,7 +183,9 @@ def plot_quality(rows: list[dict], path: Path | BinaryIO) -> Axis:
     series, shared = group(rows, axis)
     undelivered = not all(row["delivered"] for row in rows)
     panels = 3 if undelivered else 2
-    figure, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 4.6), squeeze=False)
+    # many series: their legend below the panels, in two columns, rather than over the lines
+    legend_rows = -(-len(series) // 2) if len(series) > 4 else 0
+    figure, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 4.6 + 0.2 * legend_rows), squeeze=False)
     axes = axes[0]
     categories = sorted({str(row["netem"]) for row in rows}) if axis.categorical else []
     identical = 0
@@ -209,12 +213,15 @@ def plot_quality(rows: list[dict], path: Path | BinaryIO) -> Axis:
         panel.grid(alpha=0.3)
         if axis.categorical:
             panel.set_xticks(range(len(categories)), [category_label(rows, c) for c in categories], fontsize=7)
-    axes[0].legend(fontsize=7)
+    if legend_rows:
+        figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=7, frameon=False)
+    else:
+        axes[0].legend(fontsize=7)
     notes = [spread_text(rows)]
     if identical:
         notes.append(f"{identical} identical reconstructions (infinite PSNR) are left out of PSNR")
     figure.suptitle(textwrap.fill("; ".join(shared), 150) + "\n" + "; ".join(notes), fontsize=8)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.2 * legend_rows / (4.6 + 0.2 * legend_rows) + (0.01 if legend_rows else 0), 1, 1))
     figure.savefig(path, dpi=120, format="png")
     plt.close(figure)
     return axis
