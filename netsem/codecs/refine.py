@@ -20,12 +20,29 @@ costs the sender two decoder passes forward and back per iteration.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import numpy as np
 
 from .base import CodecError
 
 DEFAULT_STEP_SIZE = 0.05  # in quantizer steps; cosine-decayed to 0 over the iterations
 DROP_MAX = 0.5  # the distortion is also measured with channels dropped at a rate drawn from U(0, DROP_MAX)
+
+_progress: ContextVar[Callable[[int, int], None] | None] = ContextVar("refine_progress", default=None)
+
+
+@contextmanager
+def reporting_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """Within the block, every refinement calls ``callback(steps done, steps)`` after each step
+    (the CLI's progress bar): the codecs between it and the caller need not know."""
+    token = _progress.set(callback)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
 
 
 def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, amplitude: int, iterations: int,
@@ -59,6 +76,7 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
     optimiser = torch.optim.Adam([u], lr=step_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, iterations)
     drops = torch.Generator().manual_seed(0)  # the same refinement every time
+    report = _progress.get()
     best_score, best = None, None
     for iteration in range(iterations + 1):  # the last pass only scores the last step
         rounded = torch.clamp(torch.round(u), -amplitude, amplitude)
@@ -82,6 +100,8 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
         loss.backward()
         optimiser.step()
         schedule.step()
+        if report is not None:
+            report(iteration + 1, iterations)
     return best.numpy().astype(np.int64)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 
@@ -77,6 +78,28 @@ class Rate(click.ParamType):
         if rate <= 0:
             self.fail(f"{value!r} must be positive", param, ctx)
         return float(rate)
+
+
+@contextlib.contextmanager
+def _refine_progress(steps: int):
+    """A progress bar on stderr for each image's latent refinement (none without --refine)."""
+    if not steps:
+        yield
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from netsem.codecs.refine import reporting_progress
+
+    with Progress(TextColumn("refining the latent"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True, console=Console(stderr=True)) as progress:
+        task = progress.add_task("refine", total=steps)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        with reporting_progress(update):
+            yield
 
 
 def session_options(command):
@@ -182,7 +205,8 @@ def session_options(command):
                                      stream_id=stream_id, first_frame_id=first_frame_id,
                                      pacing=Pacing(rate=rate, gap=gap), deadline=deadline, reference=not no_reference,
                                      bpp=bpp, refine=refine)
-            result = command(options, loaded, **extra)
+            with _refine_progress(refine):
+                result = command(options, loaded, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
                 ReceiverUnreachable, ValueError, LookupError, OSError) as error:
             raise click.ClickException(str(error)) from None

@@ -12,6 +12,7 @@ import skimage.data
 
 from netsem.codecs.base import CodecError
 from netsem.codecs.learned import LearnedCodec
+from netsem.codecs.refine import reporting_progress
 from netsem.codecs.registry import LEARNED, get_codec, refinable
 from netsem.metrics import psnr_db
 from netsem.pipeline.frames import load_codec, payload_budget
@@ -69,3 +70,11 @@ def test_refine_through_the_cli():
     bad = subprocess.run([sys.executable, "-m", "netsem", "simulate", "--codec", "jpeg", "--refine", "2"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "--refine" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_refinement_reports_each_step_to_whoever_asked():
+    seen = []
+    with reporting_progress(lambda done, total: seen.append((done, total))):
+        get_codec("cnn-sem-impute-q1-ec", refine=3).to_frame(CROP)
+    get_codec("cnn-sem-impute-q1", refine=2).to_frame(CROP)  # outside the block: nobody is told
+    assert seen == [(1, 3), (2, 3), (3, 3)]
