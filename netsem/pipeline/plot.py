@@ -136,11 +136,11 @@ def group(rows: list[dict], axis: Axis) -> tuple[list[Series], list[str]]:
             by_series[key][row[axis.column]].append(row)
     series = []
     for key, per_x in sorted(by_series.items(), key=lambda item: tuple(map(str, item[0]))):
-        jpeg = next(iter(per_x.values()))[0]["codec"] == "jpeg"  # its refine is said with its quality
+        everything = [row for runs in per_x.values() for row in runs]
+        jpeg = everything[0]["codec"] == "jpeg"  # its refine (the bytes it matched) is said with its quality
         parts = [describe(column, value) for column, value in zip(varying, key) if not (jpeg and column == "refine")]
         label = " / ".join(parts[:2]) + "".join(f", {part}" for part in parts[2:] if part)
-        everything = [row for runs in per_x.values() for row in runs]
-        label += jpeg_quality_text(everything) if everything[0]["codec"] == "jpeg" else ""
+        label += jpeg_quality_text(everything) if jpeg else ""
         points = []
         for x in sorted(per_x, key=lambda value: (str(value) if axis.categorical else value)):
             runs = per_x[x]
@@ -185,7 +185,8 @@ def plot_quality(rows: list[dict], path: Path | BinaryIO) -> Axis:
     panels = 3 if undelivered else 2
     # many series: their legend below the panels, in two columns, rather than over the lines
     legend_rows = -(-len(series) // 2) if len(series) > 4 else 0
-    figure, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 4.6 + 0.2 * legend_rows), squeeze=False)
+    height = 4.6 + 0.2 * legend_rows
+    figure, axes = plt.subplots(1, panels, figsize=(5.6 * panels, height), squeeze=False)
     axes = axes[0]
     categories = sorted({str(row["netem"]) for row in rows}) if axis.categorical else []
     identical = 0
@@ -221,7 +222,7 @@ def plot_quality(rows: list[dict], path: Path | BinaryIO) -> Axis:
     if identical:
         notes.append(f"{identical} identical reconstructions (infinite PSNR) are left out of PSNR")
     figure.suptitle(textwrap.fill("; ".join(shared), 150) + "\n" + "; ".join(notes), fontsize=8)
-    figure.tight_layout(rect=(0, 0.2 * legend_rows / (4.6 + 0.2 * legend_rows) + (0.01 if legend_rows else 0), 1, 1))
+    figure.tight_layout(rect=(0, (0.2 * legend_rows + 0.05) / height if legend_rows else 0, 1, 1))
     figure.savefig(path, dpi=120, format="png")
     plt.close(figure)
     return axis
