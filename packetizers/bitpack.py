@@ -85,7 +85,6 @@ def _unpack_groups(buffer: np.ndarray, count: int, bit_width: int) -> np.ndarray
     groups = -(-count // 8)
     words = np.zeros((groups, 8), np.uint8)
     data = buffer[: groups * b]
-    words.reshape(-1)[: 0] = 0
     full = data.size // b
     words[:full, 8 - b :] = data[: full * b].reshape(full, b)
     if full < groups:  # the last group's bytes, zero-padded

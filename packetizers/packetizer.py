@@ -66,8 +66,9 @@ class DatagramPlan:
         return len(self.unit_ids)
 
 
-def sub_unit_bounds(unit_size: int, sub_index: int, sub_count: int) -> tuple[int, int]:
-    """Element range [start, end) of sub-unit `sub_index` of `sub_count` within its unit."""
+def sub_unit_bounds(unit_size, sub_index, sub_count):
+    """Element range [start, end) of sub-unit `sub_index` of `sub_count` within its unit (ints,
+    or numpy arrays of them: elementwise)."""
     return unit_size * sub_index // sub_count, unit_size * (sub_index + 1) // sub_count
 
 

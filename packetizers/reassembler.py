@@ -608,7 +608,8 @@ def _take_run(reassembler: Reassembler, state: _FrameState, run: Sequence[bytes]
         return False  # ids within a datagram are strictly ascending
     size = state.uniform_size
     sliced = sub_count > 1
-    elements = np.where(sliced, size * (sub_index + 1) // sub_count - size * sub_index // sub_count, size * id_count)
+    first, last = sub_unit_bounds(size, sub_index, sub_count)
+    elements = np.where(sliced, last - first, size * id_count)
     if (sliced & (sub_count > size)).any():
         return False
     if (payload_len != (elements * header.bit_width + 7) // 8).any():
@@ -779,8 +780,7 @@ def _unpack_frame(state: _FrameState, offsets: np.ndarray) -> tuple[np.ndarray, 
         run_lengths.append(offsets[all_ids + 1] - offsets[all_ids])
     if state.slices:
         units, sub_index, sub_count = (np.array(column, dtype=np.int64) for column in list(zip(*state.slices))[:3])
-        sizes = offsets[units + 1] - offsets[units]
-        first, last = sizes * sub_index // sub_count, sizes * (sub_index + 1) // sub_count
+        first, last = sub_unit_bounds(offsets[units + 1] - offsets[units], sub_index, sub_count)
         run_starts.append(offsets[units] + first)
         run_lengths.append(last - first)
     dtype = bitpack.element_dtype(bit_width, header.signed)

@@ -70,7 +70,6 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
     net.requires_grad_(False)  # only the latent is optimised
     with torch.no_grad():
         u = torch.clamp(net.analysis(x) / step, -amplitude, amplitude)
-    channels = u.shape[1]
     table = None if bits is None else torch.from_numpy(np.asarray(bits, np.float32))
     u.requires_grad_(True)
     optimiser = torch.optim.Adam([u], lr=step_size)
@@ -85,9 +84,8 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
         distortion = ((decoded - target) ** 2).mean()
         with torch.no_grad():
             score = distortion.item()
-            if table is not None:
-                symbols = (rounded[0] + amplitude).reshape(channels, -1).long()
-                score = lmbda * 255.0**2 * score + torch.gather(table, 1, symbols).sum().item() / pixels
+            if table is not None:  # the table read at the integers themselves: their code length
+                score = lmbda * 255.0**2 * score + _bits(rounded, table, amplitude).item() / pixels
             if best_score is None or score < best_score:
                 best_score, best = score, rounded[0].clone()
         if iteration == iterations:
