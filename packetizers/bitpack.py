@@ -119,21 +119,23 @@ def unpack(data: bytes | memoryview, count: int, bit_width: int, signed: bool) -
     """Inverse of `pack`: `count` elements as `element_dtype(bit_width, signed)`."""
     buffer = np.frombuffer(data, dtype=np.uint8, count=packed_size(count, bit_width))
     if bit_width == 8:
-        raw = buffer
+        raw = buffer.copy()
     elif bit_width == 16:
-        raw = buffer.view(">u2")
+        raw = buffer.view(">u2").astype(np.uint16)
     elif bit_width < 8:
         raw = _unpack_groups(buffer, count, bit_width)
-        if signed:  # sign-extend in int8: move the sign bit to bit 7, shift back arithmetically
-            return (raw << np.uint8(8 - bit_width)).view(np.int8) >> np.int8(8 - bit_width)
-        return raw
     else:
         wide = np.zeros(buffer.size + 2, dtype=np.uint32)
         wide[: buffer.size] = buffer
         windows = (wide[:-2] << 16) | (wide[1:-1] << 8) | wide[2:]
         first_byte, shift = _bit_positions(count, bit_width)
-        raw = (windows[first_byte] >> shift) & np.uint32((1 << bit_width) - 1)
-    if signed:
-        raw = raw.astype(np.int32)
-        raw = np.where(raw >= (1 << (bit_width - 1)), raw - (1 << bit_width), raw)
-    return raw.astype(element_dtype(bit_width, signed))
+        raw = ((windows[first_byte] >> shift) & np.uint32((1 << bit_width) - 1)).astype(np.uint16)
+    return as_signed(raw, bit_width) if signed else raw
+
+
+def as_signed(raw: np.ndarray, bit_width: int) -> np.ndarray:
+    """Unsigned `bit_width`-bit values (uint8 / uint16, as `element_dtype` sizes them) read as
+    two's complement: the sign bit moved to the top of the type, shifted back arithmetically."""
+    unused = raw.dtype.itemsize * 8 - bit_width
+    signed_type = np.int8 if raw.dtype.itemsize == 1 else np.int16
+    return (raw << raw.dtype.type(unused)).view(signed_type) >> signed_type(unused)

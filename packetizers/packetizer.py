@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from packetizers import bitpack
+from packetizers import bitpack, engine
 from packetizers.frames import LatentFrame, StreamFrame
 from packetizers.interleave import unit_order
 from packetizers.partition import DEFAULT_BLOCK, Partition, partition_for, segment_partition
@@ -59,6 +59,8 @@ class DatagramPlan:
     payload_start: tuple[int, ...]
     payload_len: tuple[int, ...]
     padded_gather: np.ndarray  # unit-order positions, datagram by datagram, padded
+    # padded_gather as runs of consecutive positions: where each starts and how long it is
+    gather_runs: tuple[np.ndarray, np.ndarray]
     importance: tuple[int, ...] = ()  # per datagram, its units' class (empty: the frame's)
 
     @property
@@ -138,6 +140,8 @@ def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interl
         starts.append(padded_elements * bit_width // 8)
         lengths.append(bitpack.packed_size(piece.size, bit_width))
         padded_elements += padded_length(piece.size)
+    gather = np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64)
+    run_starts = np.flatnonzero(np.diff(gather, prepend=-2) != 1)
     spans = partition.layout == Layout.BYTES
     unit_ids = tuple(np.asarray(ids, dtype=">u4").tobytes() for ids, _, _ in groups)
     after_importance = tuple(
@@ -150,7 +154,8 @@ def build_plan(partition: Partition, bit_width: int, mtu: int, seed: int, interl
         after_importance=after_importance,
         payload_start=tuple(starts),
         payload_len=tuple(lengths),
-        padded_gather=np.concatenate(pieces).astype(np.int64) if pieces else np.zeros(0, dtype=np.int64),
+        padded_gather=gather,
+        gather_runs=(gather[run_starts], np.diff(run_starts, append=gather.size)),
         importance=tuple(classes) if unit_class else (),
     )
 
@@ -221,7 +226,10 @@ class Packetizer:
             elements[:-1] = partition.to_units(frame.latent)
             bit_width, signed, scale, kind, layout = frame.bit_width, frame.signed, frame.scale, self.partition_kind, frame.layout
             shape = tuple(frame.latent.shape) + (0,) * (3 - frame.latent.ndim)
-        packed = memoryview(bitpack.pack(elements[plan.padded_gather], bit_width))
+        if engine.compiled is None:
+            packed = memoryview(bitpack.pack(elements[plan.padded_gather], bit_width))
+        else:  # the gather and the packing in one compiled pass
+            packed = memoryview(engine.compiled.pack_runs(elements, *plan.gather_runs, bit_width))
         flags = (Flags.INTERLEAVED if self.interleave else Flags.NONE) | (Flags.SIGNED if signed else Flags.NONE)
         frame_wide = FRAME_WIDE_STRUCT.pack(
             MAGIC, VERSION, int(msg_type), int(flags), int(kind), int(layout),

@@ -30,10 +30,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
-from packetizers import bitpack
+from packetizers import bitpack, engine
 from packetizers.packetizer import sub_unit_bounds
 from packetizers.partition import PartitionError, build_partition, unit_count_for, unit_sizes_of
 from packetizers.wire import (
@@ -185,7 +186,8 @@ class _FrameState:
     they arrive."""
 
     __slots__ = ("key", "header", "header_bytes", "elements", "uniform_size", "spans", "stream", "claimed",
-                 "unit_parts", "slice_seen", "seen", "whole_ids", "whole_id_counts", "whole_payloads", "slices",
+                 "unit_parts", "slice_seen", "seen", "whole_ids", "whole_id_counts", "whole_payloads", "slice_units",
+                 "slice_index", "slice_count", "slice_payloads",
                  "count", "received_elements", "first", "last", "nbytes")
 
     def __init__(self, key: tuple, header: Header, header_bytes: bytes, elements: int, uniform_size: int,
@@ -209,7 +211,11 @@ class _FrameState:
         self.whole_ids: list[np.ndarray] = []
         self.whole_id_counts: list[int] = []
         self.whole_payloads: list[bytes] = []
-        self.slices: list[tuple[int, int, int, bytes]] = []  # (unit, sub index, sub count, payload)
+        # payloads of slices, and each one's unit, sub index and sub count
+        self.slice_units: list[int] = []
+        self.slice_index: list[int] = []
+        self.slice_count: list[int] = []
+        self.slice_payloads: list[bytes] = []
         self.count = 0
         self.received_elements = 0
         self.first = self.last = now
@@ -356,7 +362,10 @@ class Reassembler:
             state.unit_parts[unit_ids[0]] = sub_count
             state.slice_seen.add(int(unit_ids[0]) * 65536 + sub_index)
             if spans is None:
-                state.slices.append((int(unit_ids[0]), sub_index, sub_count, payload))
+                state.slice_units.append(int(unit_ids[0]))
+                state.slice_index.append(sub_index)
+                state.slice_count.append(sub_count)
+                state.slice_payloads.append(payload)
         state.seen[index] = True
         state.count += 1
         state.received_elements += elements
@@ -565,20 +574,75 @@ class Reassembler:
         }
 
 
+class _Run(NamedTuple):
+    """A run of datagrams that passed every check, as the frame takes it."""
+
+    index: np.ndarray  # per datagram: its datagram_index
+    id_count: np.ndarray  # per datagram: its unit ids
+    sliced: np.ndarray  # per datagram: it carries a slice of one unit
+    elements: int  # elements the run carries
+    whole_ids: np.ndarray  # the ids of the datagrams carrying whole units, in run order
+    slice_units: np.ndarray  # per sliced datagram, in run order: its unit, sub index and sub count
+    slice_index: np.ndarray
+    slice_count: np.ndarray
+
+    @property
+    def slice_keys(self) -> np.ndarray:
+        return self.slice_units * 65536 + self.slice_index
+
+
 def _take_run(reassembler: Reassembler, state: _FrameState, run: Sequence[bytes], now: float) -> bool:
     """Take a run of datagrams whose frame-wide bytes are those of `state`'s open latent frame,
     if each would be accepted by `receive` in turn: every check of `_receive`, over the run
     at once, including repeats within the run.  False, having changed nothing, when any
     datagram fails one (`receive` then says which and why)."""
     header = state.header
-    count = len(run)
-    lengths = np.fromiter(map(len, run), dtype=np.int64, count=count)
-    if lengths.min() < HEADER_SIZE + CRC_SIZE:
+    lengths = np.fromiter(map(len, run), dtype=np.int64, count=len(run))
+    if not state.uniform_size or lengths.min() < HEADER_SIZE + CRC_SIZE:
         return False
     crc32 = zlib.crc32
     computed = np.array([crc32(d[:-CRC_SIZE]) for d in run], dtype=np.uint32)
     if (computed != np.frombuffer(b"".join([d[-CRC_SIZE:] for d in run]), dtype=">u4")).any():
         return False
+    if engine.compiled is not None:
+        checked = engine.compiled.check_run(b"".join(run), lengths, header.datagram_count, header.unit_count,
+                                            state.uniform_size, header.bit_width, state.seen, state.unit_parts)
+        checked = None if checked is None else _Run(*checked)
+    else:
+        checked = _check_run(state, run, lengths)
+    if checked is None or (checked.slice_units.size and not state.slice_seen.isdisjoint(checked.slice_keys.tolist())):
+        return False
+    # every check passed: take the run as `receive` would, datagram by datagram
+    table_ends = (HEADER_SIZE + UNIT_ID_SIZE * checked.id_count).tolist()
+    payloads = [d[end:-CRC_SIZE] for d, end in zip(run, table_ends)]
+    sliced = checked.sliced.tolist()
+    if checked.whole_ids.size:
+        state.unit_parts[checked.whole_ids] = 1
+        state.whole_ids.append(checked.whole_ids)
+        state.whole_id_counts += checked.id_count[~checked.sliced].tolist()
+        state.whole_payloads += [p for p, s in zip(payloads, sliced) if not s]
+    if checked.slice_units.size:
+        state.unit_parts[checked.slice_units] = checked.slice_count
+        state.slice_seen.update(checked.slice_keys.tolist())
+        state.slice_units += checked.slice_units.tolist()
+        state.slice_index += checked.slice_index.tolist()
+        state.slice_count += checked.slice_count.tolist()
+        state.slice_payloads += [p for p, s in zip(payloads, sliced) if s]
+    state.seen[checked.index] = True
+    state.count += len(run)
+    state.received_elements += checked.elements
+    state.last = now
+    reassembler.datagrams_accepted += len(run)
+    if state.count == header.datagram_count:
+        reassembler._deliver(state, Delivery.COMPLETE)
+    return True
+
+
+def _check_run(state: _FrameState, run: Sequence[bytes], lengths: np.ndarray) -> _Run | None:
+    """`_take_run`'s checks after the CRCs, with numpy over the run (the compiled engine's
+    `kernels.check_run` makes the same in one pass); None when any datagram fails one."""
+    header = state.header
+    count = len(run)
     tails = np.frombuffer(b"".join([d[FRAME_WIDE_SIZE:HEADER_SIZE] for d in run]), dtype=PER_DATAGRAM_DTYPE)
     index = tails["datagram_index"].astype(np.int64)
     sub_index = tails["sub_index"].astype(np.int64)
@@ -594,71 +658,48 @@ def _take_run(reassembler: Reassembler, state: _FrameState, run: Sequence[bytes]
         or (sub_index >= sub_count).any()
         or ((sub_count > 1) & (id_count != 1)).any()
         or (id_count > header.unit_count).any()
-        or not state.uniform_size
     ):
-        return False
+        return None
     table_ends = (HEADER_SIZE + UNIT_ID_SIZE * id_count).tolist()
     ids = np.frombuffer(b"".join([d[HEADER_SIZE:end] for d, end in zip(run, table_ends)]), dtype=">u4")
     ids = ids.astype(np.int64)
     owner = np.repeat(np.arange(count), id_count)
     if ids.max() >= header.unit_count:
-        return False
+        return None
     same_datagram = owner[1:] == owner[:-1]
     if (same_datagram & (ids[1:] <= ids[:-1])).any():
-        return False  # ids within a datagram are strictly ascending
+        return None  # ids within a datagram are strictly ascending
     size = state.uniform_size
     sliced = sub_count > 1
     first, last = sub_unit_bounds(size, sub_index, sub_count)
     elements = np.where(sliced, last - first, size * id_count)
     if (sliced & (sub_count > size)).any():
-        return False
+        return None
     if (payload_len != (elements * header.bit_width + 7) // 8).any():
-        return False
+        return None
     # repeats: of what the frame holds, and within the run
     if state.seen[index].any() or np.bincount(index).max() > 1:
-        return False
+        return None
     whole_ids = ids[~sliced[owner]]
     slice_units = ids[sliced[owner]]
     slice_keys = slice_units * 65536 + sub_index[sliced]
     if state.unit_parts[whole_ids].any():
-        return False
+        return None
     # a unit at most once whole, never both whole and sliced, each slice once
     uses = np.bincount(whole_ids, minlength=header.unit_count)
     if (whole_ids.size and uses.max() > 1) or (slice_units.size and uses[slice_units].any()):
-        return False
+        return None
     parts = state.unit_parts[slice_units]
     if ((parts != 0) & (parts != sub_count[sliced])).any():
-        return False
+        return None
     if slice_keys.size:
         order = np.argsort(slice_keys, kind="stable")
         keys, units, cuts = slice_keys[order], slice_units[order], sub_count[sliced][order]
         # sorted by (unit, slice): a repeated key, or one unit cut into two numbers of slices
         if (keys[1:] == keys[:-1]).any() or ((units[1:] == units[:-1]) & (cuts[1:] != cuts[:-1])).any():
-            return False
-        if not state.slice_seen.isdisjoint(slice_keys.tolist()):
-            return False
-    # every check passed: take the run as `receive` would, datagram by datagram
-    payloads = [d[end:-CRC_SIZE] for d, end in zip(run, table_ends)]
-    whole = ~sliced
-    if whole.any():
-        state.unit_parts[whole_ids] = 1
-        state.whole_ids.append(whole_ids)
-        state.whole_id_counts += id_count[whole].tolist()
-        state.whole_payloads += [p for p, w in zip(payloads, whole.tolist()) if w]
-    if sliced.any():
-        state.unit_parts[slice_units] = sub_count[sliced]
-        state.slice_seen.update(slice_keys.tolist())
-        state.slices += [(u, s, c, p) for u, s, c, p in zip(slice_units.tolist(), sub_index[sliced].tolist(),
-                                                            sub_count[sliced].tolist(),
-                                                            [p for p, s in zip(payloads, sliced.tolist()) if s])]
-    state.seen[index] = True
-    state.count += count
-    state.received_elements += int(elements.sum())
-    state.last = now
-    reassembler.datagrams_accepted += count
-    if state.count == header.datagram_count:
-        reassembler._deliver(state, Delivery.COMPLETE)
-    return True
+            return None
+    return _Run(index, id_count, sliced, int(elements.sum()), whole_ids, slice_units, sub_index[sliced],
+                sub_count[sliced])
 
 
 # Rejections decided by a new frame's frame-wide bytes alone (not by what the receiver holds).
@@ -772,15 +813,16 @@ def _unpack_frame(state: _FrameState, offsets: np.ndarray) -> tuple[np.ndarray, 
     slice of one)."""
     header = state.header
     bit_width, size = header.bit_width, int(offsets[-1])
-    payloads = state.whole_payloads + [payload for *_, payload in state.slices]
+    payloads = state.whole_payloads + state.slice_payloads
     run_starts, run_lengths = [], []
     if state.whole_payloads:
         all_ids = np.concatenate(state.whole_ids).astype(np.int64)
         run_starts.append(offsets[all_ids])
         run_lengths.append(offsets[all_ids + 1] - offsets[all_ids])
-    if state.slices:
-        units, sub_index, sub_count = (np.array(column, dtype=np.int64) for column in list(zip(*state.slices))[:3])
-        first, last = sub_unit_bounds(offsets[units + 1] - offsets[units], sub_index, sub_count)
+    if state.slice_payloads:
+        units = np.array(state.slice_units, dtype=np.int64)
+        first, last = sub_unit_bounds(offsets[units + 1] - offsets[units], np.array(state.slice_index, dtype=np.int64),
+                                      np.array(state.slice_count, dtype=np.int64))
         run_starts.append(offsets[units] + first)
         run_lengths.append(last - first)
     dtype = bitpack.element_dtype(bit_width, header.signed)
@@ -788,7 +830,9 @@ def _unpack_frame(state: _FrameState, offsets: np.ndarray) -> tuple[np.ndarray, 
         return np.zeros(size, dtype=dtype), np.zeros(size, dtype=bool)
     starts, lengths = np.concatenate(run_starts), np.concatenate(run_lengths)
     runs_per_payload = np.concatenate([np.array(state.whole_id_counts, dtype=np.int64),
-                                       np.ones(len(state.slices), dtype=np.int64)])
+                                       np.ones(len(state.slice_payloads), dtype=np.int64)])
+    if engine.compiled is not None:  # each run unpacked straight into place
+        return engine.compiled.unpack_runs(payloads, runs_per_payload, starts, lengths, bit_width, header.signed, size)
     payload_of_run = np.repeat(np.arange(len(payloads)), runs_per_payload)
     ends = np.cumsum(lengths)
     # where each run starts among its payload's elements

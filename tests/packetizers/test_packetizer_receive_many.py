@@ -1,6 +1,7 @@
 """`Reassembler.receive_many` is `receive` datagram by datagram: on bursts of whole frames (the
 run path) and on bursts laced with every kind of bad datagram, the answers, counters and
-delivered frames are the same."""
+delivered frames are the same — with either engine checking the runs (numpy, or the compiled
+`kernels.check_run`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from packetizers.frames import LatentFrame, StreamFrame
 from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Reassembler, ReassemblerLimits
 from packetizers.wire import FRAME_WIDE_SIZE, HEADER_SIZE, Layout, PartitionKind, rewrite_header, with_crc
+
+pytestmark = pytest.mark.usefixtures("each_engine")
 
 
 def frames_datagrams(rng: np.random.Generator) -> list[bytes]:
@@ -151,6 +154,9 @@ def _defects(sliced: bool) -> dict[str, list[bytes]]:
                                         + after)
         defects["sliced unit sent whole"] = head + rest[:3] + [_sliced_as(rest[1], 0, 1, spare)] + after
         defects["whole unit sent in slices"] = head + [_sliced_as(rest[1], 0, 1, spare)] + rest[:3]
+        taken = {_units(x)[0] for x in head + rest[:3]}
+        other = next(x for x in rest[3:] if _units(x)[0] not in taken)  # a unit nothing else in the run cuts
+        defects["more slices than elements"] = head + rest[:3] + [_sliced_as(other, 0, 385, spare)]
         assert u == _units(rest[1])[0]
     else:
         ids = _units(rest[3])

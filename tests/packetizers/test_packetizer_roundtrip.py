@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from packetizers import engine
 from packetizers.frames import LatentFrame
 from packetizers.packetizer import Packetizer, sub_unit_bounds
 from packetizers.partition import partition_for
@@ -80,8 +81,17 @@ def frames(draw):
     return layout, kind, bit_width, signed, latent, grid, block, mtu, seed
 
 
-@given(frames(), st.booleans(), st.data())
-def test_any_subset_reassembles_exactly_the_received_elements(frame, interleave, data):
+@given(frames(), st.booleans(), st.booleans(), st.data())
+def test_any_subset_reassembles_exactly_the_received_elements(frame, interleave, compiled, data):
+    """With either engine packing and unpacking (packetizers/engine.py)."""
+    engine.use_compiled(compiled)
+    try:
+        check_any_subset(frame, interleave, data)
+    finally:
+        engine.use_compiled(False)
+
+
+def check_any_subset(frame, interleave, data):
     layout, kind, bit_width, signed, latent, grid, block, mtu, seed = frame
     packetizer = Packetizer(KINDS[kind], interleave=interleave, seed=seed, mtu=mtu, block=block)
     lf = LatentFrame(latent, Layout.CHW if layout == "chw" else Layout.ND, bit_width, signed, token_grid=grid)
