@@ -578,7 +578,7 @@ class _Run(NamedTuple):
     """A run of datagrams that passed every check, as the frame takes it."""
 
     index: np.ndarray  # per datagram: its datagram_index
-    id_count: np.ndarray  # per datagram: its unit ids
+    id_count: np.ndarray  # per datagram: how many unit ids it carries
     sliced: np.ndarray  # per datagram: it carries a slice of one unit
     elements: int  # elements the run carries
     whole_ids: np.ndarray  # the ids of the datagrams carrying whole units, in run order
