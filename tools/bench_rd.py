@@ -8,7 +8,8 @@ Each point is the codec's frame packetized exactly as `netsem send` does (defaul
 unit tables and CRCs counted) and decoded with nothing lost; PSNR and SSIM are netsem's
 (scikit-image's definitions). JPEG runs at qualities 10..90, JPEG 2000 (OpenJPEG) at
 compression ratios 100:1..8:1, both cut into independently decodable segments as netsem sends
-them. WebP is one whole-image codestream cut at the datagram size: it has no resynchronisation
+them, and netsem's `webp` (tiles that each decode alone, one per segment) at qualities 10..90.
+"webp whole" is one whole-image codestream cut at the datagram size: it has no resynchronisation
 points, so a lost datagram loses the image; it is here as a compression anchor only. Prints
 per codec the mean bpp / PSNR / SSIM per rate point, and per learned point the mean PSNR gap to
 JPEG at the same bpp (JPEG's curve interpolated per photograph). `--image FILE` adds photographs
@@ -52,7 +53,7 @@ def point(codec_label: str, setting: str, image: np.ndarray, frame, decoded: np.
             "psnr_db": psnr_db(image, decoded), "ssim": ssim(image, decoded)}
 
 
-def webp_point(image: np.ndarray, quality: int) -> tuple[StreamFrame, np.ndarray]:
+def webp_whole(image: np.ndarray, quality: int) -> tuple[StreamFrame, np.ndarray]:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="WEBP", quality=quality, method=6)
     data = buffer.getvalue()
@@ -82,8 +83,13 @@ def measure(images: dict[str, np.ndarray], refine: int = 0) -> list[dict]:
             rows.append({"image": name, **point("jpeg2000", f"{ratio}:1", image, frame, codec.from_frame(frame),
                                                 PartitionKind.SEGMENT)})
         for quality in WEBP_QUALITIES:
-            frame, decoded = webp_point(image, quality)
-            rows.append({"image": name, **point("webp", f"q{quality}", image, frame, decoded, PartitionKind.SEGMENT)})
+            codec = get_codec("webp", quality=quality)
+            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+            rows.append({"image": name, **point("webp", f"q{quality}", image, frame, codec.from_frame(frame),
+                                                PartitionKind.SEGMENT)})
+            frame, decoded = webp_whole(image, quality)
+            rows.append({"image": name, **point("webp whole", f"q{quality}", image, frame, decoded,
+                                                PartitionKind.SEGMENT)})
         print(f"{name}: done", flush=True)
     return rows
 

@@ -271,7 +271,7 @@ class JpegCodec:
             ImageFile.LOAD_TRUNCATED_IMAGES = old
         if img.shape[:2] != (h, w):
             raise CodecError(f"jpeg: decoded size {img.shape[:2]} != {(h, w)}")
-        return conceal_mcus(img, lost_mcus.reshape(rows, cols))
+        return conceal_blocks(img, lost_mcus.reshape(rows, cols))
 
 
 def mcu_grid(image_size: tuple[int, int]) -> tuple[int, int]:
@@ -279,14 +279,15 @@ def mcu_grid(image_size: tuple[int, int]) -> tuple[int, int]:
     return -(-image_size[0] // MCU), -(-image_size[1] // MCU)
 
 
-def conceal_mcus(img: np.ndarray, lost: np.ndarray) -> np.ndarray:
-    """Conceal lost MCUs (a rows x cols bool grid), one 16-pixel column strip at a time."""
+def conceal_blocks(img: np.ndarray, lost: np.ndarray, side: int = MCU) -> np.ndarray:
+    """Conceal lost side x side blocks (a rows x cols bool grid: JPEG's MCUs, WebP's tiles),
+    one column strip of blocks at a time."""
     if not lost.any():
         return img
     out = img.copy()
     for col in np.flatnonzero(lost.any(axis=0)):
-        lost_rows = np.repeat(lost[:, col], MCU)[: img.shape[0]]
-        strip = slice(col * MCU, (col + 1) * MCU)
+        lost_rows = np.repeat(lost[:, col], side)[: img.shape[0]]
+        strip = slice(col * side, (col + 1) * side)
         out[:, strip] = conceal_rows(img[:, strip], lost_rows)
     return out
 

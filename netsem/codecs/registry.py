@@ -233,6 +233,14 @@ def _register_builtins() -> None:
     _add(CodecEntry("jpeg2000", 17, jpeg2000, "built-in",
                     "JPEG 2000 (OpenJPEG), 4 quality layers; a lost segment truncates the codestream"))
 
+    def webp(weights=None, **params):
+        from .webp import WebpCodec
+
+        return WebpCodec(**params)
+
+    _add(CodecEntry("webp", 26, webp, "built-in",
+                    "Pillow WebP in tiles that each decode alone (one per segment); lost tiles concealed"))
+
     def seb(weights=None, **params):
         from netsem.seb.codec import SebCodec
 

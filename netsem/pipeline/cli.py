@@ -125,9 +125,9 @@ def session_options(command):
     @click.option("--partition", type=click.Choice(PARTITION_WORDS), default=None,
                   help="What one transmission unit is: a feature channel, a token/position, or a block of positions "
                        "(latent codecs; default channel); jpeg is cut into segments at its restart markers, one "
-                       "per MCU row (default segment).")
+                       "per MCU row, webp into tiles (default segment).")
     @click.option("--jpeg-quality", type=click.IntRange(1, 95), default=75, show_default=True,
-                  help="Quality of the jpeg codec (ignored by the others).")
+                  help="Quality of the classic codecs, jpeg and webp (ignored by the others).")
     @click.option("--interleave", type=click.Choice(["on", "off"]), default="on", show_default=True,
                   help="Seeded random permutation of units before grouping them into datagrams.")
     @click.option("--netem", default="", metavar="'WORDS'",
@@ -446,10 +446,10 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
               help="Codec(s); repeat or comma-separate.")
 @click.option("--partition", "partitions", multiple=True, default=("channel",), show_default=True,
               help="Partition(s) of the latent codecs: channel, token, spatial (jpeg always runs cut at its "
-                   "restart markers).")
+                   "restart markers, webp in its tiles).")
 @click.option("--jpeg-quality", default="75", show_default=True, metavar="Q|match:CODEC",
-              help="Quality of the jpeg codec (1-95), or match:CODEC for, per image, the highest quality "
-                   "whose datagrams take no more bytes on the wire than CODEC's.")
+              help="Quality of the classic codecs, jpeg and webp (1-95), or match:CODEC for, per image and "
+                   "classic codec, the highest quality whose datagrams take no more bytes on the wire than CODEC's.")
 @click.option("--interleave", "interleave", multiple=True, default=("on",), show_default=True, help="on, off or both.")
 @click.option("--loss", "losses", multiple=True,
               help="Bernoulli loss percentages, e.g. 0,10,20,30,40 or 0,10,...,40 (each becomes 'loss random P%').")
@@ -465,7 +465,7 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
               help="SNRs in dB for every --phy: '0,5,10' or '0,2,...,20'.")
 @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
               help="Encoder-side latent refinement of the cnn codecs and their -ec forms, N steps (see send "
-                   "--help); jpeg matched to such a codec matches its refined bytes. 0 (default): off.")
+                   "--help); a classic codec matched to such a codec matches its refined bytes. 0 (default): off.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: '0-4' or '1,5,9'.")
 @click.option("--mtu", "mtus", default=str(DEFAULT_MTU), show_default=True, metavar="BYTES,...",
               help="UDP payload budget(s) per datagram: '1200' or '600,1200'.")

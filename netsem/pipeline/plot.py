@@ -4,8 +4,8 @@ A figure says what it shows. The x-axis is a configured parameter, never what a 
 happened to achieve: the SNR, the configured loss (a Bernoulli P, or a loss model's
 stationary mean), or else each netem spec as a category. A point is the mean over the images x
 seeds of one configuration, its bar ± 1 standard deviation, and the figure says over how many;
-settings shared by every point are in the title, jpeg's quality (matched or asked) in the
-legend; runs that delivered nothing are counted in a panel of their own.
+settings shared by every point are in the title, a classic codec's quality (matched or asked)
+in the legend; runs that delivered nothing are counted in a panel of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from emulator.grammar import parse_netem
+from netsem.pipeline.frames import CLASSIC_CODECS
 from netsem.pipeline.sweep import loss_only
 
 # What makes two rows the same configuration apart from the x-axis, the image and the seed.
@@ -80,7 +81,7 @@ def describe(column: str, value) -> str:
     if column == "phy":
         return f"PHY '{value}'" if value else "no PHY"
     if column == "jpeg_setting":
-        return ""  # said with the quality, in the label of a jpeg series
+        return ""  # said with the quality, in the label of a classic codec's series
     if column == "transport":
         return f"{value} transport"
     if column == "loss_model":
@@ -92,8 +93,9 @@ def describe(column: str, value) -> str:
     return str(value)
 
 
-def jpeg_quality_text(rows: list[dict]) -> str:
-    """', q 75' or ', q 71-88 per image, matched to cnn-sem's bytes' for a jpeg series."""
+def classic_quality_text(rows: list[dict]) -> str:
+    """', q 75' or ', q 71-88 per image, matched to cnn-sem's bytes' for a classic codec's
+    series (jpeg, webp)."""
     qualities = sorted({int(row["jpeg_quality"]) for row in rows if row["jpeg_quality"] is not None})
     if not qualities:
         return ""
@@ -137,10 +139,11 @@ def group(rows: list[dict], axis: Axis) -> tuple[list[Series], list[str]]:
     series = []
     for key, per_x in sorted(by_series.items(), key=lambda item: tuple(map(str, item[0]))):
         everything = [row for runs in per_x.values() for row in runs]
-        jpeg = everything[0]["codec"] == "jpeg"  # its refine (the bytes it matched) is said with its quality
-        parts = [describe(column, value) for column, value in zip(varying, key) if not (jpeg and column == "refine")]
+        # a classic codec's refine (the bytes it matched) is said with its quality
+        classic = everything[0]["codec"] in CLASSIC_CODECS
+        parts = [describe(column, value) for column, value in zip(varying, key) if not (classic and column == "refine")]
         label = " / ".join(parts[:2]) + "".join(f", {part}" for part in parts[2:] if part)
-        label += jpeg_quality_text(everything) if jpeg else ""
+        label += classic_quality_text(everything) if classic else ""
         points = []
         for x in sorted(per_x, key=lambda value: (str(value) if axis.categorical else value)):
             runs = per_x[x]

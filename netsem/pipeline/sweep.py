@@ -17,7 +17,7 @@ from pathlib import Path
 
 from emulator.grammar import FourStateLoss, GilbertElliottLoss, NetemSpec, RandomLoss, parse_netem
 from netsem.codecs.registry import refinable
-from netsem.pipeline.frames import load_codec
+from netsem.pipeline.frames import CLASSIC_CODECS, load_codec
 from netsem.pipeline.images import BUNDLED_PREFIX, DEFAULT_IMAGE
 from packetizers.kinds import PartitionKind
 from packetizers.wire import DEFAULT_MTU
@@ -31,9 +31,9 @@ MAX_LIST_LENGTH = 10_000  # values one '...' may expand to: a typo should not fi
 @dataclass(frozen=True)
 class SweepTask:
     """One run of a sweep. `netem` is the words that run, `preset` the name they came from (or
-    ''); `phy` is the PHY spec without its SNR, which is `snr_db`; `jpeg` is '' for a latent
-    codec, else the quality asked for: 'Q' or 'match:CODEC' (per image, the best quality
-    within CODEC's bytes on the wire)."""
+    ''); `phy` is the PHY spec without its SNR, which is `snr_db`; `jpeg` is '' but for a
+    classic codec (jpeg, webp), whose quality it is: 'Q' or 'match:CODEC' (per image, the best
+    quality within CODEC's bytes on the wire)."""
 
     image: str
     codec: str
@@ -47,8 +47,8 @@ class SweepTask:
     seed: int
     jpeg: str
     transport: str  # "virtual" or "udp"
-    # iterations of encoder-side latent refinement of a cnn codec; for jpeg matched to one, that
-    # codec's (whose bytes it matches); 0 for the others
+    # iterations of encoder-side latent refinement of a cnn codec; for a classic codec matched to
+    # one, that codec's (whose bytes it matches); 0 for the others
     refine: int = 0
 
     @property
@@ -81,11 +81,12 @@ class SweepGrid:
     snrs: tuple[float, ...] = ()
     transport: str = "virtual"  # or "udp"
     jpeg_quality: int = 75
-    jpeg_match: str | None = None  # a codec: jpeg takes, per image, the best quality within its bytes on the wire
+    # a codec: the classic codecs (jpeg, webp) take, per image, the best quality within its bytes on the wire
+    jpeg_match: str | None = None
     refine: int = 0  # the cnn codecs' latent refinement (iterations); the other codecs run without
 
     def codec_partitions(self) -> list[tuple[str, str]]:
-        """(codec, partition) pairs: a byte-stream codec (jpeg) is always cut where its format
+        """(codec, partition) pairs: a byte-stream codec (jpeg, webp) is always cut where its format
         allows, so it runs once per other setting whatever latent partitions are asked for;
         a latent codec in each asked partition it supports."""
         pairs = []
@@ -99,9 +100,9 @@ class SweepGrid:
         return pairs
 
     def refine_of(self, codec: str) -> int:
-        """A run's `refine`: the grid's for a cnn codec, and for jpeg matched to one (it matches
-        the refined bytes); 0 for the others."""
-        matched = self.jpeg_match if codec == "jpeg" and self.jpeg_match else codec
+        """A run's `refine`: the grid's for a cnn codec, and for a classic codec matched to one (it
+        matches the refined bytes); 0 for the others."""
+        matched = self.jpeg_match if codec in CLASSIC_CODECS and self.jpeg_match else codec
         return self.refine if refinable(matched) else 0
 
     def phy_points(self) -> list[tuple[str, float | None]]:
@@ -139,7 +140,7 @@ class SweepGrid:
         return [
             SweepTask(image=image or DEFAULT_IMAGE_NAME, codec=codec, partition=partition, interleave=interleave,
                       mtu=mtu, netem=netem, preset=preset, phy=phy, snr_db=snr, seed=seed,
-                      jpeg=jpeg_word if codec == "jpeg" else "", transport=self.transport,
+                      jpeg=jpeg_word if codec in CLASSIC_CODECS else "", transport=self.transport,
                       refine=self.refine_of(codec))
             for image, (codec, partition), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
                 self.images, self.codec_partitions(), self.interleave, self.mtus, self.netem_points(),

@@ -3,9 +3,9 @@ each), or on an existing cluster (`dask scheduler` + `dask worker` on any machin
 address. Rows go to the results file as tasks finish; runs the file already holds are not
 submitted at all.
 
-Each task is one run (`sweep_tasks.run_task`). A jpeg matched in bytes to another codec
-depends on one more task per (image, codec, MTU) that finds the quality; Dask hands its
-result to the runs that need it.
+Each task is one run (`sweep_tasks.run_task`). A classic codec (jpeg, webp) matched in bytes to
+another codec depends on one more task per (classic codec, image, codec, MTU) that finds the
+quality; Dask hands its result to the runs that need it.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
     grid order), appending each row as it comes; `on_progress(done, total)` after each."""
     from distributed import as_completed
 
-    from netsem.pipeline.sweep_tasks import matched_jpeg_quality, run_task
+    from netsem.pipeline.sweep_tasks import matched_quality, run_task
 
     tasks = keyed_tasks(grid)
     results = ResultsFile(out, list(versions()))
@@ -83,10 +83,10 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
                 for key, task in chosen:
                     quality = None if task.jpeg_match or not task.jpeg else int(task.jpeg)
                     if task.jpeg_match:
-                        match = (task.image, task.jpeg_match, task.mtu, task.refine)
+                        match = (task.codec, task.image, task.jpeg_match, task.mtu, task.refine)
                         if match not in qualities:
-                            qualities[match] = client.submit(matched_jpeg_quality, *match,
-                                                             key=f"netsem-jpeg-match-{key}")
+                            qualities[match] = client.submit(matched_quality, *match,
+                                                             key=f"netsem-quality-match-{key}")
                         quality = qualities[match]
                     futures.append(client.submit(run_task, task, key, quality, key=f"netsem-run-{key}"))
                 for future in as_completed(futures):

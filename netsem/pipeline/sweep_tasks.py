@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netsem.pipeline.frames import decode_received, load_codec
+from netsem.pipeline.frames import CLASSIC_CODECS, decode_received, load_codec
 from netsem.pipeline.report import versions
 from netsem.pipeline.session import EncodingCache, Outgoing, SessionOptions, Transmission, finish, prepare
 from netsem.pipeline.sweep import SweepTask, configured_loss
@@ -64,11 +64,11 @@ def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
     return sum(map(len, prepare(options, cache).datagrams))
 
 
-def matched_jpeg_quality(image: str, codec: str, mtu: int, refine: int = 0) -> int:
-    """The highest jpeg quality whose datagrams take no more bytes on the wire than `codec`'s
-    (latent refined `refine` steps) for the same image, sent in its first partition (channel
-    for a latent, segment for a stream; headers, unit tables and CRCs counted on both sides);
-    1 if none fits."""
+def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0) -> int:
+    """The highest quality of the `classic` codec (jpeg, webp) whose datagrams take no more
+    bytes on the wire than `codec`'s (latent refined `refine` steps) for the same image, sent
+    in its first partition (channel for a latent, segment for a stream; headers, unit tables
+    and CRCs counted on both sides); 1 if none fits."""
     partition = load_codec(codec, refine=refine).partitions[0]
     one_compute_thread()
     cache = encoding_cache(image)
@@ -77,8 +77,8 @@ def matched_jpeg_quality(image: str, codec: str, mtu: int, refine: int = 0) -> i
     low, high, best = 1, 95, 1
     while low <= high:
         quality = (low + high) // 2
-        jpeg = SessionOptions(image=image, codec="jpeg", partition="segment", jpeg_quality=quality, mtu=mtu)
-        if wire_bytes(jpeg, cache) <= budget:
+        options = SessionOptions(image=image, codec=classic, partition="segment", jpeg_quality=quality, mtu=mtu)
+        if wire_bytes(options, cache) <= budget:
             best, low = quality, quality + 1
         else:
             high = quality - 1
@@ -88,7 +88,7 @@ def matched_jpeg_quality(image: str, codec: str, mtu: int, refine: int = 0) -> i
 def session_options(task: SweepTask, jpeg_quality: int | None) -> SessionOptions:
     return SessionOptions(image=task.image, codec=task.codec, partition=task.partition, interleave=task.interleave,
                           netem=task.netem, phy=task.phy_spec, seed=task.seed, mtu=task.mtu,
-                          jpeg_quality=jpeg_quality or 75, refine=0 if task.codec == "jpeg" else task.refine)
+                          jpeg_quality=jpeg_quality or 75, refine=0 if task.codec in CLASSIC_CODECS else task.refine)
 
 
 def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Transmission | str]:
@@ -111,7 +111,7 @@ def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Trans
 
 
 def run_task(task: SweepTask, key: str, jpeg_quality: int | None = None) -> dict:
-    """The results row of one run (`jpeg_quality`: the jpeg codec's, matched or asked), with
+    """The results row of one run (`jpeg_quality`: a classic codec's, matched or asked), with
     the versions of the process that made it (a worker's, on a cluster)."""
     outgoing, sent = transmit(task, jpeg_quality)
     row = make_row(task, key, outgoing, sent)

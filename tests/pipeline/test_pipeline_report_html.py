@@ -18,7 +18,7 @@ from netsem.pipeline.report import versions
 from netsem.pipeline.report_html import report
 from netsem.pipeline.sweep import SweepGrid, image_digest
 from netsem.pipeline.sweep_results import ResultsFile
-from netsem.pipeline.sweep_tasks import matched_jpeg_quality, run_task
+from netsem.pipeline.sweep_tasks import matched_quality, run_task
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium binary: apt-get install -y chromium")
@@ -48,7 +48,7 @@ def page(tmp_path_factory):
     results = ResultsFile(folder / "results.csv", list(found))
     keys = []
     for task in grid.tasks():
-        quality = matched_jpeg_quality(task.image, task.jpeg_match, task.mtu) if task.jpeg_match else None
+        quality = matched_quality(task.codec, task.image, task.jpeg_match, task.mtu) if task.jpeg_match else None
         keys.append(task.key(image_digest(task.image), found))
         results.append(run_task(task, keys[-1], quality))
     results.close(keys)

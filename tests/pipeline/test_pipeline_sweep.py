@@ -15,8 +15,14 @@ from netsem.pipeline.report import versions
 from netsem.pipeline.session import EncodingCache, SessionOptions
 from netsem.pipeline.sweep import SweepGrid, configured_loss, image_digest, parse_number_list, split_snr
 from netsem.pipeline.sweep_results import ResultsError, ResultsFile, read_results
-from netsem.pipeline.sweep_tasks import (CONFIG_COLUMNS, OUTCOME_COLUMNS, matched_jpeg_quality, run_task,
-                                         task_from_row, wire_bytes)
+from netsem.pipeline.sweep_tasks import (
+    CONFIG_COLUMNS,
+    OUTCOME_COLUMNS,
+    matched_quality,
+    run_task,
+    task_from_row,
+    wire_bytes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,8 @@ def run_here(grid: SweepGrid) -> list[dict]:
     found = versions()
     rows = []
     for task in grid.tasks():
-        quality = matched_jpeg_quality(task.image, task.jpeg_match, task.mtu, task.refine) if task.jpeg_match else None
+        quality = (matched_quality(task.codec, task.image, task.jpeg_match, task.mtu, task.refine) if task.jpeg_match
+                   else None)
         rows.append(run_task(task, task.key(image_digest(task.image), found), quality))
     return rows
 
@@ -49,21 +56,22 @@ def test_jpeg_runs_once_per_setting_whatever_the_latent_partitions(photo):
     assert list(rows[0]) == [*CONFIG_COLUMNS, *OUTCOME_COLUMNS, *(f"version_{name}" for name in versions())]
 
 
-def test_matched_jpeg_is_the_best_quality_within_the_codec_bytes_on_the_wire(photo):
+@pytest.mark.parametrize("classic", ["jpeg", "webp"])
+def test_a_matched_classic_codec_takes_the_best_quality_within_the_codec_bytes_on_the_wire(photo, classic):
     cache = EncodingCache()
-    quality = matched_jpeg_quality(photo, "cnn", 1200)
+    quality = matched_quality(classic, photo, "cnn", 1200)
     budget = wire_bytes(SessionOptions(image=photo, codec="cnn"), cache)
 
-    def jpeg_bytes(q):
-        return wire_bytes(SessionOptions(image=photo, codec="jpeg", partition="segment", jpeg_quality=q), cache)
+    def classic_bytes(q):
+        return wire_bytes(SessionOptions(image=photo, codec=classic, partition="segment", jpeg_quality=q), cache)
 
     assert 1 < quality < 95
-    assert jpeg_bytes(quality) <= budget < jpeg_bytes(quality + 1)
-    rows = run_here(SweepGrid(images=(photo,), codecs=("cnn", "jpeg"), partitions=("channel",), interleave=(True,),
+    assert classic_bytes(quality) <= budget < classic_bytes(quality + 1)
+    rows = run_here(SweepGrid(images=(photo,), codecs=("cnn", classic), partitions=("channel",), interleave=(True,),
                               netem=("",), seeds=(0,), jpeg_match="cnn"))
-    jpeg = next(r for r in rows if r["codec"] == "jpeg")
-    assert jpeg["jpeg_quality"] == quality and jpeg["bytes_on_wire"] <= budget
-    assert jpeg["jpeg_setting"] == "match:cnn"
+    matched = next(r for r in rows if r["codec"] == classic)
+    assert matched["jpeg_quality"] == quality and matched["bytes_on_wire"] <= budget
+    assert matched["jpeg_setting"] == "match:cnn"
 
 
 def test_refine_applies_to_the_cnn_codecs_and_to_the_bytes_jpeg_matches(photo):
