@@ -8,7 +8,8 @@ Each point is the codec's frame packetized exactly as `netsem send` does (defaul
 unit tables and CRCs counted) and decoded with nothing lost; PSNR and SSIM are netsem's
 (scikit-image's definitions). JPEG runs at qualities 10..90, JPEG 2000 (OpenJPEG) at
 compression ratios 100:1..8:1, both cut into independently decodable segments as netsem sends
-them, and netsem's `webp` (tiles that each decode alone, one per segment) at qualities 10..90.
+them, and netsem's `webp` and `jpeg2000-tiles` (tiles that each decode alone, one per segment)
+at qualities 10..90.
 "webp whole" is one whole-image codestream cut at the datagram size: it has no resynchronisation
 points, so a lost datagram loses the image; it is here as a compression anchor only. Prints
 per codec the mean bpp / PSNR / SSIM per rate point, and per learned point the mean PSNR gap to
@@ -40,7 +41,7 @@ from packetizers.wire import DEFAULT_MTU, PartitionKind
 LEARNED = [*(f"cnn-sem-impute-q{q}-ec" for q in sorted(RATE_POINTS)), "cnn-sem-impute-ec", "cnn-sem-ec", "cnn-sem"]
 JPEG_QUALITIES = [10, 20, 30, 40, 50, 60, 70, 80, 90]
 J2K_RATIOS = [100, 60, 40, 24, 16, 10, 8]
-WEBP_QUALITIES = [10, 30, 50, 70, 90]
+WEBP_QUALITIES = [10, 30, 50, 70, 90]  # also jpeg2000-tiles' (whose quality 90 is 1.7:1)
 
 
 def wire_bytes(frame, partition: PartitionKind) -> int:
@@ -86,6 +87,10 @@ def measure(images: dict[str, np.ndarray], refine: int = 0) -> list[dict]:
             codec = get_codec("webp", quality=quality)
             frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
             rows.append({"image": name, **point("webp", f"q{quality}", image, frame, codec.from_frame(frame),
+                                                PartitionKind.SEGMENT)})
+            codec = get_codec("jpeg2000-tiles", quality=quality)
+            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+            rows.append({"image": name, **point("jpeg2000-tiles", f"q{quality}", image, frame, codec.from_frame(frame),
                                                 PartitionKind.SEGMENT)})
             frame, decoded = webp_whole(image, quality)
             rows.append({"image": name, **point("webp whole", f"q{quality}", image, frame, decoded,

@@ -2,7 +2,7 @@
 
 `tools/fuzz_receiver.py` stops at the reassembler; this one goes on to what `netsem recv`
 does with each delivered frame: find the codec its header names and decode it. Frames of
-every codec (raw, the cnn and swin families, jpeg, webp, the range-coded -ec) are packetized from small images, then
+every codec (raw, the cnn and swin families, jpeg, webp, jpeg2000-tiles, the range-coded -ec) are packetized from small images, then
 their frame-wide header fields are rewritten consistently across the frame (codec id,
 layout, partition, image size, latent dims, token grid, bit width, signedness, scale, jpeg
 quality and restart interval), bytes of a jpeg header segment are changed, and datagrams are
@@ -66,7 +66,7 @@ def seed_frames() -> list[list[bytes]]:
             options = SessionOptions(codec=codec, partition=partition, mtu=600)
             frames += [prepare(options, loaded=image).datagrams for image in images]
     for image in images:
-        for codec in ("jpeg", "webp", "cnn-sem-ec", "cnn-sem-impute-ec"):
+        for codec in ("jpeg", "webp", "jpeg2000-tiles", "cnn-sem-ec", "cnn-sem-impute-ec"):
             frames.append(prepare(SessionOptions(codec=codec, partition="segment", mtu=400), loaded=image).datagrams)
     return frames
 

@@ -241,6 +241,14 @@ def _register_builtins() -> None:
     _add(CodecEntry("webp", 26, webp, "built-in",
                     "Pillow WebP in tiles that each decode alone (one per segment); lost tiles concealed"))
 
+    def jpeg2000_tiles(weights=None, **params):
+        from .jpeg2000_tiles import Jpeg2000TilesCodec
+
+        return Jpeg2000TilesCodec(**params)
+
+    _add(CodecEntry("jpeg2000-tiles", 27, jpeg2000_tiles, "built-in",
+                    "JPEG 2000 (OpenJPEG) in tiles, one tile-part per segment, any subset decodes; lost tiles concealed"))
+
     def seb(weights=None, **params):
         from netsem.seb.codec import SebCodec
 

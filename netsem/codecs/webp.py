@@ -25,7 +25,7 @@ from packetizers.frames import StreamFrame
 from packetizers.kinds import PartitionKind
 
 from .base import CodecError, Frame, check_image, check_image_size
-from .jpeg import conceal_blocks
+from .tiles import conceal_tiles, tile_grid, tiles
 
 TILE_SIDES = (128, 64, 32, 16)  # tried in this order: the largest that fits the payload budget
 
@@ -45,10 +45,10 @@ class WebpCodec:
     def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> StreamFrame:
         image = check_image(image)
         for side in TILE_SIDES:
-            tiles = [_encode(tile, self.quality) for tile in _tiles(image, side)]
-            if payload_budget <= 0 or max(map(len, tiles)) <= payload_budget:
+            encoded = [_encode(tile, self.quality) for tile in tiles(image, side)]
+            if payload_budget <= 0 or max(map(len, encoded)) <= payload_budget:
                 break
-        return StreamFrame(tuple(tiles), codec_params=(self.quality, side), image_size=image.shape[:2])
+        return StreamFrame(tuple(encoded), codec_params=(self.quality, side), image_size=image.shape[:2])
 
     def from_frame(self, frame: Frame) -> np.ndarray:
         """The image from the tiles that arrived; lost (or undecodable) tiles concealed."""
@@ -58,7 +58,7 @@ class WebpCodec:
         side = frame.codec_params[1]
         if side not in TILE_SIDES:
             raise CodecError(f"webp: tile side {side} is none of {TILE_SIDES}")
-        rows, cols = -(-h // side), -(-w // side)
+        rows, cols = tile_grid((h, w), side)
         if len(frame.segments) != rows * cols:
             raise CodecError(f"webp: {len(frame.segments)} segments do not tile a {h}x{w} image "
                              f"in {side}x{side} tiles ({rows * cols})")
@@ -71,25 +71,7 @@ class WebpCodec:
             if tile is not None:
                 out[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
                 lost[row, col] = False
-        if lost.all():
-            return np.full((h, w, 3), 128, np.uint8)
         return conceal_tiles(out, lost, side)
-
-
-def conceal_tiles(image: np.ndarray, lost: np.ndarray, side: int) -> np.ndarray:
-    """Lost tiles filled with the mean of two interpolations between received pixels: down
-    their column of tiles and along their row (a tile is too tall for the vertical alone); one
-    alone where the other has nothing to interpolate from (a column or row lost whole)."""
-    vertical = conceal_blocks(image, lost, side).astype(np.float32)
-    horizontal = conceal_blocks(image.transpose(1, 0, 2), lost.T, side).transpose(1, 0, 2).astype(np.float32)
-    weight = np.where(lost.all(axis=0)[None, :], 0.0, np.where(lost.all(axis=1)[:, None], 1.0, 0.5))
-    weight = np.repeat(np.repeat(weight, side, 0), side, 1)[: image.shape[0], : image.shape[1], None]
-    return np.round(weight * vertical + (1 - weight) * horizontal).astype(np.uint8)
-
-
-def _tiles(image: np.ndarray, side: int) -> list[np.ndarray]:
-    return [image[top : top + side, left : left + side]
-            for top in range(0, image.shape[0], side) for left in range(0, image.shape[1], side)]
 
 
 def _encode(tile: np.ndarray, quality: int) -> bytes:

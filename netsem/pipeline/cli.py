@@ -127,7 +127,7 @@ def session_options(command):
                        "(latent codecs; default channel); jpeg is cut into segments at its restart markers, one "
                        "per MCU row, webp into tiles (default segment).")
     @click.option("--jpeg-quality", type=click.IntRange(1, 95), default=75, show_default=True,
-                  help="Quality of the classic codecs, jpeg and webp (ignored by the others).")
+                  help="Quality of the classic codecs: jpeg, webp, jpeg2000-tiles (ignored by the others).")
     @click.option("--interleave", type=click.Choice(["on", "off"]), default="on", show_default=True,
                   help="Seeded random permutation of units before grouping them into datagrams.")
     @click.option("--netem", default="", metavar="'WORDS'",
@@ -448,8 +448,9 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
               help="Partition(s) of the latent codecs: channel, token, spatial (jpeg always runs cut at its "
                    "restart markers, webp in its tiles).")
 @click.option("--jpeg-quality", default="75", show_default=True, metavar="Q|match:CODEC",
-              help="Quality of the classic codecs, jpeg and webp (1-95), or match:CODEC for, per image and "
-                   "classic codec, the highest quality whose datagrams take no more bytes on the wire than CODEC's.")
+              help="Quality of the classic codecs, jpeg, webp and jpeg2000-tiles (1-95), or match:CODEC for, per "
+                   "image and classic codec, the highest quality whose datagrams take no more bytes on the wire "
+                   "than CODEC's.")
 @click.option("--interleave", "interleave", multiple=True, default=("on",), show_default=True, help="on, off or both.")
 @click.option("--loss", "losses", multiple=True,
               help="Bernoulli loss percentages, e.g. 0,10,20,30,40 or 0,10,...,40 (each becomes 'loss random P%').")

@@ -19,12 +19,12 @@ from packetizers.wire import CRC_SIZE, HEADER_SIZE, Layout, unit_entry_size
 
 # Classic codecs with a quality knob 1..95: `--jpeg-quality` sets it, and a sweep can match it
 # per image to another codec's bytes on the wire.
-CLASSIC_CODECS = ("jpeg", "webp")
+CLASSIC_CODECS = ("jpeg", "webp", "jpeg2000-tiles")
 
 
 def load_codec(codec: str | Codec, *, weights: str | None = None, jpeg_quality: int = 75, refine: int = 0) -> Codec:
     """A codec by name (or `module:attribute`), or the object itself; `jpeg_quality` for the
-    classic codecs (jpeg, webp), `refine` (iterations of latent refinement) for the cnn codecs
+    classic codecs (`CLASSIC_CODECS`), `refine` (iterations of latent refinement) for the cnn codecs
     and their -ec forms."""
     params = {"quality": jpeg_quality} if codec in CLASSIC_CODECS else {}
     if refine:

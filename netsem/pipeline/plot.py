@@ -95,7 +95,7 @@ def describe(column: str, value) -> str:
 
 def classic_quality_text(rows: list[dict]) -> str:
     """', q 75' or ', q 71-88 per image, matched to cnn-sem's bytes' for a classic codec's
-    series (jpeg, webp)."""
+    series (`CLASSIC_CODECS`)."""
     qualities = sorted({int(row["jpeg_quality"]) for row in rows if row["jpeg_quality"] is not None})
     if not qualities:
         return ""

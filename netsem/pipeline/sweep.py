@@ -32,7 +32,7 @@ MAX_LIST_LENGTH = 10_000  # values one '...' may expand to: a typo should not fi
 class SweepTask:
     """One run of a sweep. `netem` is the words that run, `preset` the name they came from (or
     ''); `phy` is the PHY spec without its SNR, which is `snr_db`; `jpeg` is '' but for a
-    classic codec (jpeg, webp), whose quality it is: 'Q' or 'match:CODEC' (per image, the best
+    classic codec (`CLASSIC_CODECS`), whose quality it is: 'Q' or 'match:CODEC' (per image, the best
     quality within CODEC's bytes on the wire)."""
 
     image: str
@@ -81,12 +81,12 @@ class SweepGrid:
     snrs: tuple[float, ...] = ()
     transport: str = "virtual"  # or "udp"
     jpeg_quality: int = 75
-    # a codec: the classic codecs (jpeg, webp) take, per image, the best quality within its bytes on the wire
+    # a codec: the classic codecs (`CLASSIC_CODECS`) take, per image, the best quality within its bytes on the wire
     jpeg_match: str | None = None
     refine: int = 0  # the cnn codecs' latent refinement (iterations); the other codecs run without
 
     def codec_partitions(self) -> list[tuple[str, str]]:
-        """(codec, partition) pairs: a byte-stream codec (jpeg, webp) is always cut where its format
+        """(codec, partition) pairs: a byte-stream codec (jpeg, webp, ...) is always cut where its format
         allows, so it runs once per other setting whatever latent partitions are asked for;
         a latent codec in each asked partition it supports."""
         pairs = []

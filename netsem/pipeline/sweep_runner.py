@@ -3,7 +3,7 @@ each), or on an existing cluster (`dask scheduler` + `dask worker` on any machin
 address. Rows go to the results file as tasks finish; runs the file already holds are not
 submitted at all.
 
-Each task is one run (`sweep_tasks.run_task`). A classic codec (jpeg, webp) matched in bytes to
+Each task is one run (`sweep_tasks.run_task`). A classic codec (jpeg, webp, jpeg2000-tiles) matched in bytes to
 another codec depends on one more task per (classic codec, image, codec, MTU) that finds the
 quality; Dask hands its result to the runs that need it.
 """

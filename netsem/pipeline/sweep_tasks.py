@@ -65,7 +65,7 @@ def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
 
 
 def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0) -> int:
-    """The highest quality of the `classic` codec (jpeg, webp) whose datagrams take no more
+    """The highest quality of the `classic` codec (`CLASSIC_CODECS`) whose datagrams take no more
     bytes on the wire than `codec`'s (latent refined `refine` steps) for the same image, sent
     in its first partition (channel for a latent, segment for a stream; headers, unit tables
     and CRCs counted on both sides); 1 if none fits."""
