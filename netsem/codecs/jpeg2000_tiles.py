@@ -34,8 +34,8 @@ from PIL import Image
 from packetizers.frames import StreamFrame
 from packetizers.kinds import PartitionKind
 
-from .base import CodecError, Frame, check_image, check_image_size
-from .tiles import conceal_tiles, tile_grid
+from .base import CodecError, Frame, check_image
+from .tiles import check_tiling, conceal_tiles
 
 TILE_SIDES = (256, 128, 64, 32)  # tried in this order: the largest that fits the payload budget
 SOT, SOD, EOC = b"\xff\x90", b"\xff\x93", b"\xff\xd9"
@@ -73,16 +73,7 @@ class Jpeg2000TilesCodec:
 
     def from_frame(self, frame: Frame) -> np.ndarray:
         """The image from the tiles that arrived; lost tiles concealed."""
-        if not isinstance(frame, StreamFrame):
-            raise CodecError("jpeg2000-tiles decodes byte streams, not a latent")
-        h, w = check_image_size(frame.image_size)
-        side = frame.codec_params[1]
-        if side not in TILE_SIDES:
-            raise CodecError(f"jpeg2000-tiles: tile side {side} is none of {TILE_SIDES}")
-        rows, cols = tile_grid((h, w), side)
-        if len(frame.segments) != rows * cols:
-            raise CodecError(f"jpeg2000-tiles: {len(frame.segments)} segments do not tile a {h}x{w} image "
-                             f"in {side}x{side} tiles ({rows * cols})")
+        h, w, side, rows, cols = check_tiling(frame, self.name, TILE_SIDES)
         received = {index: part for index, part in frame.present().items() if _is_tile_part(part, index)}
         if not received:
             return np.full((h, w, 3), 128, np.uint8)

@@ -5,12 +5,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from packetizers.frames import StreamFrame
+
+from .base import CodecError, Frame, check_image_size
 from .jpeg import conceal_blocks
 
 
 def tile_grid(image_size: tuple[int, int], side: int) -> tuple[int, int]:
     """(rows, columns) of side x side tiles covering the image (edge tiles smaller)."""
     return -(-image_size[0] // side), -(-image_size[1] // side)
+
+
+def check_tiling(frame: Frame, name: str, sides: tuple[int, ...]) -> tuple[int, int, int, int, int]:
+    """(height, width, tile side, rows, columns) of a received tiled frame: CodecError unless it
+    is a byte stream whose `codec_params` name one of `sides` and whose segments tile its image."""
+    if not isinstance(frame, StreamFrame):
+        raise CodecError(f"{name} decodes byte streams, not a latent")
+    h, w = check_image_size(frame.image_size)
+    side = frame.codec_params[1]
+    if side not in sides:
+        raise CodecError(f"{name}: tile side {side} is none of {sides}")
+    rows, cols = tile_grid((h, w), side)
+    if len(frame.segments) != rows * cols:
+        raise CodecError(f"{name}: {len(frame.segments)} segments do not tile a {h}x{w} image "
+                         f"in {side}x{side} tiles ({rows * cols})")
+    return h, w, side, rows, cols
 
 
 def tiles(image: np.ndarray, side: int) -> list[np.ndarray]:

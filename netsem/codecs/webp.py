@@ -24,8 +24,8 @@ from PIL import Image
 from packetizers.frames import StreamFrame
 from packetizers.kinds import PartitionKind
 
-from .base import CodecError, Frame, check_image, check_image_size
-from .tiles import conceal_tiles, tile_grid, tiles
+from .base import CodecError, Frame, check_image
+from .tiles import check_tiling, conceal_tiles, tiles
 
 TILE_SIDES = (128, 64, 32, 16)  # tried in this order: the largest that fits the payload budget
 
@@ -52,16 +52,7 @@ class WebpCodec:
 
     def from_frame(self, frame: Frame) -> np.ndarray:
         """The image from the tiles that arrived; lost (or undecodable) tiles concealed."""
-        if not isinstance(frame, StreamFrame):
-            raise CodecError("webp decodes byte streams, not a latent")
-        h, w = check_image_size(frame.image_size)
-        side = frame.codec_params[1]
-        if side not in TILE_SIDES:
-            raise CodecError(f"webp: tile side {side} is none of {TILE_SIDES}")
-        rows, cols = tile_grid((h, w), side)
-        if len(frame.segments) != rows * cols:
-            raise CodecError(f"webp: {len(frame.segments)} segments do not tile a {h}x{w} image "
-                             f"in {side}x{side} tiles ({rows * cols})")
+        h, w, side, rows, cols = check_tiling(frame, self.name, TILE_SIDES)
         out = np.zeros((h, w, 3), np.uint8)
         lost = np.ones((rows, cols), dtype=bool)
         for index, data in frame.present().items():
