@@ -16,7 +16,8 @@ per codec the mean bpp / PSNR / SSIM per rate point, and per learned point the m
 JPEG at the same bpp (JPEG's curve interpolated per photograph). `--image FILE` adds photographs
 (also never trained on), e.g. scikit-learn's china and flower or matplotlib's grace_hopper.
 `--refine N` adds the default codec's rate points with their latent refined N steps (`--refine`
-of `netsem send`), labelled "... refine N".
+of `netsem send`), labelled "... refine N". `--from-csv FILE` redraws the table and plot from a
+run's `--csv` without measuring again.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from packetizers.wire import DEFAULT_MTU, PartitionKind
 LEARNED = [*(f"cnn-sem-impute-q{q}-ec" for q in sorted(RATE_POINTS)), "cnn-sem-impute-ec", "cnn-sem-ec", "cnn-sem"]
 JPEG_QUALITIES = [10, 20, 30, 40, 50, 60, 70, 80, 90]
 J2K_RATIOS = [100, 60, 40, 24, 16, 10, 8]
+MAX_PLOTTED_BPP = 2.5  # the plot's x range (points beyond it left out, so they do not stretch the y range)
 WEBP_QUALITIES = [10, 30, 50, 70, 90]  # also jpeg2000-tiles' (whose quality 90 is 1.7:1)
 
 
@@ -124,11 +126,19 @@ def main() -> None:
     parser.add_argument("--csv", default=None, help="every point, per photograph")
     parser.add_argument("--image", action="append", default=[], help="another photograph (file), repeatable")
     parser.add_argument("--refine", type=int, default=0, help="also the rate points refined N steps")
+    parser.add_argument("--from-csv", default=None, metavar="FILE",
+                        help="table and plot from the points a run wrote with --csv, measuring nothing")
     args = parser.parse_args()
-    images = {**load_eval_images(), **{Path(f).stem: load_image(f)[0] for f in args.image}}
-    rows = measure(images, args.refine)
+    if args.from_csv:
+        with open(args.from_csv, newline="") as f:
+            rows = [{**r, **{k: float(r[k]) for k in ("bpp", "psnr_db", "ssim")}} for r in csv.DictReader(f)]
+        images = dict.fromkeys(r["image"] for r in rows)
+        args.refine = next((int(r["codec"].split()[-1]) for r in rows if "refine" in r["codec"]), 0)
+    else:
+        images = {**load_eval_images(), **{Path(f).stem: load_image(f)[0] for f in args.image}}
+        rows = measure(images, args.refine)
     learned = {r["codec"] for r in rows if r["codec"].startswith("cnn")}
-    if args.csv:
+    if args.csv and not args.from_csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -145,10 +155,11 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
         curves = summary(rows)
         for codec in dict.fromkeys(s["codec"] for s in curves):
-            pts = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if s["codec"] == codec)
+            pts = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if s["codec"] == codec
+                         and s["bpp"] <= MAX_PLOTTED_BPP)
             if codec in learned:
                 continue
             for ax, k in zip(axes, (1, 2)):
@@ -165,13 +176,13 @@ def main() -> None:
                 if s["codec"] in ("cnn-sem-ec", "cnn-sem"):
                     ax.plot(s["bpp"], s["psnr_db" if k == 1 else "ssim"], "^", label=s["codec"])
             ax.set_xlabel("bits per pixel on the wire")
-            ax.set_xlim(0, 2.5)
+            ax.set_xlim(0, MAX_PLOTTED_BPP)
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("PSNR (dB)")
         axes[1].set_ylabel("SSIM")
-        axes[0].legend(fontsize=8)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=8)
         fig.suptitle(f"0 % loss, mean over {', '.join(images)} (never trained on)", fontsize=9)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
         fig.savefig(args.plot, dpi=110)
         print(f"wrote {args.plot}")
 
