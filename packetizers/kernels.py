@@ -136,6 +136,8 @@ def _unpack_runs(data, payload_start, runs_per_payload, run_start, run_length, b
 
 @njit(cache=True, nogil=True, inline="always")
 def _read_be(data, at, size):  # pragma: no cover (compiled)
+    """data[at : at + size] as a big-endian int64: a header field (up to 4 bytes), in signed
+    arithmetic like the checks that use it (`_load_be` reads whole words, unsigned)."""
     value = 0
     for k in range(size):
         value = (value << 8) | np.int64(data[at + k])
