@@ -239,12 +239,15 @@ async def serve_receiver(
     still holds the counters; pass one in to keep it. Raises OutputError when `out_dir`
     cannot be written, OSError when `listen` cannot be bound."""
     store = FrameStore(out_dir)
-    engine.use_compiled()  # a receiver lives long enough to repay loading the compiled kernels (~0.3 s)
     summary = summary if summary is not None else ReceiverSummary()
     reassembler = Reassembler(options.limits())
     queue = DecodeQueue(options.pending_per_sender, options.pending_bytes)
     report = on_report or (lambda _: None)
     with udp_socket(listen) as sock:
+        # A receiver lives long enough to repay loading the compiled kernels (~0.3 s; ~3.5 s to
+        # compile them the first time after installing): after binding, so that a bad address
+        # fails at once and what arrives meanwhile waits in the socket's buffer.
+        engine.use_compiled()
         frame_ready = trio.Event()
 
         def refresh_counters() -> None:
