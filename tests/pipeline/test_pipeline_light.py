@@ -44,3 +44,26 @@ def test_help_emulate_inspect_and_cli_errors_import_no_torch(args):
     assert result.stderr.strip().splitlines()[-1] == "LIGHT", result.stderr
     assert "Traceback" not in result.stderr
     print(f"{' '.join(args)}: {seconds:.2f} s")
+
+
+def test_a_send_never_loads_numba_and_a_receiver_switches_the_compiled_packetizer_on(tmp_path):
+    """The packetizer's compiled engine is for long-running receivers: importing numba would cost
+    a cold `netsem send` ~0.3 s (packetizers/engine.py)."""
+    code = PROBE.format(args=["send", "--codec", "raw", "--netem", "loss random 10%", "--no-reference"]).replace(
+        '"TORCH" if "torch" in sys.modules else "LIGHT"', '"NUMBA" if "numba" in sys.modules else "NO NUMBA"')
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "PSNR" in result.stdout and result.stderr.strip().endswith("NO NUMBA"), result.stderr
+
+    import trio
+
+    from netsem.pipeline.recv import serve_receiver
+    from packetizers import engine
+
+    async def receive_briefly():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_receiver, ("127.0.0.1", 0), tmp_path)
+            nursery.cancel_scope.cancel()
+
+    assert engine.compiled is None
+    trio.run(receive_briefly)
+    assert engine.compiled is not None
