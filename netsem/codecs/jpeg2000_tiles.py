@@ -31,13 +31,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from packetizers.frames import StreamFrame
-from packetizers.kinds import PartitionKind
+from .base import CodecError, Frame
+from .tiles import TiledCodec, conceal_tiles
 
-from .base import CodecError, Frame, check_image
-from .tiles import check_tiling, conceal_tiles
-
-TILE_SIDES = (256, 128, 64, 32)  # tried in this order: the largest that fits the payload budget
 SOT, SOD, EOC = b"\xff\x90", b"\xff\x93", b"\xff\xd9"
 SOT_SIZE = 12  # SOT marker and its segment: Lsot, Isot, Psot, TPsot, TNsot
 # Wavelet resolutions: 4 was best for tiles of 64 to 256 pixels (astronaut at 32:1, PSNR dB by
@@ -47,33 +43,22 @@ RESOLUTIONS = 4
 SIZE_OFFSET = 8  # Xsiz, Ysiz in the main header: after SOC, the SIZ marker, Lsiz and Rsiz
 
 
-class Jpeg2000TilesCodec:
+class Jpeg2000TilesCodec(TiledCodec):
     """Tiled JPEG 2000; frames are `StreamFrame`s of one segment per tile-part."""
 
     name = "jpeg2000-tiles"
-    layout = "bytes"
-    partitions = (PartitionKind.SEGMENT.word,)
-
-    def __init__(self, quality: int = 75) -> None:
-        if not 1 <= quality <= 95:
-            raise CodecError(f"jpeg2000-tiles quality {quality} outside 1..95")
-        self.quality = quality
+    tile_sides = (256, 128, 64, 32)
 
     @property
     def ratio(self) -> float:
         return 256.0 ** ((100 - self.quality) / 100)
 
-    def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> StreamFrame:
-        image = check_image(image)
-        for side in TILE_SIDES:
-            parts = _tile_parts(_encode(image, side, self.ratio))
-            if payload_budget <= 0 or max(map(len, parts)) <= payload_budget:
-                break
-        return StreamFrame(tuple(parts), codec_params=(self.quality, side), image_size=image.shape[:2])
+    def tile_segments(self, image: np.ndarray, side: int) -> list[bytes]:
+        return _tile_parts(_encode(image, side, self.ratio))
 
     def from_frame(self, frame: Frame) -> np.ndarray:
         """The image from the tiles that arrived; lost tiles concealed."""
-        h, w, side, rows, cols = check_tiling(frame, self.name, TILE_SIDES)
+        h, w, side, rows, cols = self.tiling(frame)
         received = {index: part for index, part in frame.present().items() if _is_tile_part(part, index)}
         if not received:
             return np.full((h, w, 3), 128, np.uint8)

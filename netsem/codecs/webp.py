@@ -21,38 +21,22 @@ import io
 import numpy as np
 from PIL import Image
 
-from packetizers.frames import StreamFrame
-from packetizers.kinds import PartitionKind
-
-from .base import CodecError, Frame, check_image
-from .tiles import check_tiling, conceal_tiles, tiles
-
-TILE_SIDES = (128, 64, 32, 16)  # tried in this order: the largest that fits the payload budget
+from .base import Frame
+from .tiles import TiledCodec, conceal_tiles, tiles
 
 
-class WebpCodec:
+class WebpCodec(TiledCodec):
     """Tiled WebP; frames are `StreamFrame`s of one segment per tile."""
 
     name = "webp"
-    layout = "bytes"
-    partitions = (PartitionKind.SEGMENT.word,)
+    tile_sides = (128, 64, 32, 16)
 
-    def __init__(self, quality: int = 75) -> None:
-        if not 1 <= quality <= 95:
-            raise CodecError(f"webp quality {quality} outside 1..95")
-        self.quality = quality
-
-    def to_frame(self, image: np.ndarray, payload_budget: int = 0) -> StreamFrame:
-        image = check_image(image)
-        for side in TILE_SIDES:
-            encoded = [_encode(tile, self.quality) for tile in tiles(image, side)]
-            if payload_budget <= 0 or max(map(len, encoded)) <= payload_budget:
-                break
-        return StreamFrame(tuple(encoded), codec_params=(self.quality, side), image_size=image.shape[:2])
+    def tile_segments(self, image: np.ndarray, side: int) -> list[bytes]:
+        return [_encode(tile, self.quality) for tile in tiles(image, side)]
 
     def from_frame(self, frame: Frame) -> np.ndarray:
         """The image from the tiles that arrived; lost (or undecodable) tiles concealed."""
-        h, w, side, rows, cols = check_tiling(frame, self.name, TILE_SIDES)
+        h, w, side, rows, cols = self.tiling(frame)
         out = np.zeros((h, w, 3), np.uint8)
         lost = np.ones((rows, cols), dtype=bool)
         for index, data in frame.present().items():

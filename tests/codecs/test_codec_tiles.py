@@ -29,12 +29,12 @@ def test_every_tile_fits_the_datagram_the_next_larger_side_would_not_and_the_ima
     budget = payload_budget(1200)
     frame = get_codec(name, quality=60).to_frame(photo(), budget)
     quality, side = frame.codec_params
-    sides = MODULES[name].TILE_SIDES
+    sides = type(get_codec(name)).tile_sides
     assert quality == 60 and side in sides
     assert max(map(len, frame.segments)) <= budget
     if side != sides[0]:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(MODULES[name], "TILE_SIDES", (sides[sides.index(side) - 1],))
+            patch.setattr(type(get_codec(name)), "tile_sides", (sides[sides.index(side) - 1],))
             assert max(map(len, get_codec(name, quality=60).to_frame(photo(), budget).segments)) > budget
     assert len(frame.segments) == -(-150 // side) * -(-210 // side)
     assert psnr_db(photo(), get_codec(name).from_frame(frame)) > 28
