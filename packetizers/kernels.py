@@ -258,9 +258,7 @@ def unpack_runs(payloads: list[bytes], runs_per_payload: np.ndarray, run_start: 
     mask from its payloads: each holds its next runs_per_payload[p] runs back to back, run r the
     run_length[r] elements from position run_start[r] on. Runs must fit their payloads and the
     frame, and not overlap (the reassembler's checks guarantee it)."""
-    data = b"".join(payloads)
-    buffer = np.zeros(len(data) + SPARE, dtype=np.uint8)
-    buffer[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    buffer = np.frombuffer(b"".join([*payloads, bytes(SPARE)]), dtype=np.uint8)  # joined once, SPARE zeros after
     payload_bytes = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
     values = np.zeros(-(-size // 8) * 8, dtype=bitpack.element_dtype(bit_width, signed=False))
     received = np.zeros(size, dtype=bool)
