@@ -17,7 +17,8 @@ JPEG at the same bpp (JPEG's curve interpolated per photograph). `--image FILE` 
 (also never trained on), e.g. scikit-learn's china and flower or matplotlib's grace_hopper.
 `--refine N` adds the default codec's rate points with their latent refined N steps (`--refine`
 of `netsem send`), labelled "... refine N". `--from-csv FILE` redraws the table and plot from a
-run's `--csv` without measuring again.
+run's `--csv` without measuring again; `--classic-from FILE` measures only the learned codecs and
+takes the classic anchors' points (which do not depend on them) from such a file.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def webp_whole(image: np.ndarray, quality: int) -> tuple[StreamFrame, np.ndarray
     return StreamFrame.cut(data, list(range(0, len(data), budget)), image_size=image.shape[:2]), decoded
 
 
-def measure(images: dict[str, np.ndarray], refine: int = 0) -> list[dict]:
+def measure(images: dict[str, np.ndarray], refine: int = 0, classic: bool = True) -> list[dict]:
     rows = []
     family = [name for name in LEARNED if name.startswith("cnn-sem-impute")]
     for name, image in images.items():
@@ -75,30 +76,42 @@ def measure(images: dict[str, np.ndarray], refine: int = 0) -> list[dict]:
             partition = PartitionKind.SEGMENT if isinstance(frame, StreamFrame) else PartitionKind.CHANNEL
             label = f"{codec_name} refine {steps}" if steps else codec_name
             rows.append({"image": name, **point(label, "", image, frame, codec.from_frame(frame), partition)})
-        for quality in JPEG_QUALITIES:
-            codec = get_codec("jpeg", quality=quality)
-            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
-            rows.append({"image": name, **point("jpeg", f"q{quality}", image, frame, codec.from_frame(frame),
-                                                PartitionKind.SEGMENT)})
-        for ratio in J2K_RATIOS:
-            codec = get_codec("jpeg2000", ratio=ratio)
-            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
-            rows.append({"image": name, **point("jpeg2000", f"{ratio}:1", image, frame, codec.from_frame(frame),
-                                                PartitionKind.SEGMENT)})
-        for quality in WEBP_QUALITIES:
-            codec = get_codec("webp", quality=quality)
-            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
-            rows.append({"image": name, **point("webp", f"q{quality}", image, frame, codec.from_frame(frame),
-                                                PartitionKind.SEGMENT)})
-            codec = get_codec("jpeg2000-tiles", quality=quality)
-            frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
-            rows.append({"image": name, **point("jpeg2000-tiles", f"q{quality}", image, frame, codec.from_frame(frame),
-                                                PartitionKind.SEGMENT)})
-            frame, decoded = webp_whole(image, quality)
-            rows.append({"image": name, **point("webp whole", f"q{quality}", image, frame, decoded,
-                                                PartitionKind.SEGMENT)})
+        if classic:
+            rows += measure_classic(name, image)
         print(f"{name}: done", flush=True)
     return rows
+
+
+def measure_classic(name: str, image: np.ndarray) -> list[dict]:
+    rows = []
+    for quality in JPEG_QUALITIES:
+        codec = get_codec("jpeg", quality=quality)
+        frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+        rows.append({"image": name, **point("jpeg", f"q{quality}", image, frame, codec.from_frame(frame),
+                                            PartitionKind.SEGMENT)})
+    for ratio in J2K_RATIOS:
+        codec = get_codec("jpeg2000", ratio=ratio)
+        frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+        rows.append({"image": name, **point("jpeg2000", f"{ratio}:1", image, frame, codec.from_frame(frame),
+                                            PartitionKind.SEGMENT)})
+    for quality in WEBP_QUALITIES:
+        codec = get_codec("webp", quality=quality)
+        frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+        rows.append({"image": name, **point("webp", f"q{quality}", image, frame, codec.from_frame(frame),
+                                            PartitionKind.SEGMENT)})
+        codec = get_codec("jpeg2000-tiles", quality=quality)
+        frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
+        rows.append({"image": name, **point("jpeg2000-tiles", f"q{quality}", image, frame, codec.from_frame(frame),
+                                            PartitionKind.SEGMENT)})
+        frame, decoded = webp_whole(image, quality)
+        rows.append({"image": name, **point("webp whole", f"q{quality}", image, frame, decoded,
+                                            PartitionKind.SEGMENT)})
+    return rows
+
+
+def read_points(path: str) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{**r, **{k: float(r[k]) for k in ("bpp", "psnr_db", "ssim")}} for r in csv.DictReader(f)]
 
 
 def gap_to_jpeg(rows: list[dict], codec: str) -> float:
@@ -128,15 +141,18 @@ def main() -> None:
     parser.add_argument("--refine", type=int, default=0, help="also the rate points refined N steps")
     parser.add_argument("--from-csv", default=None, metavar="FILE",
                         help="table and plot from the points a run wrote with --csv, measuring nothing")
+    parser.add_argument("--classic-from", default=None, metavar="FILE",
+                        help="measure the learned codecs only; the classic anchors' points from a run's --csv")
     args = parser.parse_args()
     if args.from_csv:
-        with open(args.from_csv, newline="") as f:
-            rows = [{**r, **{k: float(r[k]) for k in ("bpp", "psnr_db", "ssim")}} for r in csv.DictReader(f)]
+        rows = read_points(args.from_csv)
         images = dict.fromkeys(r["image"] for r in rows)
         args.refine = next((int(r["codec"].split()[-1]) for r in rows if "refine" in r["codec"]), 0)
     else:
         images = {**load_eval_images(), **{Path(f).stem: load_image(f)[0] for f in args.image}}
-        rows = measure(images, args.refine)
+        rows = measure(images, args.refine, classic=not args.classic_from)
+        if args.classic_from:
+            rows += [r for r in read_points(args.classic_from) if not r["codec"].startswith("cnn")]
     learned = {r["codec"] for r in rows if r["codec"].startswith("cnn")}
     if args.csv and not args.from_csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)

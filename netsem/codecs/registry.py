@@ -260,7 +260,7 @@ def _register_builtins() -> None:
     for name, codec_id in ENTROPY_CODED.items():
         inner = name.removesuffix("-ec")
         _add(CodecEntry(name, codec_id, _entropy_coded_factory(name, inner), "built-in",
-                        f"{inner} with each unit range-coded under a factorized prior (any subset decodes)"))
+                        f"{inner} with each unit range-coded under a prior conditioned on the row above (any subset decodes)"))
 
 
 # Latent codecs that also ship range-coded: name -> id. The prior is fitted on the codec's
@@ -285,11 +285,11 @@ def prior_path(codec_name: str) -> Path:
 
 def _entropy_coded_factory(name: str, inner: str) -> Callable[..., Codec]:
     def build(weights=None, prior=None, refine=0, lmbda=None, **params) -> Codec:
-        from .entropy import EntropyCodedCodec, FactorizedPrior
+        from .entropy import EntropyCodedCodec, RowContextPrior
 
         spec = LEARNED[inner]
         return EntropyCodedCodec(name, _learned_factory(spec)(weights, **params),
-                                 FactorizedPrior.load(prior or prior_path(inner)), refine=refine,
+                                 RowContextPrior.load(prior or prior_path(inner)), refine=refine,
                                  lmbda=spec.lmbda if lmbda is None else lmbda)
 
     return build

@@ -99,7 +99,7 @@ class CropSampler:
 class RateProxy(torch.nn.Module):
     """A differentiable stand-in for the coder's rate during training: each latent channel's
     values (with their uniform quantization noise) under a zero-mean logistic of learned scale,
-    integrated over the quantization bin.  The range coder itself uses the factorized prior
+    integrated over the quantization bin.  The range coder itself uses the row-context prior
     counted on the trained codec's latents (`tools/training/fit_prior.py`); this only has to
     rank rates, so the encoder learns to spend fewer bits where they buy little distortion."""
 

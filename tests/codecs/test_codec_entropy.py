@@ -12,7 +12,7 @@ import torch
 
 from netsem.codecs import get_codec
 from netsem.codecs.base import CodecError
-from netsem.codecs.entropy import FactorizedPrior, band_rows
+from netsem.codecs.entropy import CONTEXTS, RowContextPrior, band_rows, row_contexts
 from packetizers.frames import LatentFrame, StreamFrame
 
 torch.set_num_threads(2)
@@ -87,17 +87,51 @@ def test_prior_cost_model_matches_the_coder_and_survives_saving(tmp_path):
     # channel 0 nearly constant, channel 1 uniform: very different costs
     frames = [LatentFrame(np.stack([rng.choice([0, 0, 0, 1], (16, 16)), rng.integers(-32, 32, (16, 16))]), "chw", 6, True,
                           scale=0.5) for _ in range(20)]
-    prior = FactorizedPrior.fit(frames)
+    prior = RowContextPrior.fit(frames)
     test = frames[0].latent
     coded_bits = 8 * sum(len(prior.encode(test[c], c)) for c in range(2))
     assert prior.bits(test) <= coded_bits <= prior.bits(test) + 2 * 64  # at most ~2 words of overhead per unit
     assert len(prior.encode(test[0], 0)) < len(prior.encode(test[1], 1)) / 3
     path = tmp_path / "p.safetensors"
     prior.save(path)
-    again = FactorizedPrior.load(path)
+    again = RowContextPrior.load(path)
     assert (again.tag, again.scale, again.bit_width, again.signed) == (prior.tag, 0.5, 6, True)
     for c in range(2):
-        np.testing.assert_array_equal(again.decode(prior.encode(test[c], c), c, test[c].size), test[c].ravel())
+        np.testing.assert_array_equal(again.decode(prior.encode(test[c], c), c, 16, 16), test[c])
+
+
+def test_the_row_above_is_the_context():
+    rng = np.random.default_rng(1)
+    # flat runs of columns, each row the row above give or take one: cheap with the context, not without it
+    def latent():
+        first = np.repeat(rng.integers(-6, 7, 6), 4)
+        rows = [first + rng.choice([-1, 0, 0, 0, 0, 0, 0, 1], 24) for _ in range(24)]
+        return np.clip(np.stack(rows), -8, 7)[None]
+    frames = [LatentFrame(latent(), "chw", 4, True) for _ in range(40)]
+    prior = RowContextPrior.fit(frames)
+    test = latent()
+    factorized = -np.log2(prior.marginal[0][test[0].ravel() - prior.lowest]).sum()
+    assert prior.bits(test) < 0.6 * factorized
+    assert 8 * len(prior.encode(test[0], 0)) <= prior.bits(test) + 64
+    np.testing.assert_array_equal(prior.decode(prior.encode(test[0], 0), 0, 24, 24), test[0])
+    # a unit's first row has context 0 whatever it holds; a row's contexts depend only on the row above
+    contexts = row_contexts(test[0])
+    assert (contexts[0] == 0).all() and (contexts[1:] > 0).all() and contexts.max() < CONTEXTS
+    changed = test[0].copy()
+    changed[5] += 1
+    np.testing.assert_array_equal(row_contexts(changed)[[*range(6), *range(7, 24)]],
+                                  contexts[[*range(6), *range(7, 24)]])
+    np.testing.assert_array_equal(row_contexts(test[0][3:4], first_row_has_above=True)[0], contexts[4])
+
+
+def test_a_prior_file_of_another_kind_is_refused_with_one_line(tmp_path):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "old.safetensors"
+    save_file({"pmf": np.full((2, 64), 1 / 64, np.float32)}, str(path), metadata={"kind": "factorized-prior"})
+    with pytest.raises(CodecError, match="not a row-context-prior file") as info:
+        RowContextPrior.load(path)
+    assert "\n" not in str(info.value)
 
 
 def test_hostile_frames_are_refused_or_read_as_lost(codecs):
@@ -116,3 +150,19 @@ def test_hostile_frames_are_refused_or_read_as_lost(codecs):
     # a unit that is not whole words is a lost unit; one of noise words decodes to something valid
     junk = dataclasses.replace(stream, segments=(b"\x01\x02\x03", b"\xff" * 64, *stream.segments[2:]))
     assert coded.from_frame(junk).shape == (64, 64, 3)
+
+
+def test_contexts_follow_their_definition_at_every_bit_width():
+    """The lookup tables give what the module's docstring defines: 1 + busyness x PREDICTIONS +
+    prediction + PREDICTION_REACH, from the three elements above."""
+    from netsem.codecs.entropy import BUSYNESS, PREDICTION_REACH, PREDICTIONS
+
+    rng = np.random.default_rng(2)
+    for bit_width in (2, 4, 6, 9, 12, 16):
+        values = rng.integers(-(1 << (bit_width - 1)), 1 << (bit_width - 1), (40, 33))
+        above = np.pad(values[:-1], ((0, 0), (1, 1)))
+        left, centre, right = above[:, :-2], above[:, 1:-1], above[:, 2:]
+        busyness = np.minimum((2 * np.log2(1 + abs(left) + abs(centre) + abs(right))).astype(int), BUSYNESS - 1)
+        prediction = np.clip(np.rint((left + 2 * centre + right) / 4), -PREDICTION_REACH, PREDICTION_REACH)
+        expected = 1 + busyness * PREDICTIONS + prediction.astype(int) + PREDICTION_REACH
+        np.testing.assert_array_equal(row_contexts(values)[1:], expected)
