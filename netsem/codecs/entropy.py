@@ -49,11 +49,15 @@ SMOOTHING = 0.1  # counts added to every value in every context: nothing is impo
 WORD = np.dtype("<u4")  # constriction's compressed words, little-endian on the wire
 
 
-def row_contexts(values: np.ndarray, first_row_has_above: bool = False) -> np.ndarray:
-    """Contexts of the elements of rows 1.. of (rows, cols) integer `values` from the rows above
-    them, with row 0 given context 0 — or, with `first_row_has_above`, the contexts of the rows
-    *below* each given row: (rows, cols) for the next rows."""
-    above = values.astype(np.int64) if first_row_has_above else values[:-1].astype(np.int64)
+def row_contexts(values: np.ndarray) -> np.ndarray:
+    """(rows, cols) contexts of a unit's (rows, cols) integer values: 0 for its first row, each
+    other row's from the row above it."""
+    return np.concatenate([np.zeros((1, values.shape[1]), np.int64), contexts_below(values[:-1])])
+
+
+def contexts_below(above: np.ndarray) -> np.ndarray:
+    """(k, cols) contexts of the rows below each of `above`'s k rows (a decoder's next row)."""
+    above = above.astype(np.int64)
     magnitude = np.abs(above)
     busy = magnitude.copy()
     busy[:, 1:] += magnitude[:, :-1]
@@ -61,11 +65,8 @@ def row_contexts(values: np.ndarray, first_row_has_above: bool = False) -> np.nd
     weighted = 2 * above
     weighted[:, 1:] += above[:, :-1]
     weighted[:, :-1] += above[:, 1:]
-    below = _BUSYNESS_CONTEXT[np.minimum(busy, _BUSY_CAP)] + _PREDICTION_CONTEXT[
+    return _BUSYNESS_CONTEXT[np.minimum(busy, _BUSY_CAP)] + _PREDICTION_CONTEXT[
         np.clip(weighted, -_WEIGHTED_CAP, _WEIGHTED_CAP) + _WEIGHTED_CAP]
-    if first_row_has_above:
-        return below
-    return np.concatenate([np.zeros((1, values.shape[1]), np.int64), below])
 
 
 # Lookup tables of the context's two parts (a decoder computes a row's contexts for every row):
@@ -155,12 +156,13 @@ class RowContextPrior:
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, WORD).astype(np.uint32))
         model, table = constriction.stream.model.Categorical(perfect=False), self.tables[channel]
         values = np.empty((rows, cols), np.int64)
-        contexts = np.zeros((1, cols), np.int64)
+        contexts = np.zeros(cols, np.int64)
         try:
             for row in range(rows):
-                values[row] = decoder.decode(model, table[contexts[0]]) + self.lowest
-                contexts = row_contexts(values[row:row + 1], first_row_has_above=True)
-        except (AssertionError, ValueError, RuntimeError) as error:  # constriction's "invalid data" is an AssertionError
+                values[row] = decoder.decode(model, table[contexts]) + self.lowest
+                contexts = contexts_below(values[row:row + 1])[0]
+        # constriction's "invalid data" is an AssertionError
+        except (AssertionError, ValueError, RuntimeError) as error:
             raise CodecError(f"unit of channel {channel} is no code of this prior: {error}") from None
         return values
 
@@ -217,7 +219,8 @@ class EntropyCodedCodec:
         if refine and not hasattr(inner, "refine_frame"):
             raise CodecError(f"codec {name!r}: {inner.name} cannot refine its latent")
         self.name, self.inner, self.prior, self.refine, self.lmbda = name, inner, prior, refine, lmbda
-        self.description = description or f"{inner.name} with each unit range-coded under a prior conditioned on the row above"
+        self.description = description or (f"{inner.name} with each unit range-coded under a prior conditioned on the "
+                                           "row above")
 
     @property
     def num_parameters(self) -> int | None:

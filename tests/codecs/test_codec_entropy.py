@@ -12,7 +12,7 @@ import torch
 
 from netsem.codecs import get_codec
 from netsem.codecs.base import CodecError
-from netsem.codecs.entropy import CONTEXTS, RowContextPrior, band_rows, row_contexts
+from netsem.codecs.entropy import CONTEXTS, RowContextPrior, band_rows, contexts_below, row_contexts
 from packetizers.frames import LatentFrame, StreamFrame
 
 torch.set_num_threads(2)
@@ -121,7 +121,7 @@ def test_the_row_above_is_the_context():
     changed[5] += 1
     np.testing.assert_array_equal(row_contexts(changed)[[*range(6), *range(7, 24)]],
                                   contexts[[*range(6), *range(7, 24)]])
-    np.testing.assert_array_equal(row_contexts(test[0][3:4], first_row_has_above=True)[0], contexts[4])
+    np.testing.assert_array_equal(contexts_below(test[0][3:4])[0], contexts[4])
 
 
 def test_a_prior_file_of_another_kind_is_refused_with_one_line(tmp_path):
