@@ -83,7 +83,7 @@ _PREDICTION_CONTEXT = PREDICTION_REACH + np.clip(np.rint(np.arange(-_WEIGHTED_CA
 class RowContextPrior:
     """tables: (C, CONTEXTS, 2^bit_width) probabilities of channel c's values in each context
     (column v - lowest value); marginal: (C, 2^bit_width), each channel's values whatever the
-    context (the cost model of encoder-side refinement); scale: the codec's quantizer step (the
+    context (what a factorized prior would be); scale: the codec's quantizer step (the
     decoder multiplies the integers by it). Stored as float16: both ends code with the same
     rounded tables, fitted or loaded."""
 
@@ -99,6 +99,7 @@ class RowContextPrior:
         self.tables = self.stored.astype(np.float64)
         self.tables /= self.tables.sum(axis=2, keepdims=True)
         self.marginal = marginal / marginal.sum(axis=1, keepdims=True)
+        self._lengths = -np.log2(self.tables).astype(np.float32)
         self.bit_width, self.signed, self.scale, self.source = bit_width, signed, float(scale), source
         self.lowest = value_range(bit_width, signed)[0]
         self.tag = zlib.crc32(np.ascontiguousarray(self.stored).tobytes()) & 0xFFFF
@@ -124,10 +125,14 @@ class RowContextPrior:
         return cls(counts + SMOOTHING, counts.sum(axis=1) + SMOOTHING, first.bit_width, first.signed, first.scale,
                    source)
 
-    def code_lengths(self, low: int, high: int) -> np.ndarray:
-        """(C, high - low + 1) bits each channel's values low..high cost on their own (an ideal
-        coder without context)."""
-        return -np.log2(self.marginal[:, low - self.lowest : high - self.lowest + 1])
+    def code_lengths(self, latent: np.ndarray, low: int, high: int) -> np.ndarray:
+        """(C, H x W, high - low + 1) bits each element of a (C, H, W) latent would cost as each
+        of the values low..high, in its context in that latent, each channel one unit (an ideal
+        coder): the rate term of encoder-side refinement."""
+        latent = np.asarray(latent, np.int64)
+        columns = slice(low - self.lowest, high - self.lowest + 1)
+        return np.stack([self._lengths[channel][row_contexts(values).ravel(), columns]
+                         for channel, values in enumerate(latent)])
 
     def bits(self, latent: np.ndarray) -> float:
         """The information content of a (C, H, W) latent coded one whole channel per unit (what
@@ -235,8 +240,8 @@ class EntropyCodedCodec:
         self._check_latent_kind(frame)
         if self.refine:
             a = self.inner.config.amplitude
-            frame = self.inner.refine_frame(image, frame, self.refine, self.lmbda,
-                                            None if self.lmbda is None else self.prior.code_lengths(-a, a))
+            bits = None if self.lmbda is None else (lambda latent: self.prior.code_lengths(latent, -a, a))
+            frame = self.inner.refine_frame(image, frame, self.refine, self.lmbda, bits)
         latent = frame.latent
         channels, rows, _ = latent.shape
         whole = [self.prior.encode(latent[c], c) for c in range(channels)]

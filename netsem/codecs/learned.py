@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,7 +208,7 @@ class LearnedCodec:
         return self.refine_frame(image, frame, self.refine) if self.refine else frame
 
     def refine_frame(self, image: np.ndarray, frame: LatentFrame, iterations: int, lmbda: float | None = None,
-                     bits: np.ndarray | None = None) -> LatentFrame:
+                     bits: Callable[[np.ndarray], np.ndarray] | None = None) -> LatentFrame:
         """``frame`` (this codec's, of ``image``) with its latent refined (`refine.refine_latent`;
         ``bits``/``lmbda``: the rate term of a range-coded latent)."""
         from .refine import refine_latent

@@ -46,16 +46,20 @@ def reporting_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
 
 
 def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, amplitude: int, iterations: int,
-                  lmbda: float | None = None, bits: np.ndarray | None = None, step_size: float = DEFAULT_STEP_SIZE,
+                  lmbda: float | None = None, bits: Callable[[np.ndarray], np.ndarray] | None = None,
+                  step_size: float = DEFAULT_STEP_SIZE,
                   drop_max: float = DROP_MAX, needs_mask: bool = True) -> np.ndarray:
     """The refined (C, h, w) latent, integers in +-amplitude (int64), starting from the analysis.
 
     ``net``: a `models.py` cnn network; ``image``: the (H, W, 3) uint8 picture to match,
     ``padded``: it padded as the encoder padded it (the decoder's output is compared on the
-    picture's own H x W); ``step``: the quantizer step; ``bits``: (C, 2 amplitude + 1) code
-    lengths in bits of each channel's values, lowest first, with ``lmbda`` the weight of the
-    distortion (None: distortion alone); ``needs_mask``: whether the decoder is given the
-    received mask (the codec's config), for the decode with channels lost.
+    picture's own H x W); ``step``: the quantizer step; ``bits``: given a (C, h, w) integer
+    latent, the (C, h x w, 2 amplitude + 1) code lengths in bits of each element's values, lowest
+    first, where the element sits in that latent (the coder's contexts are its neighbours), with
+    ``lmbda`` the weight of the distortion (None: distortion alone) — asked again at every
+    iteration's rounded latent, whose contexts the gradient then takes as fixed; ``needs_mask``:
+    whether the decoder is given the received mask (the codec's config), for the decode with
+    channels lost.
     """
     import torch
 
@@ -70,7 +74,6 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
     net.requires_grad_(False)  # only the latent is optimised
     with torch.no_grad():
         u = torch.clamp(net.analysis(x) / step, -amplitude, amplitude)
-    table = None if bits is None else torch.from_numpy(np.asarray(bits, np.float32))
     u.requires_grad_(True)
     optimiser = torch.optim.Adam([u], lr=step_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, iterations)
@@ -79,6 +82,8 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
     best_score, best = None, None
     for iteration in range(iterations + 1):  # the last pass only scores the last step
         rounded = torch.clamp(torch.round(u), -amplitude, amplitude)
+        table = None if bits is None else torch.from_numpy(
+            np.asarray(bits(rounded[0].detach().numpy().astype(np.int64)), np.float32))
         quantised = u + (rounded - u).detach()  # straight through: the decoder sees the integers
         decoded = net.decode_map(net.decoder_input(quantised * step, None))[..., :h, :w]
         distortion = ((decoded - target) ** 2).mean()
@@ -120,12 +125,12 @@ def _dropped_distortion(net, y, target, generator, drop_max: float, needs_mask: 
 
 
 def _bits(u, table, amplitude: int):
-    """The code length of the continuous latent: each channel's table read between its two
-    neighbouring values (linear), so the gradient points to cheaper values."""
+    """The code length of the continuous latent: each element's (C, h x w, levels) table read
+    between its two neighbouring values (linear), so the gradient points to cheaper values."""
     import torch
 
-    channels, levels = table.shape
-    position = (torch.clamp(u, -amplitude, amplitude) + amplitude)[0].reshape(channels, -1)
+    channels, _, levels = table.shape
+    position = (torch.clamp(u, -amplitude, amplitude) + amplitude)[0].reshape(channels, -1, 1)
     below = position.floor().clamp(0, levels - 2).long()
     fraction = position - below
-    return (torch.gather(table, 1, below) * (1 - fraction) + torch.gather(table, 1, below + 1) * fraction).sum()
+    return (torch.gather(table, 2, below) * (1 - fraction) + torch.gather(table, 2, below + 1) * fraction).sum()
