@@ -4,7 +4,7 @@ A prior conditioned on the row above: each element's distribution depends on its
 on a context drawn from the three elements above it (above-left, above, above-right) — how busy
 they are (their summed magnitude, in half-octave buckets) and what they predict (their weighted
 mean, rounded). Latents keep some of the image's spatial structure, so on photographs never
-trained on this spends 15-18 % fewer bits than one distribution per channel (a factorized
+trained on this spends 14-17 % fewer bits than one distribution per channel (a factorized
 prior) on the shipped codecs' latents (`tools/training/fit_prior.py` prints it).
 
 A unit is a band of rows of one channel: the whole channel when its code fits the datagram
