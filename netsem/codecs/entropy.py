@@ -137,9 +137,8 @@ class RowContextPrior:
     def bits(self, latent: np.ndarray) -> float:
         """The information content of a (C, H, W) latent coded one whole channel per unit (what
         an ideal coder spends)."""
-        return float(sum(-np.log2(self._probabilities(values, channel)[np.arange(values.size), values.ravel()
-                                                                         - self.lowest]).sum()
-                         for channel, values in enumerate(latent.astype(np.int64))))
+        return float(sum(self._lengths[channel][row_contexts(values).ravel(), values.ravel() - self.lowest]
+                         .sum(dtype=np.float64) for channel, values in enumerate(latent.astype(np.int64))))
 
     def encode(self, values: np.ndarray, channel: int) -> bytes:
         """The code of one unit: (rows, cols) values of `channel`."""

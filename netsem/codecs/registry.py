@@ -260,7 +260,8 @@ def _register_builtins() -> None:
     for name, codec_id in ENTROPY_CODED.items():
         inner = name.removesuffix("-ec")
         _add(CodecEntry(name, codec_id, _entropy_coded_factory(name, inner), "built-in",
-                        f"{inner} with each unit range-coded under a prior conditioned on the row above (any subset decodes)"))
+                        f"{inner} with each unit range-coded under a prior conditioned on the row above "
+                        "(any subset decodes)"))
 
 
 # Latent codecs that also ship range-coded: name -> id. The prior is fitted on the codec's
