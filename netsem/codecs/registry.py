@@ -202,52 +202,36 @@ def _name_of(codec: object) -> str:
     return name
 
 
+def _without_weights(module: str, codec_class: str) -> Callable[..., Codec]:
+    """The factory of a built-in codec that has no weights: its module is imported when the codec
+    is first built, so that listing names and resolving ids stay light."""
+    def build(weights=None, **params) -> Codec:
+        return getattr(importlib.import_module(module, __package__), codec_class)(**params)
+
+    return build
+
+
 def _register_builtins() -> None:
-    def raw(weights=None, **params):
-        from .raw import RawCodec
-
-        return RawCodec(**params)
-
-    def jpeg(weights=None, **params):
-        from .jpeg import JpegCodec
-
-        return JpegCodec(**params)
-
     def deepjscc(weights=None, **params):
         from .deepjscc import deepjscc_codec
 
         return deepjscc_codec(Path(weights) if weights else None, **params)
 
-    _add(CodecEntry("raw", 1, raw, "built-in", "8-bit pixels, space-to-depth 4x4 (48 channels), lost pixels interpolated"))
+    _add(CodecEntry("raw", 1, _without_weights(".raw", "RawCodec"), "built-in",
+                    "8-bit pixels, space-to-depth 4x4 (48 channels), lost pixels interpolated"))
     for spec in LEARNED.values():
         _add(CodecEntry(spec.name, spec.codec_id, _learned_factory(spec), "built-in", spec.description))
-    _add(CodecEntry("jpeg", 10, jpeg, "built-in",
+    _add(CodecEntry("jpeg", 10, _without_weights(".jpeg", "JpegCodec"), "built-in",
                     "Pillow JPEG with restart markers, cut at them; lost MCUs concealed"))
     _add(CodecEntry("deepjscc", 13, deepjscc, "built-in",
                     "DeepJSCC (Bourtsoulatze et al. 2019) wrapped as a user's torch model: TorchCodec"))
-    def jpeg2000(weights=None, **params):
-        from .jpeg2000 import Jpeg2000Codec
-
-        return Jpeg2000Codec(**params)
-
-    _add(CodecEntry("jpeg2000", 17, jpeg2000, "built-in",
+    _add(CodecEntry("jpeg2000", 17, _without_weights(".jpeg2000", "Jpeg2000Codec"), "built-in",
                     "JPEG 2000 (OpenJPEG), 4 quality layers; a lost segment truncates the codestream"))
-
-    def webp(weights=None, **params):
-        from .webp import WebpCodec
-
-        return WebpCodec(**params)
-
-    _add(CodecEntry("webp", 26, webp, "built-in",
+    _add(CodecEntry("webp", 26, _without_weights(".webp", "WebpCodec"), "built-in",
                     "Pillow WebP in tiles that each decode alone (one per segment); lost tiles concealed"))
-
-    def jpeg2000_tiles(weights=None, **params):
-        from .jpeg2000_tiles import Jpeg2000TilesCodec
-
-        return Jpeg2000TilesCodec(**params)
-
-    _add(CodecEntry("jpeg2000-tiles", 27, jpeg2000_tiles, "built-in",
-                    "JPEG 2000 (OpenJPEG) in tiles, one tile-part per segment, any subset decodes; lost tiles concealed"))
+    _add(CodecEntry("jpeg2000-tiles", 27, _without_weights(".jpeg2000_tiles", "Jpeg2000TilesCodec"), "built-in",
+                    "JPEG 2000 (OpenJPEG) in tiles, one tile-part per segment, any subset decodes; "
+                    "lost tiles concealed"))
 
     def seb(weights=None, **params):
         from netsem.seb.codec import SebCodec
