@@ -16,8 +16,9 @@ per codec the mean bpp / PSNR / SSIM per rate point, and per learned point the m
 JPEG at the same bpp (JPEG's curve interpolated per photograph). `--image FILE` adds photographs
 (also never trained on), e.g. scikit-learn's china and flower or matplotlib's grace_hopper.
 `--refine N` adds the default codec's rate points with their latent refined N steps (`--refine`
-of `netsem send`), labelled "... refine N". `--from-csv FILE` redraws the table and plot from a
-run's `--csv` without measuring again; `--classic-from FILE` measures only the learned codecs and
+of `netsem send`), labelled "... refine N"; `--skip K` each (unrefined) rate point with K channels
+not sent (`--skip-channels`), labelled "... skip K", and plots the best of them. `--from-csv FILE`
+redraws the table and plot from a run's `--csv` without measuring again; `--classic-from FILE` measures only the learned codecs and
 takes the classic anchors' points (which do not depend on them) from such a file.
 """
 
@@ -41,7 +42,7 @@ from packetizers.packetizer import Packetizer
 from packetizers.wire import DEFAULT_MTU, PartitionKind
 
 LEARNED = [*(f"cnn-sem-impute-q{q}-ec" for q in sorted(RATE_POINTS)), "cnn-sem-impute-ec", "cnn-sem-ec", "cnn-sem"]
-JPEG_QUALITIES = [10, 20, 30, 40, 50, 60, 70, 80, 90]
+JPEG_QUALITIES = [2, 4, 6, 8, 10, 20, 30, 40, 50, 60, 70, 80, 90]  # from ~0.2 bpp: the gaps never extrapolate
 J2K_RATIOS = [100, 60, 40, 24, 16, 10, 8]
 MAX_PLOTTED_BPP = 2.5  # the plot's x range (points beyond it left out, so they do not stretch the y range)
 WEBP_QUALITIES = [10, 30, 50, 70, 90]  # also jpeg2000-tiles' (whose quality 90 is 1.7:1)
@@ -66,7 +67,8 @@ def webp_whole(image: np.ndarray, quality: int) -> tuple[StreamFrame, np.ndarray
     return StreamFrame.cut(data, list(range(0, len(data), budget)), image_size=image.shape[:2]), decoded
 
 
-def measure(images: dict[str, np.ndarray], refine: int = 0, classic: bool = True) -> list[dict]:
+def measure(images: dict[str, np.ndarray], refine: int = 0, classic: bool = True, skips: tuple[int, ...] = ()
+            ) -> list[dict]:
     rows = []
     family = [name for name in LEARNED if name.startswith("cnn-sem-impute")]
     for name, image in images.items():
@@ -76,6 +78,10 @@ def measure(images: dict[str, np.ndarray], refine: int = 0, classic: bool = True
             partition = PartitionKind.SEGMENT if isinstance(frame, StreamFrame) else PartitionKind.CHANNEL
             label = f"{codec_name} refine {steps}" if steps else codec_name
             rows.append({"image": name, **point(label, "", image, frame, codec.from_frame(frame), partition)})
+            for skip in skips if codec_name in family and not steps else ():
+                fewer = codec.leaving_out(frame, skip)  # what --skip-channels sends
+                rows.append({"image": name, **point(f"{codec_name} skip {skip}", "", image, fewer,
+                                                    codec.from_frame(fewer), partition)})
         if classic:
             rows += measure_classic(name, image)
         print(f"{name}: done", flush=True)
@@ -114,14 +120,26 @@ def read_points(path: str) -> list[dict]:
         return [{**r, **{k: float(r[k]) for k in ("bpp", "psnr_db", "ssim")}} for r in csv.DictReader(f)]
 
 
-def gap_to_jpeg(rows: list[dict], codec: str) -> float:
-    """Mean over photographs of PSNR(codec) - PSNR(jpeg at the same bpp, interpolated)."""
+def gap_to_jpeg(rows: list[dict], codec: str) -> tuple[float, int]:
+    """Mean of PSNR(codec) - PSNR(jpeg at the same bpp, interpolated) over the photographs where
+    the codec's point lies within JPEG's measured rates (never extrapolated), and their number."""
     gaps = []
     for image in sorted({r["image"] for r in rows}):
         jpeg = sorted((r["bpp"], r["psnr_db"]) for r in rows if r["image"] == image and r["codec"] == "jpeg")
         (mine,) = [r for r in rows if r["image"] == image and r["codec"] == codec]
-        gaps.append(mine["psnr_db"] - np.interp(mine["bpp"], *zip(*jpeg)))
-    return float(np.mean(gaps))
+        if jpeg[0][0] <= mine["bpp"] <= jpeg[-1][0]:
+            gaps.append(mine["psnr_db"] - np.interp(mine["bpp"], *zip(*jpeg)))
+    return (float(np.mean(gaps)) if gaps else np.nan), len(gaps)
+
+
+def upper_envelope(points: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """The (bpp, psnr, ...) points no other beats in both rate and PSNR, lowest rate first."""
+    kept, best = [], -np.inf
+    for p in sorted(points, key=lambda p: (p[0], -p[1])):
+        if p[1] > best:
+            kept.append(p)
+            best = p[1]
+    return kept
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -139,6 +157,8 @@ def main() -> None:
     parser.add_argument("--csv", default=None, help="every point, per photograph")
     parser.add_argument("--image", action="append", default=[], help="another photograph (file), repeatable")
     parser.add_argument("--refine", type=int, default=0, help="also the rate points refined N steps")
+    parser.add_argument("--skip", type=int, action="append", default=[], metavar="K",
+                        help="also each rate point with K channels not sent (--skip-channels), repeatable")
     parser.add_argument("--from-csv", default=None, metavar="FILE",
                         help="table and plot from the points a run wrote with --csv, measuring nothing")
     parser.add_argument("--classic-from", default=None, metavar="FILE",
@@ -150,7 +170,7 @@ def main() -> None:
         args.refine = next((int(r["codec"].split()[-1]) for r in rows if "refine" in r["codec"]), 0)
     else:
         images = {**load_eval_images(), **{Path(f).stem: load_image(f)[0] for f in args.image}}
-        rows = measure(images, args.refine, classic=not args.classic_from)
+        rows = measure(images, args.refine, classic=not args.classic_from, skips=tuple(args.skip))
         if args.classic_from:
             rows += [r for r in read_points(args.classic_from) if not r["codec"].startswith("cnn")]
     learned = {r["codec"] for r in rows if r["codec"].startswith("cnn")}
@@ -163,7 +183,11 @@ def main() -> None:
     print("| codec | setting | bpp on wire | PSNR dB | SSIM | PSNR - JPEG at same bpp |")
     print("|---|---|---|---|---|---|")
     for s in summary(rows):
-        gap = f"{gap_to_jpeg(rows, s['codec']):+.2f}" if s["codec"] in learned else ""
+        gap = ""
+        if s["codec"] in learned:
+            mean, inside = gap_to_jpeg(rows, s["codec"])
+            gap = "below JPEG's rates" if not inside else f"{mean:+.2f}" + (
+                "" if inside == len(images) else f" ({inside} photographs within JPEG's rates)")
         print(f"| {s['codec']} | {s['setting']} | {s['bpp']:.3f} | {s['psnr_db']:.2f} | {s['ssim']:.3f} | {gap} |")
     if args.plot:
         import matplotlib
@@ -181,10 +205,16 @@ def main() -> None:
             for ax, k in zip(axes, (1, 2)):
                 ax.plot([p[0] for p in pts], [p[k] for p in pts], "o-", label=codec, markersize=3)
         family = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves
-                        if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"])
+                        if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"]
+                        and "skip" not in s["codec"])
+        skipping = upper_envelope([(s["bpp"], s["psnr_db"], s["ssim"]) for s in curves
+                                   if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"]])
         refined = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if "refine" in s["codec"])
         for ax, k in zip(axes, (1, 2)):
             ax.plot([p[0] for p in family], [p[k] for p in family], "s-", color="k", label="cnn-sem-impute(-qN)-ec")
+            if len(skipping) > len(family):
+                ax.plot([p[0] for p in skipping], [p[k] for p in skipping], ".:", color="k",
+                        label="the same, best with channels not sent (--skip-channels)")
             if refined:
                 ax.plot([p[0] for p in refined], [p[k] for p in refined], "s--", color="0.45",
                         label=f"the same, --refine {args.refine}")

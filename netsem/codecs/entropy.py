@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from netsem.codecs.base import CodecError, Frame, check_image_size, value_range
+from netsem.codecs.channel_skip import NOT_SENT
 from packetizers.frames import LatentFrame, StreamFrame
 from packetizers.kinds import Layout
 
@@ -217,14 +219,31 @@ class EntropyCodedCodec:
     partitions = ("segment",)
 
     def __init__(self, name: str, inner, prior: RowContextPrior, description: str = "", refine: int = 0,
-                 lmbda: float | None = None) -> None:
+                 lmbda: float | None = None, skip: int = 0, drop_order: tuple[int, ...] = ()) -> None:
         """``refine``: iterations of the inner codec's latent refinement, here for rate and
-        distortion (``lmbda`` x 255^2 x MSE + the prior's bits per pixel; None: distortion alone)."""
+        distortion (``lmbda`` x 255^2 x MSE + the prior's bits per pixel; None: distortion alone).
+        ``skip``: channels not sent, the first of ``drop_order`` (`channel_skip`): each travels as a
+        one-byte `NOT_SENT` unit, and the receiver imputes it like a lost one."""
         if refine and not hasattr(inner, "refine_frame"):
             raise CodecError(f"codec {name!r}: {inner.name} cannot refine its latent")
+        if sorted(drop_order) not in ([], list(range(prior.channels))):
+            raise CodecError(f"codec {name!r}: a drop order lists each of the {prior.channels} channels once")
+        if skip and not drop_order:
+            raise CodecError(f"codec {name!r} cannot skip channels: it has no drop order (only the imputing -ec "
+                             "codecs have one)")
+        if not 0 <= skip < prior.channels:
+            raise CodecError(f"codec {name!r}: skip takes 0..{prior.channels - 1} channels, got {skip}")
         self.name, self.inner, self.prior, self.refine, self.lmbda = name, inner, prior, refine, lmbda
+        self.skip, self.drop_order = skip, tuple(drop_order)
         self.description = description or (f"{inner.name} with each unit range-coded under a prior conditioned on the "
                                            "row above")
+
+    @property
+    def sent_channels(self) -> np.ndarray:
+        """bool per channel: sent (True) or left out (`skip`)."""
+        sent = np.ones(self.prior.channels, bool)
+        sent[list(self.drop_order[:self.skip])] = False
+        return sent
 
     @property
     def num_parameters(self) -> int | None:
@@ -240,17 +259,32 @@ class EntropyCodedCodec:
         if self.refine:
             a = self.inner.config.amplitude
             bits = None if self.lmbda is None else (lambda latent: self.prior.code_lengths(latent, -a, a))
-            frame = self.inner.refine_frame(image, frame, self.refine, self.lmbda, bits)
+            sent = self.sent_channels
+            frame = self.inner.refine_frame(image, frame, self.refine, self.lmbda, bits,
+                                            sent=None if sent.all() else sent)
         latent = frame.latent
         channels, rows, _ = latent.shape
+        # the band height counts every channel, sent or not, so that leaving channels out of a
+        # frame (`leaving_out`) gives the frame of the codec that skips them
         whole = [self.prior.encode(latent[c], c) for c in range(channels)]
         per_band = band_rows(np.array([len(code) for code in whole]), rows, payload_budget)
         # a band that still overflows is carried as slices of one segment (the packetizer's sub-units)
         segments = whole if per_band == rows else [
             self.prior.encode(latent[c, top:top + per_band], c)
             for c in range(channels) for top in range(0, rows, per_band)]
-        return StreamFrame(segments, codec_params=(per_band, frame.bit_width), image_size=frame.image_size,
-                           kb_version=self.prior.tag)
+        return self.leaving_out(StreamFrame(segments, codec_params=(per_band, frame.bit_width),
+                                            image_size=frame.image_size, kb_version=self.prior.tag), self.skip)
+
+    def leaving_out(self, frame: StreamFrame, skip: int) -> StreamFrame:
+        """``frame`` (of this codec) with the first ``skip`` channels of the drop order not sent:
+        what the same codec with ``skip`` makes of the image, unrefined, without a new analysis."""
+        if skip and not self.drop_order:
+            raise CodecError(f"codec {self.name!r} cannot skip channels: it has no drop order")
+        bands = len(frame.segments) // self.prior.channels
+        segments = list(frame.segments)
+        for channel in self.drop_order[:skip]:
+            segments[channel * bands:(channel + 1) * bands] = [NOT_SENT] * bands
+        return replace(frame, segments=segments)
 
     def from_frame(self, encoded: Frame) -> np.ndarray:
         """Decode the units that arrived; the rest are lost elements for the inner codec."""
@@ -272,6 +306,8 @@ class EntropyCodedCodec:
         latent = np.zeros((channels, rows, cols), np.int16)
         received = np.zeros((channels, rows, cols), bool)
         for index, code in encoded.present().items():
+            if code == NOT_SENT:
+                continue  # left out by the sender: imputed like a lost unit
             channel, band = divmod(index, bands)
             top, bottom = band * per_band, min(rows, (band + 1) * per_band)
             try:

@@ -208,9 +208,11 @@ class LearnedCodec:
         return self.refine_frame(image, frame, self.refine) if self.refine else frame
 
     def refine_frame(self, image: np.ndarray, frame: LatentFrame, iterations: int, lmbda: float | None = None,
-                     bits: Callable[[np.ndarray], np.ndarray] | None = None) -> LatentFrame:
+                     bits: Callable[[np.ndarray], np.ndarray] | None = None,
+                     sent: np.ndarray | None = None) -> LatentFrame:
         """``frame`` (this codec's, of ``image``) with its latent refined (`refine.refine_latent`;
-        ``bits``/``lmbda``: the rate term of a range-coded latent)."""
+        ``bits``/``lmbda``: the rate term of a range-coded latent; ``sent``: bool per channel, the
+        channels that will be sent, None: all)."""
         from .refine import refine_latent
 
         image = check_image(image)
@@ -222,7 +224,7 @@ class LearnedCodec:
             self._refine_net = self._build("torch").net
         q = refine_latent(self._refine_net, image, padded, step=float(self.config.quant_step),
                           amplitude=self.config.amplitude, iterations=iterations, lmbda=lmbda, bits=bits,
-                          needs_mask=self.config.needs_mask)
+                          needs_mask=self.config.needs_mask, sent=sent)
         return LatentFrame(q.astype(frame.latent.dtype), frame.layout, frame.bit_width, frame.signed, frame.scale,
                            frame.image_size, frame.token_grid)
 

@@ -48,7 +48,7 @@ def reporting_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
 def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, amplitude: int, iterations: int,
                   lmbda: float | None = None, bits: Callable[[np.ndarray], np.ndarray] | None = None,
                   step_size: float = DEFAULT_STEP_SIZE,
-                  drop_max: float = DROP_MAX, needs_mask: bool = True) -> np.ndarray:
+                  drop_max: float = DROP_MAX, needs_mask: bool = True, sent: np.ndarray | None = None) -> np.ndarray:
     """The refined (C, h, w) latent, integers in +-amplitude (int64), starting from the analysis.
 
     ``net``: a `models.py` cnn network; ``image``: the (H, W, 3) uint8 picture to match,
@@ -59,7 +59,8 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
     ``lmbda`` the weight of the distortion (None: distortion alone) — asked again at every
     iteration's rounded latent, whose contexts the gradient then takes as fixed; ``needs_mask``:
     whether the decoder is given the received mask (the codec's config), for the decode with
-    channels lost.
+    channels lost; ``sent``: bool per channel, those that will be sent (None: all): the others
+    are decoded as lost in every pass and cost no bits (their values come back unchanged).
     """
     import torch
 
@@ -75,6 +76,7 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
     with torch.no_grad():
         u = torch.clamp(net.analysis(x) / step, -amplitude, amplitude)
     u.requires_grad_(True)
+    sent_mask = None if sent is None else torch.from_numpy(np.asarray(sent, bool)).to(u.dtype)[None, :, None, None]
     optimiser = torch.optim.Adam([u], lr=step_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, iterations)
     drops = torch.Generator().manual_seed(0)  # the same refinement every time
@@ -84,8 +86,15 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
         rounded = torch.clamp(torch.round(u), -amplitude, amplitude)
         table = None if bits is None else torch.from_numpy(
             np.asarray(bits(rounded[0].detach().numpy().astype(np.int64)), np.float32))
+        if table is not None and sent is not None:
+            table[~torch.from_numpy(np.asarray(sent, bool))] = 0.0
         quantised = u + (rounded - u).detach()  # straight through: the decoder sees the integers
-        decoded = net.decode_map(net.decoder_input(quantised * step, None))[..., :h, :w]
+        if sent_mask is None:
+            decoded = net.decode_map(net.decoder_input(quantised * step, None))[..., :h, :w]
+        else:
+            mask = sent_mask.expand_as(quantised)
+            decoded = net.decode_map(net.decoder_input(quantised * step * mask, mask if needs_mask else None))
+            decoded = decoded[..., :h, :w]
         distortion = ((decoded - target) ** 2).mean()
         with torch.no_grad():
             score = distortion.item()
@@ -97,7 +106,7 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
             break
         if drop_max > 0:
             distortion = (distortion + _dropped_distortion(net, quantised * step, target, drops, drop_max,
-                                                           needs_mask)) / 2
+                                                           needs_mask, sent_mask)) / 2
         loss = distortion if table is None else lmbda * 255.0**2 * distortion + _bits(u, table, amplitude) / pixels
         optimiser.zero_grad()
         loss.backward()
@@ -108,10 +117,11 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
     return best.numpy().astype(np.int64)
 
 
-def _dropped_distortion(net, y, target, generator, drop_max: float, needs_mask: bool):
+def _dropped_distortion(net, y, target, generator, drop_max: float, needs_mask: bool, sent_mask=None):
     """MSE of the picture decoded with a random share of the channels lost (at least one
     kept), as a receiver decodes it (lost channels zero; imputed or rescaled where the codec
-    does so): a latent refined for the lossless decode alone is fragile."""
+    does so): a latent refined for the lossless decode alone is fragile. ``sent_mask``: (1, C,
+    1, 1), the channels sent at all (None: all)."""
     import torch
 
     h, w = target.shape[-2:]
@@ -119,7 +129,10 @@ def _dropped_distortion(net, y, target, generator, drop_max: float, needs_mask: 
     rate = torch.rand((), generator=generator) * drop_max
     kept = torch.rand(channels, generator=generator) >= rate
     kept[torch.randint(channels, (), generator=generator)] = True
-    mask = kept.to(y.dtype)[None, :, None, None].expand_as(y)
+    mask = kept.to(y.dtype)[None, :, None, None]
+    if sent_mask is not None:
+        mask = mask * sent_mask if (mask * sent_mask).any() else sent_mask
+    mask = mask.expand_as(y)
     decoded = net.decode_map(net.decoder_input(y * mask, mask if needs_mask else None))[..., :h, :w]
     return ((decoded - target) ** 2).mean()
 

@@ -269,13 +269,15 @@ def prior_path(codec_name: str) -> Path:
 
 
 def _entropy_coded_factory(name: str, inner: str) -> Callable[..., Codec]:
-    def build(weights=None, prior=None, refine=0, lmbda=None, **params) -> Codec:
+    def build(weights=None, prior=None, refine=0, lmbda=None, skip=0, **params) -> Codec:
+        from .channel_skip import drop_orders
         from .entropy import EntropyCodedCodec, RowContextPrior
 
         spec = LEARNED[inner]
         return EntropyCodedCodec(name, _learned_factory(spec)(weights, **params),
                                  RowContextPrior.load(prior or prior_path(inner)), refine=refine,
-                                 lmbda=spec.lmbda if lmbda is None else lmbda)
+                                 lmbda=spec.lmbda if lmbda is None else lmbda, skip=skip,
+                                 drop_order=drop_orders().get(name, ()))
 
     return build
 

@@ -115,13 +115,18 @@ def session_options(command):
                   help=f"A rate point of the default codec, 1 (fewest bits) to {len(QUALITY_CODECS)} (the default "
                        "codec itself): " + ", ".join(f"{q} = {name}" for q, name in QUALITY_CODECS.items()) + ".")
     @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None, metavar="TARGET",
-                  help="Per image, the highest rate point of the default codec (--quality) whose datagrams take at "
-                       "most TARGET bits per pixel on the wire (the lowest, with a note, when none fits).")
+                  help="Per image, the highest step of the default codec's rate ladder (its --quality points, each "
+                       "also with channels left out: --skip-channels) whose datagrams take at most TARGET bits per "
+                       "pixel on the wire (the lowest, with a note, when none fits).")
     @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
                   help="Encoder-side latent refinement, N gradient steps through the decoder (cnn codecs and their "
                        "-ec forms, torch): a better latent for the same decoder and fewer bytes, any receiver decodes "
                        "it; 30 steps gave +0.2 (default) to +1.8 dB (--quality 1) with nothing lost and cost ~20-30 s "
                        "at 512x512 on 2 cores (README). 0 (default): off.")
+    @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
+                  help="Leave out the K channels whose bytes buy the least (an order fitted on the training "
+                       "photographs; imputing -ec codecs, the default and its --quality points): fewer bytes, the "
+                       "receiver imputes them; any receiver decodes it. --bpp chooses K itself. 0 (default): all sent.")
     @click.option("--partition", type=click.Choice(PARTITION_WORDS), default=None,
                   help="What one transmission unit is: a feature channel, a token/position, or a block of positions "
                        "(latent codecs; default channel); jpeg is cut into segments at its restart markers, one "
@@ -164,8 +169,8 @@ def session_options(command):
     @click.option("--json", "as_json", is_flag=True,
                   help="Print one JSON object instead of the table (several frames: one per frame, then the summary).")
     @functools.wraps(command)
-    def wrapper(images, codec, weights, quality, bpp, refine, partition, jpeg_quality, interleave, netem, phy, stages,
-                loss_model, seed, mtu, frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, no_reference,
+    def wrapper(images, codec, weights, quality, bpp, refine, skip, partition, jpeg_quality, interleave, netem, phy,
+                stages, loss_model, seed, mtu, frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, no_reference,
                 as_json, **extra):
         from emulator.grammar import NetemSpecError, parse_netem
         from emulator.loss import LOSS_MODELS, parse_loss_model_option
@@ -185,6 +190,8 @@ def session_options(command):
                                        "give one of them, without --codec and --weights")
             if quality is not None:
                 codec = QUALITY_CODECS[quality]
+        if bpp is not None and skip:
+            raise click.UsageError("--bpp chooses the channels left out itself: give --bpp or --skip-channels")
         try:
             parse_netem(netem)  # fail on bad words before any work
             if phy:
@@ -193,7 +200,7 @@ def session_options(command):
                 STAGES.require(parse_stage_option(text)[0])
             if loss_model:
                 LOSS_MODELS.require(parse_loss_model_option(loss_model)[0])
-            chosen = load_codec(codec, weights=weights, jpeg_quality=jpeg_quality, refine=refine)
+            chosen = load_codec(codec, weights=weights, jpeg_quality=jpeg_quality, refine=refine, skip=skip)
             loaded = load_images(images)
             for image in loaded:
                 for note in image.notes:
@@ -204,7 +211,7 @@ def session_options(command):
                                      frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality,
                                      stream_id=stream_id, first_frame_id=first_frame_id,
                                      pacing=Pacing(rate=rate, gap=gap), deadline=deadline, reference=not no_reference,
-                                     bpp=bpp, refine=refine)
+                                     bpp=bpp, refine=refine, skip=skip)
             with _refine_progress(refine):
                 result = command(options, loaded, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
@@ -467,6 +474,9 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
 @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
               help="Encoder-side latent refinement of the cnn codecs and their -ec forms, N steps (see send "
                    "--help); a classic codec matched to such a codec matches its refined bytes. 0 (default): off.")
+@click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
+              help="The imputing -ec codecs leave out K channels (see send --help); a classic codec matched to "
+                   "such a codec matches the bytes it sends. 0 (default): all sent.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: '0-4' or '1,5,9'.")
 @click.option("--mtu", "mtus", default=str(DEFAULT_MTU), show_default=True, metavar="BYTES,...",
               help="UDP payload budget(s) per datagram: '1200' or '600,1200'.")
@@ -484,7 +494,7 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="Results file (.csv), written as runs finish; runs it already holds (same configuration "
                    "and versions) are not run again.")
-def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, presets, phy, snrs, refine, seeds,
+def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, presets, phy, snrs, refine, skip, seeds,
           mtus, transport, workers, scheduler, max_runs, out) -> None:
     """Run every combination of IMAGES x codecs x partitions x interleaving x MTU x impairments
     (netem specs, PHY specs at each SNR) x seeds on a Dask cluster, one task per run, and write
@@ -509,6 +519,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     from emulator.grammar import NetemSpecError, parse_netem
     from netsem.codecs.base import CodecError
     from netsem.phy import PhySpecError
+    from netsem.pipeline.frames import CLASSIC_CODECS, load_codec
     from netsem.pipeline.images import ImageError, load_one
     from netsem.pipeline.sweep import SweepGrid, parse_number_list
     from netsem.pipeline.sweep_results import ResultsError
@@ -550,6 +561,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
         presets=tuple(presets), seeds=seed_list,
         mtus=tuple(int(mtu) for mtu in numbers["--mtu"]), phy=tuple(phy), snrs=tuple(numbers["--snr"]),
         transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match, refine=refine,
+        skip=skip,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
@@ -561,6 +573,13 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
         if not grid.tasks():
             raise click.UsageError("nothing to run: jpeg takes only the segment partition, the latent codecs "
                                    "channel, token or spatial")
+        if skip:
+            skipping = [codec for codec in grid.codecs if grid.skip_of(codec) and codec not in CLASSIC_CODECS]
+            if not skipping:
+                raise click.UsageError("--skip-channels: none of the codecs leaves channels out (the imputing -ec "
+                                       "codecs do)")
+            for codec in skipping:
+                load_codec(codec, skip=skip)  # here, so that too many channels is one line
         with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:
             bar = None
 

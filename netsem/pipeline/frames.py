@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 
 from netsem.codecs.base import Codec, CodecError, Frame
-from netsem.codecs.registry import codec_by_id, codec_id_of, get_codec, refinable
+from netsem.codecs.registry import ENTROPY_CODED, codec_by_id, codec_id_of, get_codec, refinable
 from packetizers.frames import FrameError, LatentFrame, StreamFrame
 from packetizers.reassembler import Frame as Reassembled
 from packetizers.wire import CRC_SIZE, HEADER_SIZE, Layout, unit_entry_size
@@ -22,16 +22,21 @@ from packetizers.wire import CRC_SIZE, HEADER_SIZE, Layout, unit_entry_size
 CLASSIC_CODECS = ("jpeg", "webp", "jpeg2000-tiles")
 
 
-def load_codec(codec: str | Codec, *, weights: str | None = None, jpeg_quality: int = 75, refine: int = 0) -> Codec:
+def load_codec(codec: str | Codec, *, weights: str | None = None, jpeg_quality: int = 75, refine: int = 0,
+               skip: int = 0) -> Codec:
     """A codec by name (or `module:attribute`), or the object itself; `jpeg_quality` for the
     classic codecs (`CLASSIC_CODECS`), `refine` (iterations of latent refinement) for the cnn codecs
-    and their -ec forms."""
+    and their -ec forms, `skip` (channels not sent) for the imputing -ec codecs."""
     params = {"quality": jpeg_quality} if codec in CLASSIC_CODECS else {}
+    name = getattr(codec, "name", codec)
     if refine:
         if not (isinstance(codec, str) and refinable(codec)):
-            name = getattr(codec, "name", codec)
             raise CodecError(f"--refine works with the cnn codecs and their -ec forms, not {name}")
         params["refine"] = refine
+    if skip:
+        if not (isinstance(codec, str) and codec in ENTROPY_CODED):
+            raise CodecError(f"--skip-channels works with the imputing -ec codecs, not {name}")
+        params["skip"] = skip
     return get_codec(codec, weights, **params)
 
 

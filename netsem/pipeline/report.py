@@ -51,6 +51,7 @@ class Report:
     transport: str  # "udp" (real sockets) or "virtual" (simulate)
     jpeg_quality: int | None = None  # jpeg only
     refine: int = 0  # iterations of encoder-side latent refinement
+    skip_channels: int = 0  # channels the codec left out (the receiver imputes them)
     units_partial: int = 0  # units of which some, not all, elements arrived
     network_virtual_s: float | None = None  # simulate: the network's seconds on the virtual clock
     timings: dict = field(default_factory=dict)  # named wall-clock phases; they add up to total_s
@@ -73,7 +74,8 @@ class Report:
 
         return [
             ("codec", f"{self.codec}{'' if self.jpeg_quality is None else f' quality {self.jpeg_quality}'}"
-                      f"{f', latent refined ({self.refine} steps)' if self.refine else ''}  "
+                      f"{f', latent refined ({self.refine} steps)' if self.refine else ''}"
+                      f"{f', {self.skip_channels} channels not sent' if self.skip_channels else ''}  "
                       f"({self.partition} partition, interleave {'on' if self.interleave else 'off'})"),
             ("image", f"{self.image}  {self.image_size[1]}x{self.image_size[0]}"),
             ("network", f"{self.transport}  netem: {self.netem or '(none)'}  phy: {self.phy or '(none)'}  seed {self.seed}"),

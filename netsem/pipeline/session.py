@@ -22,7 +22,7 @@ from emulator.loss import LossModel, create_loss_model, parse_loss_model_option
 from emulator.stages import Stage, StageOutcome, create_stage, parse_stage_option
 from emulator.correlation import component_rng
 from netsem.codecs.base import Codec, Frame
-from netsem.codecs.registry import QUALITY_CODECS
+from netsem.codecs.channel_skip import ladder
 from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.frames import check_partition, decode_received, frame_elements, load_codec, outgoing_frame
 from netsem.pipeline.images import LoadedImage, load_one, save_image
@@ -82,10 +82,12 @@ class SessionOptions:
     stages: tuple[Stage | str, ...] = ()
     loss_model: LossModel | str | None = None
     reference: bool = True  # also decode with nothing lost, to report the codec's own (lossless) PSNR
-    # per image, the highest rate point of the default codec (QUALITY_CODECS) whose datagrams
-    # take at most this many bits per pixel (the lowest when none does); None: `codec`
+    # per image, the highest step of the rate ladder (a rate point of the default codec, some
+    # channels not sent) whose datagrams take at most this many bits per pixel (the lowest when
+    # none does); None: `codec`
     bpp: float | None = None
     refine: int = 0  # iterations of encoder-side latent refinement (cnn codecs and their -ec forms)
+    skip: int = 0  # channels not sent (the imputing -ec codecs; `netsem.codecs.channel_skip`)
 
     def frame_id(self, index: int) -> int:
         """The id of the session's `index`-th frame."""
@@ -210,43 +212,65 @@ def prepare(options: SessionOptions, cache: EncodingCache | None = None, *, load
         return _prepare_for_bpp(options, cache, loaded=loaded, index=index)
     started = time.perf_counter()
     codec = load_codec(options.codec, weights=options.weights, jpeg_quality=options.jpeg_quality,
-                       refine=options.refine)
+                       refine=options.refine, skip=options.skip)
     if options.partition is None:
         options = replace(options, partition=codec.partitions[0])
     check_partition(codec, options.partition)
     codec_s = time.perf_counter() - started
-    packetizer = Packetizer(PartitionKind.named(options.partition), interleave=options.interleave,
-                            seed=options.seed, mtu=options.mtu)
     if loaded is None:
         image, frame, load_s, encode_s = (cache or EncodingCache()).encode(options.image, codec, options.mtu)
     else:
         started = time.perf_counter()
         image, frame, load_s = loaded, outgoing_frame(codec, loaded.pixels, mtu=options.mtu), loaded.load_s
         encode_s = time.perf_counter() - started
+    return _packetized(options, codec, image, frame, index, {"load": codec_s + load_s, "encode": encode_s}, cache)
+
+
+def _packetized(options: SessionOptions, codec: Codec, image: LoadedImage, frame: Frame, index: int,
+                timings: dict[str, float], cache: EncodingCache | None) -> Outgoing:
+    """The frame cut into its datagrams: the Outgoing of frame ``index``."""
     started = time.perf_counter()
+    packetizer = Packetizer(PartitionKind.named(options.partition), interleave=options.interleave,
+                            seed=options.seed, mtu=options.mtu)
     frame = replace(frame, stream_id=options.stream_id)
     frame_id = options.frame_id(index)
     datagrams = packetizer.packetize(frame, frame_id=frame_id)
-    timings = {"load": codec_s + load_s, "encode": encode_s, "packetize": time.perf_counter() - started}
+    timings = {**timings, "packetize": time.perf_counter() - started}
     return Outgoing(options, image.pixels, image.label, codec, frame, datagrams, frame_id, timings, image.notes,
                     cache)
 
 
 def _prepare_for_bpp(options: SessionOptions, cache: EncodingCache | None, *, loaded: LoadedImage | None,
                      index: int) -> Outgoing:
-    """`prepare` at the highest rate point whose datagrams fit `options.bpp` (tried from the
-    highest down: each try is an encode, counted in the frame's encode time)."""
-    names = [QUALITY_CODECS[q] for q in sorted(QUALITY_CODECS, reverse=True)]
-    spent = 0.0
-    for name in names:
-        item = prepare(replace(options, codec=name, bpp=None, partition=None), cache, loaded=loaded, index=index)
-        spent += item.timings["encode"] + item.timings["packetize"]
+    """`prepare` at the highest step of the rate ladder (`channel_skip.ladder`: a rate point of the
+    default codec, some channels left out) whose datagrams fit `options.bpp`, tried from the top.
+    A rate point is encoded once for all its steps (leaving channels out needs no new analysis);
+    with `refine`, the step is chosen on the unrefined bytes and then refined (refinement takes
+    bytes off)."""
+    steps = ladder()[::-1]
+    bases: dict[str, Outgoing] = {}
+    for step in steps:
+        if step.codec not in bases:
+            bases[step.codec] = prepare(replace(options, codec=step.codec, bpp=None, partition=None, refine=0,
+                                                skip=0), cache, loaded=loaded, index=index)
+        base = bases[step.codec]
+        frame = base.codec.leaving_out(base.frame, step.skip)
+        item = _packetized(base.options, base.codec, LoadedImage(base.image, base.label, base.notes), frame, index,
+                           base.timings, cache)
         bpp = sum(map(len, item.datagrams)) * 8 / (item.image.shape[0] * item.image.shape[1])
-        if bpp <= options.bpp or name == names[-1]:
-            notes = item.notes if bpp <= options.bpp else (
-                *item.notes, f"--bpp {options.bpp:g}: even the lowest rate point ({name}) takes {bpp:.3f} bpp")
-            return replace(item, timings={**item.timings, "encode": spent - item.timings["packetize"]}, notes=notes)
-    raise AssertionError("unreachable: the last rate point is always taken")
+        if bpp <= options.bpp or step == steps[-1]:
+            break
+    spent = sum(base.timings["encode"] for base in bases.values())
+    chosen = replace(base.options, skip=step.skip, bpp=None, refine=options.refine)
+    if options.refine:
+        item = prepare(chosen, cache, loaded=loaded, index=index)
+        spent += item.timings["encode"]
+    else:  # the frame is the one the codec that skips these channels makes
+        item = replace(item, options=chosen, codec=load_codec(step.codec, skip=step.skip))
+    notes = item.notes if bpp <= options.bpp else (
+        *item.notes, f"--bpp {options.bpp:g}: even the lowest rate ({step.codec}, {step.skip} channels not sent) "
+                     f"takes {bpp:.3f} bpp")
+    return replace(item, timings={**item.timings, "encode": spent}, notes=notes)
 
 
 def prepare_all(options: SessionOptions, images: list[LoadedImage] | None) -> list[Outgoing]:
@@ -326,7 +350,8 @@ def finish(outgoing: Outgoing, frame: Reassembled, *, transport: str, receiver: 
         encode_s=outgoing.encode_s, network_s=network_s, decode_s=decode_s, total_s=total, transport=transport,
         network_virtual_s=network_virtual_s, timings=timings, stream_id=options.stream_id,
         frame_id=outgoing.frame_id, notes=list(outgoing.notes),
-        jpeg_quality=getattr(codec, "quality", None), refine=options.refine, receiver=receiver, link=link,
+        jpeg_quality=getattr(codec, "quality", None), refine=options.refine, skip_channels=getattr(codec, "skip", 0),
+        receiver=receiver, link=link,
     )
 
 

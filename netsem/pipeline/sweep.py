@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from emulator.grammar import FourStateLoss, GilbertElliottLoss, NetemSpec, RandomLoss, parse_netem
+from netsem.codecs.channel_skip import drop_orders
 from netsem.codecs.registry import refinable
 from netsem.pipeline.frames import CLASSIC_CODECS, load_codec
 from netsem.pipeline.images import BUNDLED_PREFIX, DEFAULT_IMAGE
@@ -50,6 +51,7 @@ class SweepTask:
     # iterations of encoder-side latent refinement of a cnn codec; for a classic codec matched to
     # one, that codec's (whose bytes it matches); 0 for the others
     refine: int = 0
+    skip: int = 0  # channels not sent, the same way (the imputing -ec codecs; a classic codec matched to one)
 
     @property
     def phy_spec(self) -> str:
@@ -84,6 +86,7 @@ class SweepGrid:
     # a codec: the classic codecs (`CLASSIC_CODECS`) take, per image, the best quality within its bytes on the wire
     jpeg_match: str | None = None
     refine: int = 0  # the cnn codecs' latent refinement (iterations); the other codecs run without
+    skip: int = 0  # channels the imputing -ec codecs leave out; the other codecs send all theirs
 
     def codec_partitions(self) -> list[tuple[str, str]]:
         """(codec, partition) pairs: a byte-stream codec (jpeg, webp, ...) is always cut where its format
@@ -104,6 +107,12 @@ class SweepGrid:
         matches the refined bytes); 0 for the others."""
         matched = self.jpeg_match if codec in CLASSIC_CODECS and self.jpeg_match else codec
         return self.refine if refinable(matched) else 0
+
+    def skip_of(self, codec: str) -> int:
+        """A run's `skip`: the grid's for an imputing -ec codec, and for a classic codec matched to
+        one (it matches the bytes sent); 0 for the others."""
+        matched = self.jpeg_match if codec in CLASSIC_CODECS and self.jpeg_match else codec
+        return self.skip if matched in drop_orders() else 0
 
     def phy_points(self) -> list[tuple[str, float | None]]:
         """(PHY spec without SNR, SNR) of every PHY setting; ('', None) without a PHY. Raises
@@ -141,7 +150,7 @@ class SweepGrid:
             SweepTask(image=image or DEFAULT_IMAGE_NAME, codec=codec, partition=partition, interleave=interleave,
                       mtu=mtu, netem=netem, preset=preset, phy=phy, snr_db=snr, seed=seed,
                       jpeg=jpeg_word if codec in CLASSIC_CODECS else "", transport=self.transport,
-                      refine=self.refine_of(codec))
+                      refine=self.refine_of(codec), skip=self.skip_of(codec))
             for image, (codec, partition), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
                 self.images, self.codec_partitions(), self.interleave, self.mtus, self.netem_points(),
                 self.phy_points(), self.seeds)

@@ -23,7 +23,8 @@ CACHED_IMAGES = 4  # a worker gets its runs roughly in grid order, which is by i
 
 # A row's columns, in order; a results file adds the versions as version_NAME columns.
 CONFIG_COLUMNS = ("key", "image", "codec", "partition", "interleave", "mtu", "netem", "preset", "loss_model",
-                  "loss_percent", "phy", "snr_db", "seed", "jpeg_setting", "jpeg_quality", "refine", "transport")
+                  "loss_percent", "phy", "snr_db", "seed", "jpeg_setting", "jpeg_quality", "refine", "skip_channels",
+                  "transport")
 OUTCOME_COLUMNS = ("delivered", "note", "psnr_db", "ssim", "lossless_psnr_db", "delta_psnr_db", "datagrams_sent",
                    "datagrams_received", "datagram_loss", "units_total", "units_received", "units_partial",
                    "unit_loss", "bytes_on_wire", "bpp", "image_size")
@@ -64,16 +65,16 @@ def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
     return sum(map(len, prepare(options, cache).datagrams))
 
 
-def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0) -> int:
+def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0, skip: int = 0) -> int:
     """The highest quality of the `classic` codec (`CLASSIC_CODECS`) whose datagrams take no more
-    bytes on the wire than `codec`'s (latent refined `refine` steps) for the same image, sent
-    in its first partition (channel for a latent, segment for a stream; headers, unit tables
-    and CRCs counted on both sides); 1 if none fits."""
-    partition = load_codec(codec, refine=refine).partitions[0]
+    bytes on the wire than `codec`'s (latent refined `refine` steps, `skip` channels not sent) for
+    the same image, sent in its first partition (channel for a latent, segment for a stream;
+    headers, unit tables and CRCs counted on both sides); 1 if none fits."""
+    partition = load_codec(codec, refine=refine, skip=skip).partitions[0]
     one_compute_thread()
     cache = encoding_cache(image)
-    budget = wire_bytes(SessionOptions(image=image, codec=codec, partition=partition, mtu=mtu, refine=refine),
-                        cache)
+    budget = wire_bytes(SessionOptions(image=image, codec=codec, partition=partition, mtu=mtu, refine=refine,
+                                       skip=skip), cache)
     low, high, best = 1, 95, 1
     while low <= high:
         quality = (low + high) // 2
@@ -88,7 +89,8 @@ def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int 
 def session_options(task: SweepTask, jpeg_quality: int | None) -> SessionOptions:
     return SessionOptions(image=task.image, codec=task.codec, partition=task.partition, interleave=task.interleave,
                           netem=task.netem, phy=task.phy_spec, seed=task.seed, mtu=task.mtu,
-                          jpeg_quality=jpeg_quality or 75, refine=0 if task.codec in CLASSIC_CODECS else task.refine)
+                          jpeg_quality=jpeg_quality or 75, refine=0 if task.codec in CLASSIC_CODECS else task.refine,
+                          skip=0 if task.codec in CLASSIC_CODECS else task.skip)
 
 
 def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Transmission | str]:
@@ -98,7 +100,7 @@ def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Trans
     from netsem.pipeline.udp import NothingArrived
 
     options = session_options(task, jpeg_quality)
-    load_codec(options.codec, jpeg_quality=options.jpeg_quality, refine=options.refine)
+    load_codec(options.codec, jpeg_quality=options.jpeg_quality, refine=options.refine, skip=options.skip)
     one_compute_thread()
     outgoing = prepare(options, encoding_cache(task.image))
     try:
@@ -128,7 +130,7 @@ def make_row(task: SweepTask, key: str, outgoing: Outgoing, sent: Transmission |
         "loss_model": loss_model,
         "loss_percent": loss_percent, "phy": task.phy, "snr_db": task.snr_db, "seed": task.seed,
         "jpeg_setting": task.jpeg, "jpeg_quality": getattr(outgoing.codec, "quality", None),
-        "refine": task.refine, "transport": task.transport,
+        "refine": task.refine, "skip_channels": task.skip, "transport": task.transport,
         "delivered": not isinstance(sent, str), "note": sent if isinstance(sent, str) else "",
         "datagrams_sent": sent_count, "datagrams_received": 0, "datagram_loss": 1.0,
         "bytes_on_wire": wire, "bpp": wire * 8 / (height * width), "image_size": f"{width}x{height}",
@@ -170,4 +172,5 @@ def task_from_row(row: dict) -> SweepTask:
     return SweepTask(image=row["image"], codec=row["codec"], partition=row["partition"],
                      interleave=row["interleave"], mtu=int(row["mtu"]), netem=row["netem"], preset=row["preset"], phy=row["phy"],
                      snr_db=row["snr_db"], seed=int(row["seed"]), jpeg=row["jpeg_setting"],
-                     transport=row["transport"], refine=int(row.get("refine") or 0))
+                     transport=row["transport"], refine=int(row.get("refine") or 0),
+                     skip=int(row.get("skip_channels") or 0))

@@ -12,6 +12,7 @@ import pytest
 import skimage.data
 import torch
 
+from netsem.codecs.channel_skip import ladder
 from netsem.codecs.config import NetConfig
 from netsem.codecs.registry import LEARNED, QUALITY_CODECS, RATE_POINTS, get_codec
 from netsem.codecs.train import RateProxy, TrainOptions, train
@@ -88,14 +89,19 @@ def _simulate(*words: str) -> dict:
     return json.loads(run.stdout)
 
 
-def test_bpp_picks_the_highest_rate_point_that_fits():
+def test_bpp_picks_the_highest_step_of_the_ladder_that_fits():
     picked = _simulate("--bpp", "0.8")
     assert picked["bpp"] <= 0.8 and picked["codec"] in QUALITY_CODECS.values()
-    q = next(q for q, name in QUALITY_CODECS.items() if name == picked["codec"])
-    assert q < max(QUALITY_CODECS)  # coffee's default takes more than 0.8 bpp
-    assert _simulate("--quality", str(q + 1))["bpp"] > 0.8  # the next point up does not fit
-    lowest = _simulate("--bpp", "0.05")
-    assert lowest["codec"] == QUALITY_CODECS[1] and any("lowest rate point" in n for n in lowest["notes"])
+    steps = [(step.codec, step.skip) for step in ladder()]
+    at = steps.index((picked["codec"], picked["skip_channels"]))
+    assert at < len(steps) - 1  # coffee's default takes more than 0.8 bpp
+    codec, skip = steps[at + 1]
+    quality = next(q for q, name in QUALITY_CODECS.items() if name == codec)
+    above = _simulate("--quality", str(quality), "--skip-channels", str(skip))
+    assert above["bpp"] > 0.8  # the next step up does not fit
+    lowest = _simulate("--bpp", "0.001")
+    assert lowest["codec"] == QUALITY_CODECS[1] and any("even the lowest rate" in n for n in lowest["notes"])
+    assert lowest["skip_channels"] == ladder()[0].skip  # the ladder's lowest step
     for words in (["--bpp", "0.5", "--quality", "2"], ["--bpp", "0.5", "--codec", "jpeg"], ["--bpp", "0"]):
         bad = subprocess.run([sys.executable, "-m", "netsem", "simulate", *words], capture_output=True, text=True)
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, words

@@ -37,8 +37,8 @@ def run_here(grid: SweepGrid) -> list[dict]:
     found = versions()
     rows = []
     for task in grid.tasks():
-        quality = (matched_quality(task.codec, task.image, task.jpeg_match, task.mtu, task.refine) if task.jpeg_match
-                   else None)
+        quality = (matched_quality(task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip)
+                   if task.jpeg_match else None)
         rows.append(run_task(task, task.key(image_digest(task.image), found), quality))
     return rows
 
@@ -85,6 +85,19 @@ def test_refine_applies_to_the_cnn_codecs_and_to_the_bytes_jpeg_matches(photo):
                                interleave=(True,), netem=("",), seeds=(0,)))[0]
     assert plain["key"] != rows["cnn-sem-impute-q1-ec"]["key"]
     assert plain["lossless_psnr_db"] != rows["cnn-sem-impute-q1-ec"]["lossless_psnr_db"]
+
+
+def test_skip_applies_to_the_imputing_codecs_and_to_the_bytes_jpeg_matches(photo):
+    grid = SweepGrid(images=(photo,), codecs=("cnn-sem-impute-q1-ec", "cnn-sem-ec", "jpeg"), partitions=("channel",),
+                     interleave=(True,), netem=("",), seeds=(0,), jpeg_match="cnn-sem-impute-q1-ec", skip=20)
+    assert {t.codec: t.skip for t in grid.tasks()} == {"cnn-sem-impute-q1-ec": 20, "cnn-sem-ec": 0, "jpeg": 20}
+    rows = {r["codec"]: r for r in run_here(grid)}
+    assert rows["cnn-sem-impute-q1-ec"]["skip_channels"] == 20 and rows["cnn-sem-ec"]["skip_channels"] == 0
+    plain = run_here(SweepGrid(images=(photo,), codecs=("cnn-sem-impute-q1-ec", "jpeg"), partitions=("channel",),
+                               interleave=(True,), netem=("",), seeds=(0,), jpeg_match="cnn-sem-impute-q1-ec"))
+    assert plain[0]["bytes_on_wire"] > rows["cnn-sem-impute-q1-ec"]["bytes_on_wire"] >= rows["jpeg"]["bytes_on_wire"]
+    assert plain[1]["jpeg_quality"] > rows["jpeg"]["jpeg_quality"]
+    assert task_from_row(rows["jpeg"]).skip == 20
 
 
 def test_a_run_that_delivers_nothing_is_a_row_that_says_so(photo):
