@@ -18,8 +18,9 @@ JPEG at the same bpp (JPEG's curve interpolated per photograph). `--image FILE` 
 `--refine N` adds the default codec's rate points with their latent refined N steps (`--refine`
 of `netsem send`), labelled "... refine N"; `--skip K` each (unrefined) rate point with K channels
 not sent (`--skip-channels`), labelled "... skip K", and plots the best of them. `--from-csv FILE`
-redraws the table and plot from a run's `--csv` without measuring again; `--classic-from FILE` measures only the learned codecs and
-takes the classic anchors' points (which do not depend on them) from such a file.
+redraws the table and plot from a run's `--csv` without measuring again; `--classic-from FILE`
+measures only the learned codecs and takes the classic anchors' points (which do not depend on
+them) from such a file.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from netsem.codecs.channel_skip import pareto_front
 from netsem.codecs.data import load_eval_images
 from netsem.codecs.registry import RATE_POINTS, get_codec
 from netsem.metrics import psnr_db, ssim
@@ -132,16 +134,6 @@ def gap_to_jpeg(rows: list[dict], codec: str) -> tuple[float, int]:
     return (float(np.mean(gaps)) if gaps else np.nan), len(gaps)
 
 
-def upper_envelope(points: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
-    """The (bpp, psnr, ...) points no other beats in both rate and PSNR, lowest rate first."""
-    kept, best = [], -np.inf
-    for p in sorted(points, key=lambda p: (p[0], -p[1])):
-        if p[1] > best:
-            kept.append(p)
-            best = p[1]
-    return kept
-
-
 def summary(rows: list[dict]) -> list[dict]:
     out = []
     for codec, setting in dict.fromkeys((r["codec"], r["setting"]) for r in rows):
@@ -207,7 +199,7 @@ def main() -> None:
         family = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves
                         if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"]
                         and "skip" not in s["codec"])
-        skipping = upper_envelope([(s["bpp"], s["psnr_db"], s["ssim"]) for s in curves
+        skipping = pareto_front([(s["bpp"], s["psnr_db"], s["ssim"]) for s in curves
                                    if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"]])
         refined = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if "refine" in s["codec"])
         for ax, k in zip(axes, (1, 2)):

@@ -10,7 +10,10 @@ the frame stays complete, no receiver waits for it, and any netsem receiver deco
 channel.
 
 The ladder: the (codec, skip) points no other beats in both mean rate and mean PSNR on those
-photographs, lowest rate first; `--bpp` walks it from the top.
+photographs, lowest rate first; `--bpp` walks it from the top. Leaving channels out costs
+robustness (the imputer has fewer to work from when datagrams are lost), so the fit also measured
+each point with a share of the sent channels lost (`LOSSES`), and `ladder(expected_loss)` ranks the
+points by their PSNR at the nearest of those shares (`--expect-loss`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .config import WEIGHTS_DIR
 
 CHANNEL_SKIP_PATH = WEIGHTS_DIR / "channel-skip.json"
 NOT_SENT = b"\x00"
+LOSSES = (0, 10, 20, 30, 40)  # percent of the sent channels lost, the curves' PSNR columns
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class LadderStep:
     codec: str  # an -ec codec
     skip: int  # channels left out
     bpp: float  # mean payload bits per pixel on the training photographs
-    psnr_db: float  # mean PSNR there
+    psnr_db: float  # mean PSNR there, at the ladder's share of channels lost
 
 
 @cache
@@ -51,6 +55,26 @@ def drop_orders() -> dict[str, tuple[int, ...]]:
     return {codec: tuple(int(c) for c in order) for codec, order in _fitted()["drop_order"].items()}
 
 
-def ladder() -> list[LadderStep]:
-    """The rate ladder, lowest rate first."""
-    return [LadderStep(s["codec"], int(s["skip"]), float(s["bpp"]), float(s["psnr_db"])) for s in _fitted()["ladder"]]
+def ladder(expected_loss: float = 0.0) -> list[LadderStep]:
+    """The rate ladder for a link expected to lose ``expected_loss`` percent of the datagrams,
+    lowest rate first."""
+    return ladder_from(_fitted(), expected_loss)
+
+
+def ladder_from(fitted: dict, expected_loss: float) -> list[LadderStep]:
+    """The steps of the fitted curves that no other beats in both rate and PSNR at the fitted loss
+    nearest ``expected_loss`` (percent)."""
+    losses = [float(loss) for loss in fitted["losses"]]
+    column = 2 + min(range(len(losses)), key=lambda i: abs(losses[i] - expected_loss))
+    points = [(row[1], row[column], codec, int(row[0])) for codec, rows in fitted["curves"].items() for row in rows]
+    return [LadderStep(codec, skip, bpp, psnr) for bpp, psnr, codec, skip in pareto_front(points)]
+
+
+def pareto_front(points: list[tuple]) -> list[tuple]:
+    """The (rate, quality, ...) points no other beats in both, lowest rate first."""
+    kept, best = [], float("-inf")
+    for point in sorted(points, key=lambda p: (p[0], -p[1])):
+        if point[1] > best:
+            kept.append(point)
+            best = point[1]
+    return kept

@@ -39,8 +39,10 @@ def print_frame_line(report, as_json: bool) -> None:
     elif "error" in report:
         click.echo(f"frame {report['frame_id']} {report['image']}: {report['error']}")
     else:  # the sender's half
-        click.echo(f"frame {report['frame_id']} {report['image']}: {report['datagrams_sent']} datagrams, "
-                   f"{report['bytes_on_wire']} bytes ({report['bpp']:.3f} bpp) -> {report['to']}")
+        skipped = f", {report['skip_channels']} channels not sent" if report.get("skip_channels") else ""
+        click.echo(f"frame {report['frame_id']} {report['image']}: {report['codec']}{skipped}, "
+                   f"{report['datagrams_sent']} datagrams, {report['bytes_on_wire']} bytes ({report['bpp']:.3f} bpp) "
+                   f"-> {report['to']}")
 
 
 class Duration(click.ParamType):
@@ -61,6 +63,21 @@ class Duration(click.ParamType):
         if not 0 < seconds <= 3600:
             self.fail(f"{value!r} must lie between 0 and one hour", param, ctx)
         return seconds
+
+
+class Percent(click.ParamType):
+    """A share in percent, 0..100: '20%' or '20'."""
+
+    name = "percent"
+
+    def convert(self, value, param, ctx) -> float:
+        try:
+            share = float(str(value).strip().removesuffix("%"))
+        except ValueError:
+            self.fail(f"{value!r} is not a percentage like 20%", param, ctx)
+        if not 0 <= share <= 100:
+            self.fail(f"{value!r} must lie between 0 and 100 %", param, ctx)
+        return share
 
 
 class Rate(click.ParamType):
@@ -123,6 +140,10 @@ def session_options(command):
                        "-ec forms, torch): a better latent for the same decoder and fewer bytes, any receiver decodes "
                        "it; 30 steps gave +0.2 (default) to +1.8 dB (--quality 1) with nothing lost and cost ~20-30 s "
                        "at 512x512 on 2 cores (README). 0 (default): off.")
+    @click.option("--expect-loss", "expected_loss", type=Percent(), default=None, metavar="P%",
+                  help="With --bpp: the ladder's step for a link that loses about P % of the datagrams (0, 10, 20, "
+                       "30 or 40 fitted; default 0, the most quality with nothing lost): fewer channels left out, "
+                       "more for the imputer to work from.")
     @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
                   help="Leave out the K channels whose bytes buy the least (an order fitted on the training "
                        "photographs; imputing -ec codecs, the default and its --quality points): fewer bytes, the "
@@ -169,9 +190,9 @@ def session_options(command):
     @click.option("--json", "as_json", is_flag=True,
                   help="Print one JSON object instead of the table (several frames: one per frame, then the summary).")
     @functools.wraps(command)
-    def wrapper(images, codec, weights, quality, bpp, refine, skip, partition, jpeg_quality, interleave, netem, phy,
-                stages, loss_model, seed, mtu, frame_timeout, deadline, stream_id, first_frame_id, rate, gap, out, no_reference,
-                as_json, **extra):
+    def wrapper(images, codec, weights, quality, bpp, refine, expected_loss, skip, partition, jpeg_quality,
+                interleave, netem, phy, stages, loss_model, seed, mtu, frame_timeout, deadline, stream_id,
+                first_frame_id, rate, gap, out, no_reference, as_json, **extra):
         from emulator.grammar import NetemSpecError, parse_netem
         from emulator.loss import LOSS_MODELS, parse_loss_model_option
         from emulator.stages import STAGES, parse_stage_option
@@ -192,6 +213,8 @@ def session_options(command):
                 codec = QUALITY_CODECS[quality]
         if bpp is not None and skip:
             raise click.UsageError("--bpp chooses the channels left out itself: give --bpp or --skip-channels")
+        if expected_loss is not None and bpp is None:
+            raise click.UsageError("--expect-loss chooses a step of the --bpp ladder: give it with --bpp")
         try:
             parse_netem(netem)  # fail on bad words before any work
             if phy:
@@ -211,7 +234,7 @@ def session_options(command):
                                      frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality,
                                      stream_id=stream_id, first_frame_id=first_frame_id,
                                      pacing=Pacing(rate=rate, gap=gap), deadline=deadline, reference=not no_reference,
-                                     bpp=bpp, refine=refine, skip=skip)
+                                     bpp=bpp, refine=refine, skip=skip, expected_loss=expected_loss or 0.0)
             with _refine_progress(refine):
                 result = command(options, loaded, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,

@@ -106,7 +106,9 @@ def send_to(outgoing: list[Outgoing], destination: tuple[str, int]) -> list[dict
         wire_bytes = sum(map(len, item.datagrams))
         height, width = item.image.shape[:2]
         reports.append({
-            "to": f"{destination[0]}:{destination[1]}", "codec": options.codec, "partition": options.partition,
+            # the codec each frame went with: --bpp chooses one per image
+            "to": f"{destination[0]}:{destination[1]}", "codec": item.codec.name,
+            "skip_channels": getattr(item.codec, "skip", 0), "partition": item.options.partition,
             "interleave": options.interleave, "seed": options.seed, "image": item.label,
             "stream_id": options.stream_id, "frame_id": item.frame_id,
             "datagrams_sent": len(item.datagrams), "bytes_on_wire": wire_bytes,

@@ -88,6 +88,7 @@ class SessionOptions:
     bpp: float | None = None
     refine: int = 0  # iterations of encoder-side latent refinement (cnn codecs and their -ec forms)
     skip: int = 0  # channels not sent (the imputing -ec codecs; `netsem.codecs.channel_skip`)
+    expected_loss: float = 0.0  # percent of datagrams `bpp` chooses the ladder for (`channel_skip.ladder`)
 
     def frame_id(self, index: int) -> int:
         """The id of the session's `index`-th frame."""
@@ -245,11 +246,11 @@ def _prepare_for_bpp(options: SessionOptions, cache: EncodingCache | None, *, lo
     """`prepare` at the highest step of the rate ladder (`channel_skip.ladder`: a rate point of the
     default codec, some channels left out) whose datagrams fit `options.bpp`, tried from the top.
     A rate point is encoded once for all its steps (leaving channels out needs no new analysis);
-    with `refine`, the step is chosen on the unrefined bytes and then refined (refinement takes
-    bytes off)."""
-    steps = ladder()[::-1]
+    with `refine`, the step is chosen on the unrefined bytes and then refined, and where the refined
+    frame takes more, the next step down is refined. `expected_loss` chooses the ladder."""
+    steps = ladder(options.expected_loss)[::-1]
     bases: dict[str, Outgoing] = {}
-    for step in steps:
+    for at, step in enumerate(steps):
         if step.codec not in bases:
             bases[step.codec] = prepare(replace(options, codec=step.codec, bpp=None, partition=None, refine=0,
                                                 skip=0), cache, loaded=loaded, index=index)
@@ -257,20 +258,28 @@ def _prepare_for_bpp(options: SessionOptions, cache: EncodingCache | None, *, lo
         frame = base.codec.leaving_out(base.frame, step.skip)
         item = _packetized(base.options, base.codec, LoadedImage(base.image, base.label, base.notes), frame, index,
                            base.timings, cache)
-        bpp = sum(map(len, item.datagrams)) * 8 / (item.image.shape[0] * item.image.shape[1])
-        if bpp <= options.bpp or step == steps[-1]:
+        if _bpp(item) <= options.bpp or step == steps[-1]:
             break
     spent = sum(base.timings["encode"] for base in bases.values())
-    chosen = replace(base.options, skip=step.skip, bpp=None, refine=options.refine)
-    if options.refine:
-        item = prepare(chosen, cache, loaded=loaded, index=index)
-        spent += item.timings["encode"]
+    if options.refine:  # refinement usually takes bytes off, not always: then the next step down
+        for step in steps[at:]:
+            item = prepare(replace(options, codec=step.codec, bpp=None, partition=None, skip=step.skip), cache,
+                           loaded=loaded, index=index)
+            spent += item.timings["encode"]
+            if _bpp(item) <= options.bpp:
+                break
     else:  # the frame is the one the codec that skips these channels makes
-        item = replace(item, options=chosen, codec=load_codec(step.codec, skip=step.skip))
-    notes = item.notes if bpp <= options.bpp else (
+        item = replace(item, options=replace(base.options, skip=step.skip),
+                       codec=load_codec(step.codec, skip=step.skip))
+    notes = item.notes if _bpp(item) <= options.bpp else (
         *item.notes, f"--bpp {options.bpp:g}: even the lowest rate ({step.codec}, {step.skip} channels not sent) "
-                     f"takes {bpp:.3f} bpp")
+                     f"takes {_bpp(item):.3f} bpp")
     return replace(item, timings={**item.timings, "encode": spent}, notes=notes)
+
+
+def _bpp(item: Outgoing) -> float:
+    """Bits per pixel of the frame's datagrams on the wire."""
+    return sum(map(len, item.datagrams)) * 8 / (item.image.shape[0] * item.image.shape[1])
 
 
 def prepare_all(options: SessionOptions, images: list[LoadedImage] | None) -> list[Outgoing]:

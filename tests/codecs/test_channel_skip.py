@@ -126,6 +126,17 @@ def test_the_ladder_rises_in_rate_and_quality_and_ends_at_the_default_codec():
     assert all(sorted(order) == list(range(60)) for order in drop_orders().values())
 
 
+def test_a_lossy_link_gets_steps_that_send_more_channels():
+    calm, lossy = ladder(0), ladder(40)
+    assert ladder(7) == ladder(10) and ladder(100) == lossy  # the nearest fitted loss
+
+    def sent_at(steps, bpp: float) -> int:
+        return 60 - max((s for s in steps if s.bpp <= bpp), key=lambda s: s.bpp).skip
+
+    rates = np.linspace(0.25, 0.9, 14)
+    assert np.mean([sent_at(lossy, r) for r in rates]) > np.mean([sent_at(calm, r) for r in rates]) + 2
+
+
 def _simulate(*words: str) -> dict:
     run = subprocess.run([sys.executable, "-m", "netsem", "simulate", "skimage:coffee", "--json", *words],
                          capture_output=True, text=True, check=True)
@@ -140,7 +151,24 @@ def test_skip_channels_and_bpp_through_the_cli():
     low = _simulate("--bpp", str(target))
     assert low["skip_channels"] > 0 and low["bpp"] <= target
     assert (low["codec"], low["skip_channels"]) in {(step.codec, step.skip) for step in ladder()}
+    lossy = _simulate("--bpp", str(target), "--expect-loss", "40%")
+    assert (lossy["codec"], lossy["skip_channels"]) in {(step.codec, step.skip) for step in ladder(40)}
+    assert lossy["bpp"] <= target
     for words, code in ((["--codec", "jpeg", "--skip-channels", "3"], 1), (["--bpp", "0.5", "--skip-channels", "3"], 2),
-                        (["--codec", "cnn-sem-ec", "--skip-channels", "3"], 1)):
+                        (["--codec", "cnn-sem-ec", "--skip-channels", "3"], 1), (["--expect-loss", "10%"], 2),
+                        (["--bpp", "0.5", "--expect-loss", "120%"], 2), (["--bpp", "0.5", "--expect-loss", "x"], 2)):
         bad = subprocess.run([sys.executable, "-m", "netsem", "simulate", *words], capture_output=True, text=True)
         assert bad.returncode == code and "Traceback" not in bad.stderr, words
+
+
+def test_the_senders_half_names_the_step_bpp_chose():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:  # takes the datagrams, reads none
+        sink.bind(("127.0.0.1", 0))
+        port = sink.getsockname()[1]
+        run = subprocess.run([sys.executable, "-m", "netsem", "send", "skimage:chelsea", "--bpp", "0.3", "--to",
+                              f"127.0.0.1:{port}", "--json"], capture_output=True, text=True, check=True)
+    report = json.loads(run.stdout)
+    assert (report["codec"], report["skip_channels"]) in {(step.codec, step.skip) for step in ladder()}
+    assert report["skip_channels"] > 0 and report["bpp"] <= 0.3

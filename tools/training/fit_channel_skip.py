@@ -1,20 +1,23 @@
-"""Fit which channels each imputing -ec codec leaves out first, and the rate ladder `--bpp` walks.
+"""Fit which channels each imputing -ec codec leaves out first, and the curves the rate ladder comes from.
 
     .venv/bin/python tools/training/fit_channel_skip.py          # writes netsem/weights/channel-skip.json
 
 An imputing receiver estimates a lost channel from the others, and for some channels about as well
 as the channel itself would tell it: their bytes buy little. For each codec, every channel is left
 out alone on each training photograph (the shared photographs and scikit-image's training ones, at
-half size, their central 256x256 pixels: `load_training_images`), and the channels are ordered by the PSNR lost per byte saved,
-least first. Skipping the first k of that order gives a rate point between the trained ones (and
-below the lowest). Each codec's curve (k -> mean payload bpp, mean PSNR on the same photographs) is
-kept; the ladder is the points no other point beats in both rate and PSNR, which `--bpp` walks
-from the top. A function of the codec's weights and prior: refit after either changes.
+half size, their central 256x256 pixels: `load_training_images`), and the channels are ordered by
+the PSNR lost per byte saved, least first. Skipping the first k of that order gives a rate point
+between the trained ones (and below the lowest). Each codec's curve is kept: k -> mean payload bpp
+and mean PSNR on the same photographs, with nothing lost and with each share of the sent channels
+lost (`LOSSES`; the same random draws at every k, a stand-in for lost datagrams).
+`channel_skip.ladder` makes of them the ladder `--bpp` walks (`--expect-loss` picks the column).
+A function of the codec's weights and prior: refit after either changes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -22,7 +25,7 @@ import click
 import numpy as np
 import torch
 
-from netsem.codecs.channel_skip import CHANNEL_SKIP_PATH
+from netsem.codecs.channel_skip import CHANNEL_SKIP_PATH, LOSSES, ladder_from
 from netsem.codecs.data import load_training_images
 from netsem.codecs.registry import QUALITY_CODECS, get_codec
 
@@ -50,6 +53,12 @@ def decoded_psnrs(net, y: np.ndarray, masks: np.ndarray, image: np.ndarray) -> n
     return np.concatenate(out)
 
 
+def compact_json(data: dict) -> str:
+    """JSON, indented, with each list of numbers on one line (a diff shows which curve moved)."""
+    text = json.dumps(data, indent=1)
+    return re.sub(r"\[[-0-9.,\s]*\]", lambda m: json.dumps(json.loads(m.group(0))), text)
+
+
 def centre(image: np.ndarray, size: int) -> np.ndarray:
     """The central size x size pixels (all of a smaller side)."""
     top, left = max(0, (image.shape[0] - size) // 2), max(0, (image.shape[1] - size) // 2)
@@ -57,7 +66,8 @@ def centre(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def fit_codec(name: str, images: list[np.ndarray]) -> tuple[list[int], list[list[float]]]:
-    """(the channels of ``name`` in the order they are left out, [k, bpp, psnr] for k = 0, STEP, ... < C)."""
+    """(the channels of ``name`` in the order they are left out, [k, bpp, PSNR at each of LOSSES] for
+    k = 0, STEP, ... < C)."""
     codec = get_codec(name)
     inner = get_codec(codec.inner.name, engine="torch")
     net, step = inner.runtime.net, float(inner.config.quant_step)
@@ -76,28 +86,22 @@ def fit_codec(name: str, images: list[np.ndarray]) -> tuple[list[int], list[list
     # PSNR lost per byte saved, each averaged over the photographs; a channel whose loss is
     # negative (the imputation beats it) goes first
     order = np.argsort(drop_loss / len(images) / lengths.mean(axis=0), kind="stable").tolist()
-    curve = []
-    for k in range(0, channels, STEP):
-        sent = np.ones(channels, bool)
-        sent[order[:k]] = False
-        psnr = np.mean([decoded_psnrs(net, (q * step).astype(np.float32), sent[None], image)[0]
-                        for q, image in zip(latents, images)])
-        # a channel left out still travels as a one-byte unit
-        bpp = np.mean([(row[sent].sum() + k) * 8 / p for row, p in zip(lengths, pixels)])
-        curve.append([k, round(float(bpp), 4), round(float(psnr), 3)])
-    return order, curve
-
-
-def ladder(curves: dict[str, list[list[float]]]) -> list[dict]:
-    """The points of every curve that no other point beats in rate and PSNR, lowest rate first."""
-    points = sorted(((bpp, psnr, name, k) for name, curve in curves.items() for k, bpp, psnr in curve),
-                    key=lambda p: (p[0], -p[1]))
-    kept, best = [], -np.inf
-    for bpp, psnr, name, k in points:
-        if psnr > best:
-            kept.append({"codec": name, "skip": int(k), "bpp": bpp, "psnr_db": psnr})
-            best = psnr
-    return kept
+    skips = list(range(0, channels, STEP))
+    sent = np.ones((len(skips), channels), bool)
+    for row, k in zip(sent, skips):
+        row[order[:k]] = False
+    psnr = np.zeros((len(skips), len(LOSSES)))
+    for index, (q, image) in enumerate(zip(latents, images)):
+        # channels lost to the network: those whose draw is below the loss rate, the same draws at
+        # every k and rate (common random numbers: the curves move with k, not with the luck)
+        draws = np.random.default_rng(index).random(channels)
+        masks = np.stack([sent & (draws >= loss / 100) for loss in LOSSES], axis=1)  # (k, loss, C)
+        masks[..., order[-1]] |= ~masks.any(axis=2)  # something always arrives
+        psnr += decoded_psnrs(net, (q * step).astype(np.float32), masks.reshape(-1, channels),
+                              image).reshape(psnr.shape) / len(images)
+    # a channel left out still travels as a one-byte unit
+    bpp = [np.mean([(row[kept].sum() + k) * 8 / p for row, p in zip(lengths, pixels)]) for kept, k in zip(sent, skips)]
+    return order, [[k, round(float(b), 4), *np.round(row, 3).tolist()] for k, b, row in zip(skips, bpp, psnr)]
 
 
 @click.command()
@@ -113,14 +117,17 @@ def main(photos: str, out: str) -> None:
         best = max(curves[name], key=lambda p: p[2])
         print(f"{name}: all sent {curves[name][0][1]:.3f} bpp / {curves[name][0][2]:.2f} dB, best "
               f"k={best[0]} {best[1]:.3f} / {best[2]:.2f} ({time.monotonic() - start:.0f} s)", flush=True)
-    steps = ladder(curves)
-    Path(out).write_text(json.dumps({
-        "about": "channels each imputing -ec codec leaves out first (least PSNR per byte first), each codec's "
-                 "curve [k, mean payload bpp, mean PSNR dB] on the training photographs, and the ladder --bpp walks",
+    fitted = {
+        "about": "channels each imputing -ec codec leaves out first (least PSNR per byte first), and each codec's "
+                 "curve [k, mean payload bpp, mean PSNR dB with each share of the sent channels lost] on the "
+                 "training photographs, from which channel_skip.ladder makes the ladder --bpp walks",
         "command": "python tools/training/fit_channel_skip.py",
         "photos": f"{len(images)} training photographs at half size, their central {CROP}x{CROP} pixels",
-        "drop_order": orders, "curves": curves, "ladder": steps}, indent=1) + "\n")
-    print(f"{out}: ladder of {len(steps)} points, {steps[0]['bpp']:.3f} to {steps[-1]['bpp']:.3f} bpp")
+        "losses": list(LOSSES), "drop_order": orders, "curves": curves}
+    Path(out).write_text(compact_json(fitted) + "\n")
+    for loss in LOSSES:
+        steps = ladder_from(fitted, loss)
+        print(f"{out}: at {loss} % loss a ladder of {len(steps)} steps, {steps[0].bpp:.3f} to {steps[-1].bpp:.3f} bpp")
 
 
 if __name__ == "__main__":
