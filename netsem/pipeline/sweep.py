@@ -102,17 +102,20 @@ class SweepGrid:
                 pairs += [(codec, p) for p in self.partitions if p in supported]
         return pairs
 
+    def _sender_of(self, codec: str) -> str:
+        """The codec whose encoder settings a run of `codec` takes: a classic codec matched to
+        another takes that one's (it matches the bytes that one sends)."""
+        return self.jpeg_match if codec in CLASSIC_CODECS and self.jpeg_match else codec
+
     def refine_of(self, codec: str) -> int:
-        """A run's `refine`: the grid's for a cnn codec, and for a classic codec matched to one (it
-        matches the refined bytes); 0 for the others."""
-        matched = self.jpeg_match if codec in CLASSIC_CODECS and self.jpeg_match else codec
-        return self.refine if refinable(matched) else 0
+        """A run's `refine`: the grid's for a cnn codec, and for a classic codec matched to one; 0
+        for the others."""
+        return self.refine if refinable(self._sender_of(codec)) else 0
 
     def skip_of(self, codec: str) -> int:
         """A run's `skip`: the grid's for an imputing -ec codec, and for a classic codec matched to
-        one (it matches the bytes sent); 0 for the others."""
-        matched = self.jpeg_match if codec in CLASSIC_CODECS and self.jpeg_match else codec
-        return self.skip if matched in drop_orders() else 0
+        one; 0 for the others."""
+        return self.skip if self._sender_of(codec) in drop_orders() else 0
 
     def phy_points(self) -> list[tuple[str, float | None]]:
         """(PHY spec without SNR, SNR) of every PHY setting; ('', None) without a PHY. Raises
