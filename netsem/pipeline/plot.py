@@ -25,7 +25,7 @@ from netsem.pipeline.sweep import loss_only
 
 # What makes two rows the same configuration apart from the x-axis, the image and the seed.
 SERIES_COLUMNS = ("codec", "partition", "interleave", "mtu", "netem", "preset", "loss_model", "phy", "snr_db",
-                  "transport", "jpeg_setting", "refine")
+                  "transport", "jpeg_setting", "refine", "skip_channels")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,8 @@ def describe(column: str, value) -> str:
         return f"preset {value}" if value else ""
     if column == "refine":
         return f"latent refined ({value:g} steps)" if value else ""
+    if column == "skip_channels":
+        return f"{value:g} channels not sent" if value else ""
     return str(value)
 
 
@@ -103,6 +105,7 @@ def classic_quality_text(rows: list[dict]) -> str:
     setting = rows[0]["jpeg_setting"] or ""
     if setting.startswith("match:"):
         refined = f", latent refined {rows[0]['refine']:g} steps" if rows[0].get("refine") else ""
+        refined += f", {rows[0]['skip_channels']:g} channels not sent" if rows[0].get("skip_channels") else ""
         return f", q {shown} ({'per image, ' if len(qualities) > 1 else ''}matched to {setting[6:]}'s bytes{refined})"
     return f", q {shown}"
 
@@ -139,9 +142,10 @@ def group(rows: list[dict], axis: Axis) -> tuple[list[Series], list[str]]:
     series = []
     for key, per_x in sorted(by_series.items(), key=lambda item: tuple(map(str, item[0]))):
         everything = [row for runs in per_x.values() for row in runs]
-        # a classic codec's refine (the bytes it matched) is said with its quality
+        # a classic codec's refine and skip (the bytes it matched) are said with its quality
         classic = everything[0]["codec"] in CLASSIC_CODECS
-        parts = [describe(column, value) for column, value in zip(varying, key) if not (classic and column == "refine")]
+        parts = [describe(column, value) for column, value in zip(varying, key)
+                 if not (classic and column in ("refine", "skip_channels"))]
         label = " / ".join(parts[:2]) + "".join(f", {part}" for part in parts[2:] if part)
         label += classic_quality_text(everything) if classic else ""
         points = []

@@ -98,6 +98,11 @@ def test_skip_applies_to_the_imputing_codecs_and_to_the_bytes_jpeg_matches(photo
     assert plain[0]["bytes_on_wire"] > rows["cnn-sem-impute-q1-ec"]["bytes_on_wire"] >= rows["jpeg"]["bytes_on_wire"]
     assert plain[1]["jpeg_quality"] > rows["jpeg"]["jpeg_quality"]
     assert task_from_row(rows["jpeg"]).skip == 20
+    both = [*plain, *rows.values()]
+    labels = [series.label for series in group(both, choose_axis(both))[0]]
+    assert sum("20 channels not sent" in label for label in labels) == 2  # q1-ec's series, and jpeg matched to it
+    assert any(label.startswith("jpeg") and "matched to cnn-sem-impute-q1-ec's bytes, 20 channels" in label
+               for label in labels)
 
 
 def test_a_run_that_delivers_nothing_is_a_row_that_says_so(photo):
