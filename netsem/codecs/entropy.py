@@ -275,16 +275,18 @@ class EntropyCodedCodec:
         return self.leaving_out(StreamFrame(segments, codec_params=(per_band, frame.bit_width),
                                             image_size=frame.image_size, kb_version=self.prior.tag), self.skip)
 
+    def skipping(self, skip: int) -> EntropyCodedCodec:
+        """This codec leaving out ``skip`` channels: the same network and prior, nothing loaded again."""
+        return EntropyCodedCodec(self.name, self.inner, self.prior, self.description, self.refine, self.lmbda, skip,
+                                 self.drop_order)
+
     def leaving_out(self, frame: StreamFrame, skip: int) -> StreamFrame:
         """``frame`` (of this codec) with the first ``skip`` channels of the drop order not sent:
         what the same codec with ``skip`` makes of the image, unrefined, without a new analysis."""
-        if skip and not self.drop_order:
-            raise CodecError(f"codec {self.name!r} cannot skip channels: it has no drop order")
+        sent = self.skipping(skip).sent_channels
         bands = len(frame.segments) // self.prior.channels
-        segments = list(frame.segments)
-        for channel in self.drop_order[:skip]:
-            segments[channel * bands:(channel + 1) * bands] = [NOT_SENT] * bands
-        return replace(frame, segments=segments)
+        return replace(frame, segments=[segment if sent[index // bands] else NOT_SENT
+                                        for index, segment in enumerate(frame.segments)])
 
     def from_frame(self, encoded: Frame) -> np.ndarray:
         """Decode the units that arrived; the rest are lost elements for the inner codec."""

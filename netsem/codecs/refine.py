@@ -76,7 +76,8 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
     with torch.no_grad():
         u = torch.clamp(net.analysis(x) / step, -amplitude, amplitude)
     u.requires_grad_(True)
-    sent_mask = None if sent is None else torch.from_numpy(np.asarray(sent, bool)).to(u.dtype)[None, :, None, None]
+    unsent = None if sent is None else ~torch.from_numpy(np.asarray(sent, bool))
+    sent_mask = None if sent is None else (~unsent).to(u.dtype)[None, :, None, None]
     optimiser = torch.optim.Adam([u], lr=step_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, iterations)
     drops = torch.Generator().manual_seed(0)  # the same refinement every time
@@ -86,15 +87,12 @@ def refine_latent(net, image: np.ndarray, padded: np.ndarray, *, step: float, am
         rounded = torch.clamp(torch.round(u), -amplitude, amplitude)
         table = None if bits is None else torch.from_numpy(
             np.asarray(bits(rounded[0].detach().numpy().astype(np.int64)), np.float32))
-        if table is not None and sent is not None:
-            table[~torch.from_numpy(np.asarray(sent, bool))] = 0.0
+        if table is not None and unsent is not None:
+            table[unsent] = 0.0  # channels not sent cost nothing
         quantised = u + (rounded - u).detach()  # straight through: the decoder sees the integers
-        if sent_mask is None:
-            decoded = net.decode_map(net.decoder_input(quantised * step, None))[..., :h, :w]
-        else:
-            mask = sent_mask.expand_as(quantised)
-            decoded = net.decode_map(net.decoder_input(quantised * step * mask, mask if needs_mask else None))
-            decoded = decoded[..., :h, :w]
+        y, mask = quantised * step, None if sent_mask is None else sent_mask.expand_as(quantised)
+        decoded = net.decode_map(net.decoder_input(y if mask is None else y * mask,
+                                                   mask if needs_mask else None))[..., :h, :w]
         distortion = ((decoded - target) ** 2).mean()
         with torch.no_grad():
             score = distortion.item()

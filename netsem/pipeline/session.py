@@ -269,8 +269,7 @@ def _prepare_for_bpp(options: SessionOptions, cache: EncodingCache | None, *, lo
             if _bpp(item) <= options.bpp:
                 break
     else:  # the frame is the one the codec that skips these channels makes
-        item = replace(item, options=replace(base.options, skip=step.skip),
-                       codec=load_codec(step.codec, skip=step.skip))
+        item = replace(item, options=replace(base.options, skip=step.skip), codec=base.codec.skipping(step.skip))
     notes = item.notes if _bpp(item) <= options.bpp else (
         *item.notes, f"--bpp {options.bpp:g}: even the lowest rate ({step.codec}, {step.skip} channels not sent) "
                      f"takes {_bpp(item):.3f} bpp")
