@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .config import NetConfig
+from .config import CNN_STAGES, NetConfig
 
 # patch-matrix elements per band (float32): 1M = 4 MB; 2M measured the same, 256k 8 % slower
 BAND_ELEMENTS = 1 << 20
@@ -37,8 +37,8 @@ class CNNRuntime:
     synthesis_halo = 3
 
     def __init__(self, config: NetConfig, state: dict[str, np.ndarray], threads: int | None = None) -> None:
-        if config.arch != "cnn" or config.down != 16:
-            raise ValueError("the numpy runtime runs the cnn codec (16x down) only")
+        if config.arch != "cnn" or config.down not in CNN_STAGES:
+            raise ValueError("the numpy runtime runs the cnn codec only")
         if config.impute and config.rescale:
             raise ValueError("impute and rescale are alternatives (imputed latents are full scale)")
         s = {k: np.asarray(v, np.float32) for k, v in state.items()}
@@ -47,8 +47,9 @@ class CNNRuntime:
         self.threads = threads
         n, c = config.hidden, config.latent_channels
         cin = 2 * c if config.masked else c
-        expected = {**_stack_shapes("encoder", [(3, n), (n, n), (n, n), (n, n)], transposed=False),
-                    **_stack_shapes("decoder", [(cin, n), (n, n), (n, n), (n, 3)], transposed=True)}
+        stages = CNN_STAGES[config.down]
+        expected = {**_stack_shapes("encoder", [(3, n)] + [(n, n)] * (stages - 1), transposed=False),
+                    **_stack_shapes("decoder", [(cin, n)] + [(n, n)] * (stages - 2) + [(n, 3)], transposed=True)}
         if config.sem_scale:
             expected |= {"head.weight": (c, n), "head.bias": (c,), "head.log_gain": (),
                          "head.mlp.0.weight": (16, 1), "head.mlp.0.bias": (16,),
@@ -62,11 +63,12 @@ class CNNRuntime:
         shapes = {k: tuple(v.shape) for k, v in s.items()}
         if shapes != expected:
             raise ValueError(f"state does not match {config}: {sorted(set(shapes.items()) ^ set(expected.items()))}")
-        self.encoder = [(_conv_taps(s[f"encoder.{2 * i}.weight"]), s[f"encoder.{2 * i}.bias"]) for i in range(4)]
-        self.encoder_gdn = [_gdn(s, f"encoder.{2 * i + 1}") for i in range(3)]
+        self.encoder = [(_conv_taps(s[f"encoder.{2 * i}.weight"]), s[f"encoder.{2 * i}.bias"])
+                        for i in range(stages)]
+        self.encoder_gdn = [_gdn(s, f"encoder.{2 * i + 1}") for i in range(stages - 1)]
         self.decoder = [(_transposed_phases(s[f"decoder.{2 * i}.weight"]), s[f"decoder.{2 * i}.bias"])
-                        for i in range(4)]
-        self.decoder_gdn = [_gdn(s, f"decoder.{2 * i + 1}") for i in range(3)]
+                        for i in range(stages)]
+        self.decoder_gdn = [_gdn(s, f"decoder.{2 * i + 1}") for i in range(stages - 1)]
         self.head_weight, self.head_bias = _head(config, s)
         if config.sem_broadcast:
             self.broadcast = broadcast_matrix(c, config.broadcast_k)
@@ -96,12 +98,12 @@ class CNNRuntime:
                 pass
 
     def analysis(self, x: np.ndarray, tile: bool = False) -> np.ndarray:
-        """(H, W, 3) float32 image in [0, 1], H and W multiples of 16 -> (H/16, W/16, C) latent
+        """(H, W, 3) float32 image in [0, 1], H and W multiples of `down` -> (H/down, W/down, C) latent
         in quantizer steps, bounded to [-A, A].  (``tile``: the same computation.)"""
         h = x - np.float32(0.5)
         for i, (taps, bias) in enumerate(self.encoder):
             h = conv5x5_stride2(h, taps, bias)
-            if i < 3:
+            if i < len(self.encoder_gdn):
                 gdn(h, *self.encoder_gdn[i], inverse=False)
         u = h @ self.head_weight.T + self.head_bias
         if self.config.sem_scale:
@@ -130,11 +132,11 @@ class CNNRuntime:
         return z
 
     def decode_map(self, z: np.ndarray, tile: bool = False) -> np.ndarray:
-        """(h, w, C') decoder input -> (16h, 16w, 3) float32 image (unclipped)."""
+        """(h, w, C') decoder input -> (down h, down w, 3) float32 image (unclipped)."""
         h = z
         for i, (phases, bias) in enumerate(self.decoder):
             h = transposed5x5_stride2(h, phases, bias)
-            if i < 3:
+            if i < len(self.decoder_gdn):
                 gdn(h, *self.decoder_gdn[i], inverse=True)
         h += np.float32(0.5)
         return h
@@ -145,7 +147,7 @@ def _stack_shapes(prefix: str, layers: list[tuple[int, int]], transposed: bool) 
     for i, (cin, cout) in enumerate(layers):
         shapes[f"{prefix}.{2 * i}.weight"] = (cin, cout, 5, 5) if transposed else (cout, cin, 5, 5)
         shapes[f"{prefix}.{2 * i}.bias"] = (cout,)
-        if i < 3:
+        if i < len(layers) - 1:
             shapes[f"{prefix}.{2 * i + 1}.beta"] = (cout,)
             shapes[f"{prefix}.{2 * i + 1}.gamma"] = (cout, cout)
     return shapes

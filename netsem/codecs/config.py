@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# the cnn codec's downsampling -> its stride-2 stages (8: four times the latent positions, for high rates)
+CNN_STAGES = {8: 3, 16: 4}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import NetConfig, override_config  # noqa: F401  (override_config: the training CLI's)
+from .config import CNN_STAGES, NetConfig, override_config  # noqa: F401  (override_config: the training CLI's)
 from .layers import GDN, DynamicScale, Imputer, NeighbourBroadcast, WindowBlock
 
 
@@ -54,12 +54,14 @@ class _Bounded(nn.Module):
 
 
 class CNNNet(_Bounded):
-    """Ballé-style convolutional autoencoder: 4 stride-2 5x5 convs with GDN (16x down)."""
+    """Ballé-style convolutional autoencoder: stride-2 5x5 convs with GDN, four (16x down) or
+    three (8x down: four times the latent positions, for high rates)."""
 
     # Tiled inference (LearnedCodec): the context, in latent positions on each side, that makes
     # a tile's interior equal the untiled result.  analysis: latent i depends on pixels
-    # 16i-30..16i+30 (four 5x5 stride-2 convs); synthesis: pixel o of a tile is exact when
-    # latents reach 30 pixels above it and 38 below (four 5x5 stride-2 transposed convs).
+    # 16i-30..16i+30 (four 5x5 stride-2 convs; 8i-14..8i+14 with three); synthesis: pixel o of a
+    # tile is exact when latents reach 30 pixels above it and 38 below (four 5x5 stride-2
+    # transposed convs; 14 and 22 with three): the same halos in latent positions hold for both.
     # GDN, Dynamic Scale (its gains depend on a constant condition, not on the map) and
     # Broadcast act per position; the only map-wide statistic, the rescale's count of received
     # elements, is taken over the whole latent by `decoder_input` before tiling.
@@ -70,15 +72,14 @@ class CNNNet(_Bounded):
 
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
-        if config.down != 16:
-            raise ValueError("the cnn codec downsamples by 16")
+        stages = CNN_STAGES.get(config.down)
+        if stages is None:
+            raise ValueError(f"the cnn codec downsamples by {' or '.join(map(str, CNN_STAGES))}, not {config.down}")
         self.config = config
         n, c = config.hidden, config.latent_channels
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, n, 5, 2, 2), GDN(n),
-            nn.Conv2d(n, n, 5, 2, 2), GDN(n),
-            nn.Conv2d(n, n, 5, 2, 2), GDN(n),
-            nn.Conv2d(n, n, 5, 2, 2),
+            nn.Conv2d(3, n, 5, 2, 2),
+            *(layer for _ in range(stages - 1) for layer in (GDN(n), nn.Conv2d(n, n, 5, 2, 2))),
         )
         if config.sem_scale:
             self.head = DynamicScale(n, c)
@@ -88,9 +89,8 @@ class CNNNet(_Bounded):
         self.impute = Imputer(c) if config.impute else None
         cin = 2 * c if config.masked else c
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(cin, n, 5, 2, 2, 1), GDN(n, inverse=True),
-            nn.ConvTranspose2d(n, n, 5, 2, 2, 1), GDN(n, inverse=True),
-            nn.ConvTranspose2d(n, n, 5, 2, 2, 1), GDN(n, inverse=True),
+            *(layer for i in range(stages - 1)
+              for layer in (nn.ConvTranspose2d(cin if i == 0 else n, n, 5, 2, 2, 1), GDN(n, inverse=True))),
             nn.ConvTranspose2d(n, 3, 5, 2, 2, 1),
         )
 
@@ -133,7 +133,7 @@ class CNNNet(_Bounded):
         return z
 
     def decode_map(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, C', h, w) decoder input -> (B, 3, 16h, 16w) image; local (see synthesis_halo)."""
+        """(B, C', h, w) decoder input -> (B, 3, down h, down w) image; local (see synthesis_halo)."""
         return self.decoder(z) + 0.5
 
     def tile_decode_map(self, z: torch.Tensor) -> torch.Tensor:

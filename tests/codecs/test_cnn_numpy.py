@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from netsem.codecs import cnn_numpy
+from netsem.codecs.config import CNN_STAGES, NetConfig
 from netsem.codecs.learned import LearnedCodec
+from netsem.codecs.models import build_net
 from netsem.codecs.registry import LEARNED
 
 CNN_CODECS = [name for name, spec in LEARNED.items() if name.startswith("cnn")]
@@ -34,6 +36,26 @@ def test_stride2_convolutions_equal_torch(cin, cout, size):
                              2, 2, 1)
     got = cnn_numpy.transposed5x5_stride2(x, cnn_numpy._transposed_phases(wt), b)
     np.testing.assert_allclose(got, ref[0].permute(1, 2, 0).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("down", sorted(CNN_STAGES))
+def test_each_depth_runs_alike_in_numpy_and_torch(down):
+    config = NetConfig(arch="cnn", latent_channels=6, hidden=8, down=down, sem_scale=True, sem_broadcast=True,
+                       impute=True)
+    torch.manual_seed(down)
+    net = build_net(config).eval()
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.encoder) == CNN_STAGES[down]
+    runtime = cnn_numpy.CNNRuntime(config, {k: v.detach().numpy() for k, v in net.state_dict().items()})
+    x = np.random.default_rng(down).random((48, 64, 3), np.float32)
+    with torch.no_grad():
+        y = net.analysis(torch.from_numpy(x).permute(2, 0, 1)[None])
+        image = net.decode_map(net.decoder_input(y))
+    assert y.shape[-2:] == (48 // down, 64 // down)
+    np.testing.assert_allclose(runtime.analysis(x), y[0].permute(1, 2, 0).numpy(), atol=1e-4)
+    np.testing.assert_allclose(runtime.decode_map(runtime.decoder_input(runtime.analysis(x))),
+                               image[0].permute(1, 2, 0).numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match="downsamples by 8 or 16"):
+        build_net(NetConfig(arch="cnn", down=4))
 
 
 def photo() -> np.ndarray:

@@ -1,6 +1,7 @@
 """Fit which channels each imputing -ec codec leaves out first, and the curves the rate ladder comes from.
 
     .venv/bin/python tools/training/fit_channel_skip.py          # writes netsem/weights/channel-skip.json
+    .venv/bin/python tools/training/fit_channel_skip.py --codec cnn-sem-impute-q4-ec   # refit one, keep the rest
 
 An imputing receiver estimates a lost channel from the others, and for some channels about as well
 as the channel itself would tell it: their bytes buy little. For each codec, every channel is left
@@ -107,16 +108,25 @@ def fit_codec(name: str, images: list[np.ndarray]) -> tuple[list[int], list[list
 @click.command()
 @click.option("--photos", type=click.Path(file_okay=False), default=str(PHOTOS), show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=str(CHANNEL_SKIP_PATH), show_default=True)
-def main(photos: str, out: str) -> None:
+@click.option("--codec", "only", multiple=True, type=click.Choice(list(QUALITY_CODECS.values())),
+              help="Refit only this codec (repeatable), keeping the others' fit from OUT (after retraining one).")
+def main(photos: str, out: str, only: tuple[str, ...]) -> None:
     torch.set_num_threads(2)
     images = [centre(image, CROP) for image in load_training_images(photos, scales=(0.5,))]
     orders, curves = {}, {}
-    for name in QUALITY_CODECS.values():
+    if only:
+        kept = json.loads(Path(out).read_text())
+        if kept["losses"] != list(LOSSES):
+            raise click.UsageError(f"{out} was fitted at other losses: refit every codec")
+        orders, curves = kept["drop_order"], kept["curves"]
+    for name in only or QUALITY_CODECS.values():
         start = time.monotonic()
         orders[name], curves[name] = fit_codec(name, images)
         best = max(curves[name], key=lambda p: p[2])
         print(f"{name}: all sent {curves[name][0][1]:.3f} bpp / {curves[name][0][2]:.2f} dB, best "
               f"k={best[0]} {best[1]:.3f} / {best[2]:.2f} ({time.monotonic() - start:.0f} s)", flush=True)
+    order = list(QUALITY_CODECS.values())
+    orders, curves = ({n: d[n] for n in order if n in d} for d in (orders, curves))
     fitted = {
         "about": "channels each imputing -ec codec leaves out first (least PSNR per byte first), and each codec's "
                  "curve [k, mean payload bpp, mean PSNR dB with each share of the sent channels lost] on the "
