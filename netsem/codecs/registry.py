@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import NamedTuple
 
 from .base import Codec, CodecError
 from .config import WEIGHTS_DIR, NetConfig
@@ -43,11 +44,21 @@ SEM = NetConfig(**{**CNN.__dict__, "sem_scale": True, "sem_broadcast": True})
 SWIN = NetConfig(arch="swin", latent_channels=64, hidden=192, bit_width=6)
 
 
-# Rate points of cnn-sem-impute fine-tuned for rate and distortion: q -> (lambda, quantizer step),
-# lowest rate first (tools/training/rd.sh); q0 came after q1..q3 were named
-RATE_POINTS = {0: (0.0008, 16.0), 1: (0.002, 8.0), 2: (0.004, 4.0), 3: (0.01, 2.0)}
+class RatePoint(NamedTuple):
+    """A rate point of cnn-sem-impute: the rate-distortion weight it was fine-tuned at, its
+    quantizer step, its downsampling (8: four times the latent positions, for high rates)."""
+
+    lmbda: float
+    step: float
+    down: int = 16
+
+
+# Rate points of cnn-sem-impute fine-tuned for rate and distortion, lowest rate first
+# (tools/training/rd.sh; q0 came after q1..q3 were named; q4 above the default codec's rate)
+RATE_POINTS = {0: RatePoint(0.0008, 16.0), 1: RatePoint(0.002, 8.0), 2: RatePoint(0.004, 4.0),
+               3: RatePoint(0.01, 2.0), 4: RatePoint(0.015, 1.0, down=8)}
 # their wire ids: q -> (cnn-sem-impute-qN, cnn-sem-impute-qN-ec)
-RATE_POINT_IDS = {0: (24, 25), 1: (18, 21), 2: (19, 22), 3: (20, 23)}
+RATE_POINT_IDS = {0: (24, 25), 1: (18, 21), 2: (19, 22), 3: (20, 23), 4: (28, 29)}
 # The rate-distortion weight with which the codecs not trained for rate refine their range-coded
 # latent (`--refine`): on chelsea with cnn-sem-impute-ec, 30 iterations, 0.01 / 0.03 / distortion
 # alone gave +0.27 / +0.30 / +0.32 dB at -1.2 / -0.6 / -0.3 % bytes (measured before refinement
@@ -99,10 +110,12 @@ LEARNED: dict[str, LearnedSpec] = {
                     "cnn-sem whose receiver imputes lost channels from the received ones (linear "
                     "MMSE, learned channel covariance) instead of zeros; channel drops", lmbda=UNTUNED_LAMBDA),
         *(LearnedSpec(f"cnn-sem-impute-q{q}", RATE_POINT_IDS[q][0],
-                      _v(SEM, impute=True, rescale=False, quant_step=step),
-                      "channel", f"cnn-sem-impute with quantizer step {step}, fine-tuned for rate and distortion "
-                      f"at lambda {lmbda} (rate point q{q}, q0 the lowest); channel drops", lmbda=lmbda)
-          for q, (lmbda, step) in RATE_POINTS.items()),
+                      _v(SEM, impute=True, rescale=False, quant_step=p.step, down=p.down),
+                      "channel", f"cnn-sem-impute with quantizer step {p.step}"
+                      + (f", {p.down}x down" if p.down != 16 else "")
+                      + f", fine-tuned for rate and distortion at lambda {p.lmbda} (rate point q{q}, q0 the lowest); "
+                      "channel drops", lmbda=p.lmbda)
+          for q, p in RATE_POINTS.items()),
         LearnedSpec("cnn-p0", 7, _v(CNN, rescale=False), "none",
                     "cnn trained without losses (seed 003 Algorithm 1)"),
         LearnedSpec("cnn-sem-p0", 8, _v(SEM, rescale=False), "none",
@@ -252,9 +265,11 @@ def _register_builtins() -> None:
 # training photographs (tools/training/fit_prior.py) and ships beside its weights.
 ENTROPY_CODED = {"cnn-sem-ec": 14, "cnn-sem-impute-ec": 15,
                  **{f"cnn-sem-impute-q{q}-ec": RATE_POINT_IDS[q][1] for q in RATE_POINTS}}
-# `--quality N`: the default codec's rate points, lowest rate first; the last is the default itself
-QUALITY_CODECS = {**{n: f"cnn-sem-impute-q{q}-ec" for n, q in enumerate(sorted(RATE_POINTS), 1)},
-                  len(RATE_POINTS) + 1: "cnn-sem-impute-ec"}
+# `--quality N`: the default codec and its rate points, lowest rate first (the default, quantizer step
+# 1 at 16x down, between the 16x-down points and the 8x-down ones)
+QUALITY_CODECS = dict(enumerate(
+    [*(f"cnn-sem-impute-q{q}-ec" for q in sorted(RATE_POINTS) if RATE_POINTS[q].down == 16), "cnn-sem-impute-ec",
+     *(f"cnn-sem-impute-q{q}-ec" for q in sorted(RATE_POINTS) if RATE_POINTS[q].down != 16)], 1))
 
 
 def refinable(name: str) -> bool:

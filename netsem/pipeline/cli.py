@@ -129,8 +129,8 @@ def session_options(command):
     @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
                   help="A learned codec's weights from `netsem train` (its configuration is read from the file).")
     @click.option("--quality", type=click.IntRange(1, len(QUALITY_CODECS)), default=None,
-                  help=f"A rate point of the default codec, 1 (fewest bits) to {len(QUALITY_CODECS)} (the default "
-                       "codec itself): " + ", ".join(f"{q} = {name}" for q, name in QUALITY_CODECS.items()) + ".")
+                  help=f"A rate point of the default codec, 1 (fewest bits) to {len(QUALITY_CODECS)} (most), all "
+                       "channels sent: " + ", ".join(f"{q} = {name}" for q, name in QUALITY_CODECS.items()) + ".")
     @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None, metavar="TARGET",
                   help="Per image, the highest step of the default codec's rate ladder (its --quality points, each "
                        "also with channels left out: --skip-channels) whose datagrams take at most TARGET bits per "

@@ -63,12 +63,13 @@ def test_small_images_are_not_tiled_and_large_ones_are():
 
 
 @pytest.mark.parametrize("name,engine", [("cnn-sem", "auto"), ("cnn-sem-impute", "auto"), ("cnn-sem-masked", "auto"),
-                                         ("swin", "auto"), ("cnn-sem", "numpy"), ("cnn-sem-impute", "numpy")])
+                                         ("swin", "auto"), ("cnn-sem", "numpy"), ("cnn-sem-impute", "numpy"),
+                                         ("cnn-sem-impute-q4", "auto"), ("cnn-sem-impute-q4", "numpy")])
 def test_tiled_encode_and_decode_equal_the_untiled_ones(name, engine):
     # 640x448 with tiles of 8 latent positions (128 pixels): seams everywhere, and for swin
     # tiles touching one border only, whose shifted windows wrap to the other.  Under "auto" a
     # cnn's whole image runs in numpy and its tiles in torch; "numpy" runs the tiles in numpy's
-    # worker threads.
+    # worker threads. q4 is 8x down: the same halos in latent positions (see CNNNet).
     img = photo(640, 448)
     whole = codec(name, tile_above_pixels=1 << 40, engine=engine)
     tiled = codec(name, tile_above_pixels=0, tile_latents=8, engine=engine)
