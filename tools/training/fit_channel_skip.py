@@ -125,8 +125,8 @@ def main(photos: str, out: str, only: tuple[str, ...]) -> None:
         best = max(curves[name], key=lambda p: p[2])
         print(f"{name}: all sent {curves[name][0][1]:.3f} bpp / {curves[name][0][2]:.2f} dB, best "
               f"k={best[0]} {best[1]:.3f} / {best[2]:.2f} ({time.monotonic() - start:.0f} s)", flush=True)
-    order = list(QUALITY_CODECS.values())
-    orders, curves = ({n: d[n] for n in order if n in d} for d in (orders, curves))
+    names = list(QUALITY_CODECS.values())  # the file lists the codecs by rate, whichever were refitted
+    orders, curves = ({n: d[n] for n in names if n in d} for d in (orders, curves))
     fitted = {
         "about": "channels each imputing -ec codec leaves out first (least PSNR per byte first), and each codec's "
                  "curve [k, mean payload bpp, mean PSNR dB with each share of the sent channels lost] on the "
