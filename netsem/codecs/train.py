@@ -166,6 +166,7 @@ def train(
     net = build_net(config).to(dev)
     start = 0
     history: list = []
+    rate = RateProxy(config.latent_channels).to(dev) if opts.lmbda is not None else None
     if init is not None:
         state, meta = load_state(init)
         # a rate point starts from the codec it refines: only the quantizer step may differ
@@ -174,10 +175,13 @@ def train(
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         start = int(meta.get("step", 0))
         history = json.loads(meta.get("history", "[]"))
+        # a later phase at the same quantizer step goes on with the rate proxy the earlier one learned
+        # (relearning it from its initial scales misjudged the rate for the first few hundred steps)
+        if rate is not None and "rate_proxy" in meta and NetConfig.from_json(meta["config"]) == config:
+            rate.log_scale.data.copy_(torch.tensor(json.loads(meta["rate_proxy"]), dtype=torch.float32))
     if opts.channels_last:
         net = net.to(memory_format=torch.channels_last)
     total = start + opts.steps
-    rate = RateProxy(config.latent_channels).to(dev) if opts.lmbda is not None else None
     opt = torch.optim.Adam([*net.parameters(), *(rate.parameters() if rate is not None else [])], lr=opts.lr)
     sampler = CropSampler(images, opts.crop, dev, opts.seed + 1000 * start)
     gen = torch.Generator().manual_seed(opts.seed + 7 + 1000 * start)
@@ -201,6 +205,8 @@ def train(
             "history": json.dumps(history + [phase]),
             "parameters": str(n_params),
         }
+        if rate is not None:  # per-channel log scales of the rate proxy, for a later phase
+            meta["rate_proxy"] = json.dumps([round(v, 6) for v in rate.log_scale.detach().cpu().tolist()])
         save_state(out_path, {k: v.detach() for k, v in net.state_dict().items()}, meta)
 
     bar = None

@@ -81,6 +81,33 @@ def test_rate_distortion_training_starts_from_the_codec_it_refines(tmp_path):
     assert out.exists() and LEARNED["cnn-sem-impute-q1"].config.quant_step == RATE_POINTS[1][1]
 
 
+def test_a_later_phase_goes_on_with_the_rate_proxy_the_earlier_one_learned(tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    config = NetConfig(arch="cnn", latent_channels=4, hidden=8, bit_width=6, impute=True, quant_step=2.0)
+    images = [(np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)]
+
+    def proxy(path):
+        with safe_open(str(path), "np") as f:
+            return json.loads(f.metadata()["rate_proxy"])
+
+    first = train("a", config, images, tmp_path, TrainOptions(steps=3, batch=2, crop=32, warmup=1, lr=0.05, lmbda=0.01,
+                                                              checkpoint_every=1e9), progress=False)
+    learned = proxy(first)
+    assert not np.allclose(learned, np.log(4.0))  # it moved from its initial scales
+    # a phase that cannot move it (learning rate 0) writes back what it started from
+    later = train("b", config, images, tmp_path, TrainOptions(steps=1, batch=2, crop=32, warmup=1, lr=0.0, lmbda=0.01,
+                                                              checkpoint_every=1e9), init=first, progress=False)
+    np.testing.assert_allclose(proxy(later), learned, atol=1e-5)
+    # at another quantizer step the proxy's units differ: it starts afresh
+    other = train("c", NetConfig(**{**config.__dict__, "quant_step": 4.0}), images, tmp_path,
+                  TrainOptions(steps=1, batch=2, crop=32, warmup=1, lr=0.0, lmbda=0.01, checkpoint_every=1e9),
+                  init=first, progress=False)
+    np.testing.assert_allclose(proxy(other), np.log(4.0), atol=1e-5)
+
+
 def _simulate(*words: str) -> dict:
     import json
 
