@@ -2,7 +2,8 @@
 
 Reproducible: seeded crops, flips, quantization noise and unit drops; the learning-rate
 schedule depends only on the step count.  A run can be cut into phases (``--init`` resumes
-from a weight file: Adam's moments restart, the step counter and schedule continue).
+from a weight file: Adam's moments restart, the step counter and schedule continue, and so does the
+rate proxy where the quantizer step is the same).
 """
 
 from __future__ import annotations
