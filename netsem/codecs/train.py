@@ -170,15 +170,16 @@ def train(
     rate = RateProxy(config.latent_channels).to(dev) if opts.lmbda is not None else None
     if init is not None:
         state, meta = load_state(init)
+        init_config = NetConfig.from_json(meta["config"])
         # a rate point starts from the codec it refines: only the quantizer step may differ
-        if dataclasses.replace(NetConfig.from_json(meta["config"]), quant_step=config.quant_step) != config:
+        if dataclasses.replace(init_config, quant_step=config.quant_step) != config:
             raise ValueError(f"{init} was trained with another config: {meta['config']}")
         net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         start = int(meta.get("step", 0))
         history = json.loads(meta.get("history", "[]"))
         # a later phase at the same quantizer step goes on with the rate proxy the earlier one learned
         # (relearning it from its initial scales misjudged the rate for the first few hundred steps)
-        if rate is not None and "rate_proxy" in meta and NetConfig.from_json(meta["config"]) == config:
+        if rate is not None and "rate_proxy" in meta and init_config == config:
             rate.log_scale.data.copy_(torch.tensor(json.loads(meta["rate_proxy"]), dtype=torch.float32))
     if opts.channels_last:
         net = net.to(memory_format=torch.channels_last)
