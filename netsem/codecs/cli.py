@@ -42,11 +42,18 @@ import click
 @click.option("--lmbda", type=float, default=None,
               help="Rate-distortion training: loss = LMBDA x 255^2 x MSE + bits per pixel (a learned "
                    "per-channel rate proxy); larger LMBDA, higher rate. Default: distortion alone.")
+@click.option("--quant", type=click.Choice(["noise", "mixed"]), default="noise", show_default=True,
+              help="What the decoder trains on: the latent plus uniform noise of one quantizer step, or "
+                   "(mixed) the rounded values the receiver gets, with a straight-through gradient; the "
+                   "rate proxy sees the noise either way.")
+@click.option("--rate-lr-scale", type=float, default=50.0, show_default=True,
+              help="The rate proxy's learning rate in multiples of --lr (the rate points q0-q4 trained "
+                   "with 1, which left the proxy's scales near their start).")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Continue from this weight file (step count continues).")
 def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmup, seed, drop,
           drop_apply, drop_max, amp, channels_last, overrides, device, threads, max_seconds,
-          log_every, lmbda, init) -> None:
+          log_every, lmbda, quant, rate_lr_scale, init) -> None:
     """Train codec NAME on the photographs; writes OUT/NAME.safetensors (copy it to
     netsem/weights/ to ship it)."""
     import torch
@@ -70,7 +77,8 @@ def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmu
                         warmup=warmup, seed=seed, drop=spec.drop if drop == "registry" else drop,
                         drop_apply=drop_apply, drop_max=drop_max, amp=amp,
                         channels_last=channels_last, max_seconds=max_seconds,
-                        log_every=log_every, lmbda=lmbda)
+                        log_every=log_every, lmbda=lmbda, quant=quant,
+                        rate_lr_scale=rate_lr_scale)
     images = load_training_images(photos, skimage_extras=not no_skimage)
     click.echo(f"{len(images)} training images (with scales), drop={opts.drop}")
     run_training(name, config, images, out, opts, device=device, init=init)

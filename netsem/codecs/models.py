@@ -43,6 +43,14 @@ class _Bounded(nn.Module):
             return y + torch.empty_like(y).uniform_(-0.5 * step, 0.5 * step)
         return torch.round(y / step) * step
 
+    def quantize_straight_through(self, y: torch.Tensor) -> torch.Tensor:
+        """What the receiver gets (rounded to the step, clamped to the bit width) in the forward
+        pass, with the identity's gradient (Minnen & Singh 2020's "mixed" quantization: the rate
+        proxy still sees noise, the decoder trains on the values it will be sent)."""
+        step, a = self.config.quant_step, self.config.amplitude
+        sent = torch.round(y / step).clamp(-a, a) * step
+        return y + (sent - y).detach()
+
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, noise: bool = True
     ) -> torch.Tensor:

@@ -47,6 +47,11 @@ class TrainOptions:
     # rate-distortion training: loss = lmbda * 255^2 * MSE + bits per pixel (CompressAI's
     # convention; larger lmbda, higher rate); None: distortion alone
     lmbda: float | None = None
+    # what the decoder trains on: "noise" (uniform noise of one quantizer step, as the rate proxy) or
+    # "mixed" (the rounded values, straight-through; the rate proxy keeps the noise)
+    quant: str = "noise"
+    # the rate proxy's learning rate, in multiples of the network's
+    rate_lr_scale: float = 50.0
 
 
 def lr_at(step: int, opts: TrainOptions, start: int, total: int) -> float:
@@ -184,7 +189,12 @@ def train(
     if opts.channels_last:
         net = net.to(memory_format=torch.channels_last)
     total = start + opts.steps
-    opt = torch.optim.Adam([*net.parameters(), *(rate.parameters() if rate is not None else [])], lr=opts.lr)
+    groups = [{"params": list(net.parameters()), "lr_scale": 1.0}]
+    if rate is not None:
+        # the proxy's 60 scales must follow the latent as it changes: at the network's learning rate they
+        # moved ~0.3 in log scale over a 1500-step phase, so the rate they judged stayed near their start
+        groups.append({"params": list(rate.parameters()), "lr_scale": opts.rate_lr_scale})
+    opt = torch.optim.Adam(groups, lr=opts.lr)
     sampler = CropSampler(images, opts.crop, dev, opts.seed + 1000 * start)
     gen = torch.Generator().manual_seed(opts.seed + 7 + 1000 * start)
     log_path = out_dir / f"{name}.log"
@@ -225,12 +235,15 @@ def train(
     try:
         for step in range(start, total):
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, opts, start, total)
+                g["lr"] = lr_at(step, opts, start, total) * g["lr_scale"]
             x = sampler.batch(opts.batch)
             if opts.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts.amp):
-                y = sent = net.quantize(net.analysis(x).float(), noise=True)
+                analysed = net.analysis(x).float()
+                y = sent = net.quantize(analysed, noise=True)
+                if opts.quant == "mixed":
+                    y = net.quantize_straight_through(analysed)
                 mask = drop_mask(tuple(y.shape), opts, gen, dev)
                 if mask is not None:
                     y = y * mask
