@@ -10,15 +10,22 @@
 # 5500 at its own lambda, 0.015, on 2 threads (~50 min in all). (The shipped q4's first phase was a
 # 7000-step run at 0.03 stopped at its checkpoint after 1421 steps, when its rate stayed near 3 bpp:
 # its learning rate had hardly decayed, where --steps 1421 decays it fully; close, not the same.)
+# q5 (8x down, quantizer step 2, between the default's rate and q4's; POINTS=5) starts from q4 after a
+# phase of it on the wider photograph set (tools/training/wide_photos.sh): that phase, 3000 steps at lambda
+# 0.015 on one thread, was stopped at its checkpoint after 1660 steps (step 40896; the shipped q4 did not
+# take it); then 1500 steps at lambda 0.015 with the decoder trained on the rounded latent (--quant
+# mixed) and the rate proxy at 50x the learning rate, one thread (~30 min each; each ran beside a
+# control, see tools/training/README.md).
 set -euo pipefail
 OUT=${OUT:-runs/rd}
 PHOTOS=${PHOTOS:-../shared/data/photos}
 mkdir -p "$OUT"
-train() {  # NAME INIT STEPS LAMBDA SEED [--threads N]
+train() {  # NAME INIT STEPS LAMBDA SEED [more options, e.g. --threads N]
+    # q0..q4 trained with the rate proxy at the network's learning rate (--rate-lr-scale 1, then the only way)
     set -x
     .venv/bin/netsem train "$1" --photos "$PHOTOS" --out "$OUT" --init "$2" \
         --steps "$3" --batch 8 --crop 128 --lr 2e-4 --warmup 100 --drop-apply 0.5 --drop-max 0.5 \
-        --lmbda "$4" --log-every 50 --seed "$5" "${@:6}"
+        --lmbda "$4" --log-every 50 --seed "$5" --rate-lr-scale 1 "${@:6}"
     { set +x; } 2>/dev/null
 }
 for q in ${POINTS:-1 2 3 0}; do
@@ -28,6 +35,16 @@ for q in ${POINTS:-1 2 3 0}; do
         train cnn-sem-impute-q4 "$OUT/q4-init.safetensors" 1421 0.03 1
         mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-phase1.safetensors"
         train cnn-sem-impute-q4 "$OUT/q4-phase1.safetensors" "${STEPS:-5500}" 0.015 2
+        continue
+    fi
+    if [ "$q" = 5 ]; then
+        WIDE=${WIDE:-runs/photos-wide}
+        [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
+        PHOTOS=$WIDE train cnn-sem-impute-q4 netsem/weights/cnn-sem-impute-q4.safetensors 3000 0.015 3 \
+            --lr 1e-4 --threads 1 --max-seconds "${WIDE_SECONDS:-2080}"
+        mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-wide.safetensors"
+        PHOTOS=$WIDE train cnn-sem-impute-q5 "$OUT/q4-wide.safetensors" 1500 0.015 5 --threads 1 --quant mixed \
+            --rate-lr-scale 50
         continue
     fi
     lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
