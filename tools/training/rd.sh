@@ -21,7 +21,8 @@ OUT=${OUT:-runs/rd}
 PHOTOS=${PHOTOS:-../shared/data/photos}
 mkdir -p "$OUT"
 train() {  # NAME INIT STEPS LAMBDA SEED [more options, e.g. --threads N]
-    # q0..q4 trained with the rate proxy at the network's learning rate (--rate-lr-scale 1, then the only way)
+    # q0..q4 trained with the rate proxy at the network's learning rate (--rate-lr-scale 1, then the only way);
+    # the more options come last, so they override these (click keeps an option's last value)
     set -x
     .venv/bin/netsem train "$1" --photos "$PHOTOS" --out "$OUT" --init "$2" \
         --steps "$3" --batch 8 --crop 128 --lr 2e-4 --warmup 100 --drop-apply 0.5 --drop-max 0.5 \
