@@ -42,7 +42,8 @@ def describe(entry) -> tuple[str, ...]:
 
     try:
         codec = get_codec(entry.name)
-        frame = sent_frame(codec, SIZE)
+        # a byte-stream codec's size depends on the image: encoding a grey one (1-2 s for an -ec codec) tells nothing
+        frame = None if tuple(codec.partitions) == ("segment",) else sent_frame(codec, SIZE)
     except CodecError as error:
         return (entry.name, str(entry.codec_id), entry.origin, "-", "-", "-", "-", "-", f"cannot load: {error}")
     except Exception as error:  # noqa: BLE001 — a plug-in's failure is its row, not the listing's end
