@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+from netsem.pipeline import DEFAULT_CODEC
+
 REPORT_KEYS = {"codec", "partition", "interleave", "netem", "seed", "psnr_db", "ssim", "lossless_psnr_db",
                "datagrams_sent", "datagrams_received", "units_total", "units_received", "bytes_on_wire", "bpp",
                "encode_s", "network_s", "decode_s", "total_s", "versions"}
@@ -40,7 +42,7 @@ def tiny_png(tmp_path_factory) -> str:
         (["send", "--phy", "mimo 2x2 snr 99dB"], "snr 99dB"),
         (["send", "--codec", "jpeg", "--partition", "token"], "jpeg does not support the token partition"),
         (["simulate", "--codec", "cnn-sem", "--partition", "segment"], "does not support the segment partition"),
-        (["simulate", "--partition", "channel"], "cnn-sem-impute-ec does not support the channel partition"),
+        (["simulate", "--partition", "channel"], f"{DEFAULT_CODEC} does not support the channel partition"),
         (["simulate", "--codec", "jpeg", "--jpeg-quality", "0"], "0 is not in the range"),
         (["sweep", "--codec", "cnn", "--partition", "segment", "--out", "/tmp/x.csv"], "nothing to run"),
         (["sweep", "--seeds", "5-1", "--out", "/tmp/x.csv"], "'5-1' names no seed"),

@@ -15,7 +15,9 @@
 # 0.015 on one thread, was stopped at its checkpoint after 1660 steps (step 40896; the shipped q4 did not
 # take it); then 1500 steps at lambda 0.015 with the decoder trained on the rounded latent (--quant
 # mixed) and the rate proxy at 50x the learning rate, one thread (~30 min each; each ran beside a
-# control, see tools/training/README.md).
+# control, see tools/training/README.md). q6 (POINTS=6) is the same second phase at its own lambda, 0.008,
+# from the same q4-wide phase (kept in $OUT: POINTS="5 6" trains that phase once). q7 (POINTS=7: quantizer step 4,
+# lambda 0.004) is that second phase again from the shipped q6 (1500 steps, one thread, ~43 min beside other work).
 set -euo pipefail
 OUT=${OUT:-runs/rd}
 PHOTOS=${PHOTOS:-../shared/data/photos}
@@ -38,17 +40,24 @@ for q in ${POINTS:-1 2 3 0}; do
         train cnn-sem-impute-q4 "$OUT/q4-phase1.safetensors" "${STEPS:-5500}" 0.015 2
         continue
     fi
-    if [ "$q" = 5 ]; then
+    lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
+    if [ "$q" = 5 ] || [ "$q" = 6 ]; then
         WIDE=${WIDE:-runs/photos-wide}
         [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
-        PHOTOS=$WIDE train cnn-sem-impute-q4 netsem/weights/cnn-sem-impute-q4.safetensors 3000 0.015 3 \
-            --lr 1e-4 --threads 1 --max-seconds "${WIDE_SECONDS:-2080}"
-        mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-wide.safetensors"
-        PHOTOS=$WIDE train cnn-sem-impute-q5 "$OUT/q4-wide.safetensors" 1500 0.015 5 --threads 1 --quant mixed \
+        if [ ! -f "$OUT/q4-wide.safetensors" ]; then
+            PHOTOS=$WIDE train cnn-sem-impute-q4 netsem/weights/cnn-sem-impute-q4.safetensors 3000 0.015 3 \
+                --lr 1e-4 --threads 1 --max-seconds "${WIDE_SECONDS:-2080}"
+            mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-wide.safetensors"
+        fi
+        PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$OUT/q4-wide.safetensors" 1500 "$lmbda" 5 --threads 1 --quant mixed \
             --rate-lr-scale 50
         continue
     fi
-    lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
+    if [ "$q" = 7 ]; then  # from the shipped q6, on the wide set (the run was named q5 with --set quant_step=4)
+        PHOTOS=${WIDE:-runs/photos-wide} train cnn-sem-impute-q7 netsem/weights/cnn-sem-impute-q6.safetensors 1500 \
+            "$lmbda" 7 --threads 1 --quant mixed --rate-lr-scale 50
+        continue
+    fi
     if [ "$q" = 0 ]; then
         init=netsem/weights/cnn-sem-impute-q1.safetensors; steps=${STEPS:-3000}; threads=(--threads 1)
     else
