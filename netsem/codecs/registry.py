@@ -60,7 +60,8 @@ RATE_POINTS = {0: RatePoint(0.0008, 16.0), 1: RatePoint(0.002, 8.0), 2: RatePoin
                3: RatePoint(0.01, 2.0), 4: RatePoint(0.015, 1.0, down=8), 5: RatePoint(0.015, 2.0, down=8),
                6: RatePoint(0.008, 2.0, down=8), 7: RatePoint(0.004, 4.0, down=8)}
 # their wire ids: q -> (cnn-sem-impute-qN, cnn-sem-impute-qN-ec)
-RATE_POINT_IDS = {0: (24, 25), 1: (18, 21), 2: (19, 22), 3: (20, 23), 4: (28, 29), 5: (30, 31), 6: (32, 33), 7: (34, 35)}
+RATE_POINT_IDS = {0: (24, 25), 1: (18, 21), 2: (19, 22), 3: (20, 23), 4: (28, 29), 5: (30, 31), 6: (32, 33),
+                  7: (34, 35)}
 # The rate-distortion weight with which the codecs not trained for rate refine their range-coded
 # latent (`--refine`): on chelsea with cnn-sem-impute-ec, 30 iterations, 0.01 / 0.03 / distortion
 # alone gave +0.27 / +0.30 / +0.32 dB at -1.2 / -0.6 / -0.3 % bytes (measured before refinement
