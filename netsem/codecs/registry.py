@@ -53,9 +53,9 @@ class RatePoint(NamedTuple):
     down: int = 16
 
 
-# Rate points of cnn-sem-impute fine-tuned for rate and distortion, lowest rate first
-# (tools/training/rd.sh; numbered in the order they came: q0 after q1..q3, q4 the highest, q5 under it, q6 under q5,
-# q7 under q6)
+# Rate points of cnn-sem-impute fine-tuned for rate and distortion (tools/training/rd.sh), numbered in the order
+# they came: q1..q3, then q0 under them, q4 the highest, q5 under it, q6 under q5, q7 under q6 (QUALITY_POINTS
+# below orders them by rate)
 RATE_POINTS = {0: RatePoint(0.0008, 16.0), 1: RatePoint(0.002, 8.0), 2: RatePoint(0.004, 4.0),
                3: RatePoint(0.01, 2.0), 4: RatePoint(0.015, 1.0, down=8), 5: RatePoint(0.015, 2.0, down=8),
                6: RatePoint(0.008, 2.0, down=8), 7: RatePoint(0.004, 4.0, down=8)}
