@@ -41,21 +41,21 @@ for q in ${POINTS:-1 2 3 0}; do
         continue
     fi
     lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
-    if [ "$q" = 5 ] || [ "$q" = 6 ]; then
+    if [ "$q" -ge 5 ]; then  # q5..q7: the wide set, the rate proxy at 50x, the decoder on the rounded latent
         WIDE=${WIDE:-runs/photos-wide}
         [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
-        if [ ! -f "$OUT/q4-wide.safetensors" ]; then
-            PHOTOS=$WIDE train cnn-sem-impute-q4 netsem/weights/cnn-sem-impute-q4.safetensors 3000 0.015 3 \
-                --lr 1e-4 --threads 1 --max-seconds "${WIDE_SECONDS:-2080}"
-            mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-wide.safetensors"
+        if [ "$q" = 7 ]; then  # from the shipped q6 (the run was named q5, with --set quant_step=4)
+            init=netsem/weights/cnn-sem-impute-q6.safetensors; seed=7
+        else
+            if [ ! -f "$OUT/q4-wide.safetensors" ]; then
+                PHOTOS=$WIDE train cnn-sem-impute-q4 netsem/weights/cnn-sem-impute-q4.safetensors 3000 0.015 3 \
+                    --lr 1e-4 --threads 1 --max-seconds "${WIDE_SECONDS:-2080}"
+                mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-wide.safetensors"
+            fi
+            init="$OUT/q4-wide.safetensors"; seed=5
         fi
-        PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$OUT/q4-wide.safetensors" 1500 "$lmbda" 5 --threads 1 --quant mixed \
+        PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$init" 1500 "$lmbda" "$seed" --threads 1 --quant mixed \
             --rate-lr-scale 50
-        continue
-    fi
-    if [ "$q" = 7 ]; then  # from the shipped q6, on the wide set (the run was named q5 with --set quant_step=4)
-        PHOTOS=${WIDE:-runs/photos-wide} train cnn-sem-impute-q7 netsem/weights/cnn-sem-impute-q6.safetensors 1500 \
-            "$lmbda" 7 --threads 1 --quant mixed --rate-lr-scale 50
         continue
     fi
     if [ "$q" = 0 ]; then
