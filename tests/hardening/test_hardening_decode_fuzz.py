@@ -8,8 +8,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 from fuzz_decode import fuzz, report  # noqa: E402
 
 
-def test_two_thousand_hostile_frames_through_every_codec_raise_nothing_but_codec_errors():
-    result = fuzz(2000, seed=7)
+def test_eight_hundred_hostile_frames_through_every_codec_raise_nothing_but_codec_errors():
+    # 800 frames reach every codec several times (tools/fuzz_decode.py, 100 000 by default, is the long run)
+    result = fuzz(800, seed=7)
     print(report(result))
     assert result.ok, dict(result.escapes)
-    assert result.delivered > 500 and result.decoded > 100 and sum(result.codec_errors.values()) > 100
+    assert result.delivered > 200 and result.decoded > 80 and sum(result.codec_errors.values()) > 100
