@@ -52,17 +52,27 @@ class Chain:
     jpeg_quality: int = 75
     frame_timeout: float = 0.25
     pacing: Pacing = field(default_factory=Pacing)
+    # per image, the imputing codec and channels left out with the most PSNR within `bpp` bits per pixel
+    # on the wire, for a link expected to lose `expected_loss` percent (`--bpp`, `--expect-loss`); None: `codec`
+    bpp: float | None = None
+    expected_loss: float = 0.0
+    skip: int = 0  # channels the imputing -ec codecs leave out (`--skip-channels`)
+    refine: int = 0  # encoder-side latent refinement steps (`--refine`)
 
     def options(self) -> SessionOptions:
         from netsem.pipeline.frames import load_codec
 
+        if self.bpp is not None and (self.codec != DEFAULT_CODEC or self.weights or self.skip or self.bpp <= 0):
+            raise ValueError("bpp (> 0) chooses the imputing codec and the channels it leaves out itself: give it "
+                             "without codec, weights and skip")
         partition = self.partition
         if partition is None:
             partition = load_codec(self.codec, weights=self.weights, jpeg_quality=self.jpeg_quality).partitions[0]
         return SessionOptions(codec=self.codec, weights=self.weights, partition=partition, interleave=self.interleave,
                               netem=self.netem, phy=self.phy, seed=self.seed, mtu=self.mtu,
                               frame_timeout=self.frame_timeout, jpeg_quality=self.jpeg_quality,
-                              stages=tuple(self.stages), loss_model=self.loss_model, pacing=self.pacing)
+                              stages=tuple(self.stages), loss_model=self.loss_model, pacing=self.pacing, bpp=self.bpp,
+                              expected_loss=self.expected_loss, skip=self.skip, refine=self.refine)
 
     def simulate(self, image: Image) -> Report:
         """One image on the virtual clock."""

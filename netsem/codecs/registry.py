@@ -271,13 +271,13 @@ ENTROPY_CODED = {"cnn-sem-ec": 14, "cnn-sem-impute-ec": 15,
 # `--quality N`: the rate points no other beats in both rate and PSNR on the seven evaluation photographs (wire
 # bpp / dB, all channels sent; README), lowest rate first: q0 0.38 / 24.05, q1 0.50 / 25.76, q7 0.60 / 27.08,
 # q3 0.77 / 27.65, q6 0.95 / 28.65 (the default codec, pipeline.DEFAULT_CODEC: quality 5), q5 1.32 / 30.09,
-# q4 2.40 / 32.25. q2 (0.64 / 26.88), beaten by q7, stays by name and on the ladder.
+# q4 2.40 / 32.25. q2 (0.64 / 26.88), beaten by q7, stays by name and among `--bpp`'s codecs.
 QUALITY_POINTS = (0, 1, 7, 3, 6, 5, 4)
 QUALITY_CODECS = dict(enumerate((f"cnn-sem-impute-q{q}-ec" for q in QUALITY_POINTS), 1))
-# The codecs `--bpp`'s ladder chooses from (with channels left out: channel_skip): every rate point and
+# The codecs `--bpp` chooses from (with channels left out: channel_skip): every rate point and
 # cnn-sem-impute-ec, the default before q6 (never trained for rate: at 1.0 bpp it loses 0.6 dB to q6 with nothing
 # lost but keeps more under heavy loss, which `--expect-loss` weighs)
-LADDER_CODECS = (*(f"cnn-sem-impute-q{q}-ec" for q in sorted(RATE_POINTS)), "cnn-sem-impute-ec")
+BPP_CODECS = (*(f"cnn-sem-impute-q{q}-ec" for q in sorted(RATE_POINTS)), "cnn-sem-impute-ec")
 
 
 def refinable(name: str) -> bool:

@@ -132,18 +132,20 @@ def session_options(command):
                   help=f"A rate point of the default codec, 1 (fewest bits) to {len(QUALITY_CODECS)} (most), all "
                        "channels sent: " + ", ".join(f"{q} = {name}" for q, name in QUALITY_CODECS.items()) + ".")
     @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None, metavar="TARGET",
-                  help="Per image, the highest step of the default codec's rate ladder (its --quality points, each "
-                       "also with channels left out: --skip-channels) whose datagrams take at most TARGET bits per "
-                       "pixel on the wire (the lowest, with a note, when none fits).")
+                  help="Per image, the imputing codec (the --quality points and cnn-sem-impute-ec) and the channels it "
+                       "leaves out (--skip-channels) that give this image the most PSNR within TARGET bits per pixel "
+                       "on the wire: fitted curves shortlist five codecs, each is encoded, cut to fit and decoded "
+                       "here (~1 s each at 768x512 on 2 cores; the report's notes list them). None fits: the least "
+                       "rate, with a note.")
     @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
                   help="Encoder-side latent refinement, N gradient steps through the decoder (cnn codecs and their "
                        "-ec forms, torch): a better latent for the same decoder and fewer bytes, any receiver decodes "
                        "it; 30 steps gave +0.2 (default) to +1.8 dB (--quality 1) with nothing lost and cost ~20-30 s "
                        "at 512x512 on 2 cores (README). 0 (default): off.")
     @click.option("--expect-loss", "expected_loss", type=Percent(), default=None, metavar="P%",
-                  help="With --bpp: the ladder's step for a link that loses about P % of the datagrams (0, 10, 20, "
-                       "30 or 40 fitted; default 0, the most quality with nothing lost): fewer channels left out, "
-                       "more for the imputer to work from.")
+                  help="With --bpp: choose for a link that loses about P % of the datagrams: each choice's "
+                       "measured PSNR less what the fit lost at the nearest of 0, 10, 20, 30, 40 % with as many "
+                       "channels left out (default 0): fewer left out, more for the imputer to work from.")
     @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
                   help="Leave out the K channels whose bytes buy the least (an order fitted on the training "
                        "photographs; imputing -ec codecs, the default and its --quality points): fewer bytes, the "
@@ -214,7 +216,7 @@ def session_options(command):
         if bpp is not None and skip:
             raise click.UsageError("--bpp chooses the channels left out itself: give --bpp or --skip-channels")
         if expected_loss is not None and bpp is None:
-            raise click.UsageError("--expect-loss chooses a step of the --bpp ladder: give it with --bpp")
+            raise click.UsageError("--expect-loss scores the choices of --bpp: give it with --bpp")
         try:
             parse_netem(netem)  # fail on bad words before any work
             if phy:

@@ -16,17 +16,23 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from emulator.correlation import component_rng
 from emulator.grammar import parse_netem
 from emulator.link import ETHERNET_IPV4_UDP_HEADER_BYTES, Link
 from emulator.loss import LossModel, create_loss_model, parse_loss_model_option
 from emulator.stages import Stage, StageOutcome, create_stage, parse_stage_option
-from emulator.correlation import component_rng
 from netsem.codecs.base import Codec, Frame
-from netsem.codecs.channel_skip import ladder
-from netsem.pipeline import DEFAULT_CODEC
-from netsem.pipeline.frames import check_partition, decode_received, frame_elements, load_codec, outgoing_frame
-from netsem.pipeline.images import LoadedImage, load_one, save_image
+from netsem.codecs.channel_skip import curves, lowest_rate, shortlist
 from netsem.metrics import psnr_db, ssim
+from netsem.pipeline import DEFAULT_CODEC
+from netsem.pipeline.frames import (
+    check_partition,
+    decode_received,
+    frame_elements,
+    load_codec,
+    outgoing_frame,
+)
+from netsem.pipeline.images import LoadedImage, load_one, save_image
 from netsem.pipeline.report import Report
 from packetizers.kinds import PartitionKind
 from packetizers.packetizer import Packetizer
@@ -82,13 +88,12 @@ class SessionOptions:
     stages: tuple[Stage | str, ...] = ()
     loss_model: LossModel | str | None = None
     reference: bool = True  # also decode with nothing lost, to report the codec's own (lossless) PSNR
-    # per image, the highest step of the rate ladder (a rate point of the default codec, some
-    # channels not sent) whose datagrams take at most this many bits per pixel (the lowest when
-    # none does); None: `codec`
+    # per image, the imputing codec and channels not sent that give it the most PSNR within this
+    # many bits per pixel on the wire (`_prepare_for_bpp`; the least rate when none fits); None: `codec`
     bpp: float | None = None
     refine: int = 0  # iterations of encoder-side latent refinement (cnn codecs and their -ec forms)
     skip: int = 0  # channels not sent (the imputing -ec codecs; `netsem.codecs.channel_skip`)
-    expected_loss: float = 0.0  # percent of datagrams `bpp` chooses the ladder for (`channel_skip.ladder`)
+    expected_loss: float = 0.0  # percent of datagrams lost `bpp` chooses for (`channel_skip.Curve.loss_penalty`)
 
     def frame_id(self, index: int) -> int:
         """The id of the session's `index`-th frame."""
@@ -131,6 +136,11 @@ class Outgoing:
     @property
     def encode_s(self) -> float:
         return self.timings["encode"] + self.timings["packetize"]
+
+    @property
+    def bpp(self) -> float:
+        """Bits per pixel of the frame's datagrams on the wire."""
+        return sum(map(len, self.datagrams)) * 8 / (self.image.shape[0] * self.image.shape[1])
 
     @property
     def elements(self) -> int:
@@ -243,42 +253,73 @@ def _packetized(options: SessionOptions, codec: Codec, image: LoadedImage, frame
 
 def _prepare_for_bpp(options: SessionOptions, cache: EncodingCache | None, *, loaded: LoadedImage | None,
                      index: int) -> Outgoing:
-    """`prepare` at the highest step of the rate ladder (`channel_skip.ladder`: a rate point of the
-    default codec, some channels left out) whose datagrams fit `options.bpp`, tried from the top.
-    A rate point is encoded once for all its steps (leaving channels out needs no new analysis);
-    with `refine`, the step is chosen on the unrefined bytes and then refined, and where the refined
-    frame takes more, the next step down is refined. `expected_loss` chooses the ladder."""
-    steps = ladder(options.expected_loss)[::-1]
-    bases: dict[str, Outgoing] = {}
-    for at, step in enumerate(steps):
-        if step.codec not in bases:
-            bases[step.codec] = prepare(replace(options, codec=step.codec, bpp=None, partition=None, refine=0,
-                                                skip=0), cache, loaded=loaded, index=index)
-        base = bases[step.codec]
-        frame = base.codec.leaving_out(base.frame, step.skip)
-        item = _packetized(base.options, base.codec, LoadedImage(base.image, base.label, base.notes), frame, index,
-                           base.timings, cache)
-        if _bpp(item) <= options.bpp or step == steps[-1]:
-            break
-    spent = sum(base.timings["encode"] for base in bases.values())
-    if options.refine:  # refinement usually takes bytes off, not always: then the next step down
-        for step in steps[at:]:
-            item = prepare(replace(options, codec=step.codec, bpp=None, partition=None, skip=step.skip), cache,
-                           loaded=loaded, index=index)
+    """`prepare` with the imputing codec and the channels left out that give this image the most
+    PSNR within `options.bpp` bits per pixel on the wire. The fitted curves shortlist the codecs
+    (`channel_skip.shortlist`, their rates scaled by what the default codec takes on this image);
+    each is encoded once, the fewest channels left out whose datagrams fit are found on its own
+    bytes, and that frame is decoded and measured against the image, plus the PSNR the fit lost at
+    `expected_loss` with as many left out. With `refine`, the chosen codec is refined, one more
+    channel left out while the refined frame takes more. Nothing fits: the least rate fitted, with
+    a note."""
+    started = time.perf_counter()
+    encoded: dict[str, Outgoing] = {}
+
+    def all_sent(name: str) -> Outgoing:
+        if name not in encoded:
+            encoded[name] = prepare(replace(options, codec=name, bpp=None, partition=None, refine=0, skip=0), cache,
+                                    loaded=loaded, index=index)
+        return encoded[name]
+
+    def leaving_out(name: str, skip: int) -> Outgoing:
+        base = all_sent(name)
+        return _packetized(replace(base.options, skip=skip), base.codec, LoadedImage(base.image, base.label,
+                           base.notes), base.codec.leaving_out(base.frame, skip), index, base.timings, cache)
+
+    def fits(item: Outgoing) -> bool:
+        return item.bpp <= options.bpp
+
+    name, skip, measured_note = _choose_for_bpp(options, all_sent, leaving_out, fits)
+    item = leaving_out(name, skip)
+    item = replace(item, codec=item.codec.skipping(skip))
+    spent = sum(base.timings["encode"] for base in encoded.values())
+    if options.refine:  # refinement usually takes bytes off, not always: then one more channel left out
+        for more in range(skip, len(item.codec.drop_order)):
+            item = prepare(replace(options, codec=name, bpp=None, partition=None, skip=more), cache, loaded=loaded,
+                           index=index)
             spent += item.timings["encode"]
-            if _bpp(item) <= options.bpp:
+            if fits(item):
                 break
-    else:  # the frame is the one the codec that skips these channels makes
-        item = replace(item, options=replace(base.options, skip=step.skip), codec=base.codec.skipping(step.skip))
-    notes = item.notes if _bpp(item) <= options.bpp else (
-        *item.notes, f"--bpp {options.bpp:g}: even the lowest rate ({step.codec}, {step.skip} channels not sent) "
-                     f"takes {_bpp(item):.3f} bpp")
-    return replace(item, timings={**item.timings, "encode": spent}, notes=notes)
+    notes = (*item.notes, *filter(None, [measured_note])) if fits(item) else (
+        *item.notes, f"--bpp {options.bpp:g}: even the least rate ({name}, {skip} channels not sent) takes "
+                     f"{item.bpp:.3f} bpp")
+    choosing = time.perf_counter() - started - spent
+    return replace(item, timings={**item.timings, "encode": spent + max(0.0, choosing)}, notes=notes)
 
 
-def _bpp(item: Outgoing) -> float:
-    """Bits per pixel of the frame's datagrams on the wire."""
-    return sum(map(len, item.datagrams)) * 8 / (item.image.shape[0] * item.image.shape[1])
+def _choose_for_bpp(options: SessionOptions, all_sent: Callable[[str], Outgoing],
+                    leaving_out: Callable[[str, int], Outgoing], fits: Callable[[Outgoing], bool]) -> tuple:
+    """(codec name, channels left out, a note) for `_prepare_for_bpp`."""
+    scale = all_sent(DEFAULT_CODEC).bpp / curves()[DEFAULT_CODEC].bpp[0]
+    measured = []
+    for name in shortlist(options.bpp, scale, options.expected_loss):
+        channels = len(all_sent(name).codec.drop_order)
+        if not fits(leaving_out(name, channels - 1)):
+            continue
+        low, high = 0, channels - 1  # bytes fall as channels are left out: the fewest that fit
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if fits(leaving_out(name, middle)) else (middle + 1, high)
+        item = leaving_out(name, low)
+        reconstruction = item.codec.skipping(low).from_frame(item.frame)
+        penalty = curves()[name].loss_penalty(low, options.expected_loss)
+        measured.append((psnr_db(item.image, reconstruction) + penalty, name, low))
+    if not measured:
+        return (*lowest_rate(), "")
+    measured.sort(reverse=True)
+    at = f" less the fit's loss at {options.expected_loss:g} %" if options.expected_loss else ""
+    note = f"--bpp {options.bpp:g} measured on this image{at}: " + ", ".join(
+        f"{name} with {skip} channel{'s' * (skip != 1)} not sent {score:.2f} dB" for score, name, skip in measured)
+    return (*measured[0][1:], note)
 
 
 def prepare_all(options: SessionOptions, images: list[LoadedImage] | None) -> list[Outgoing]:

@@ -4,6 +4,7 @@ with its rate proxy."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -13,13 +14,21 @@ import skimage.data
 import torch
 from click.testing import CliRunner
 
+import netsem
 from netsem.cli import cli
-from netsem.codecs.channel_skip import ladder
+from netsem.codecs.channel_skip import SHORTLIST, lowest_rate
 from netsem.codecs.config import NetConfig
-from netsem.codecs.registry import LADDER_CODECS, LEARNED, QUALITY_CODECS, RATE_POINTS, get_codec
+from netsem.codecs.registry import (
+    BPP_CODECS,
+    LEARNED,
+    QUALITY_CODECS,
+    RATE_POINTS,
+    get_codec,
+)
 from netsem.codecs.train import RateProxy, TrainOptions, train
 from netsem.metrics import psnr_db
 from netsem.pipeline.frames import payload_budget
+from netsem.pipeline.session import SessionOptions, prepare
 from packetizers.packetizer import Packetizer
 from packetizers.wire import PartitionKind
 
@@ -149,26 +158,31 @@ def test_mixed_quantization_decodes_what_the_receiver_gets_and_passes_the_gradie
     assert out.exists() and "quant='mixed'" in (tmp_path / "mixed.log").read_text()
 
 
-def _simulate(*words: str) -> dict:
+def _simulate(image: str, *words: str) -> dict:
     import json
 
-    run = subprocess.run([sys.executable, "-m", "netsem", "simulate", "skimage:coffee", "--json", *words],
+    run = subprocess.run([sys.executable, "-m", "netsem", "simulate", image, "--json", *words],
                          capture_output=True, text=True, check=True)
     return json.loads(run.stdout)
 
 
-def test_bpp_picks_the_highest_step_of_the_ladder_that_fits():
-    picked = _simulate("--bpp", "0.8")
-    assert picked["bpp"] <= 0.8 and picked["codec"] in LADDER_CODECS
-    steps = [(step.codec, step.skip) for step in ladder()]
-    at = steps.index((picked["codec"], picked["skip_channels"]))
-    assert at < len(steps) - 1  # coffee's default takes more than 0.8 bpp
-    codec, skip = steps[at + 1]
-    above = _simulate("--codec", codec, "--skip-channels", str(skip))
-    assert above["bpp"] > 0.8  # the next step up does not fit
-    lowest = _simulate("--bpp", "0.001")
-    assert lowest["codec"] == QUALITY_CODECS[1] and any("even the lowest rate" in n for n in lowest["notes"])
-    assert lowest["skip_channels"] == ladder()[0].skip  # the ladder's lowest step
+def test_bpp_takes_the_best_measured_codec_with_the_fewest_channels_left_out_that_fit(small_photo):
+    picked = _simulate(small_photo, "--bpp", "0.8")
+    assert picked["bpp"] <= 0.8 and picked["codec"] in BPP_CODECS
+    (measured,) = [note for note in picked["notes"] if note.startswith("--bpp 0.8 measured on this image: ")]
+    tried = re.findall(r"(\S+) with (\d+) channels? not sent (\S+) dB", measured)
+    assert 2 <= len(tried) <= SHORTLIST and len({codec for codec, _, _ in tried}) == len(tried)
+    assert tried[0][:2] == (picked["codec"], str(picked["skip_channels"]))  # the best measured, listed first
+    scores = [float(score) for _, _, score in tried]
+    assert scores == sorted(scores, reverse=True) and abs(scores[0] - picked["psnr_db"]) < 0.006  # nothing lost
+    if picked["skip_channels"]:  # the fewest channels left out whose datagrams fit
+        fewer = SessionOptions(image=small_photo, codec=picked["codec"], skip=picked["skip_channels"] - 1)
+        assert prepare(fewer).bpp > 0.8
+    lowest = netsem.simulate(small_photo, bpp=0.001)  # the Python API takes --bpp as well
+    assert (lowest.codec, lowest.skip_channels) == lowest_rate()
+    assert lowest_rate()[0] == QUALITY_CODECS[1] and any("even the least rate" in n for n in lowest.notes)
+    with pytest.raises(ValueError, match="without codec"):
+        netsem.Chain(codec="jpeg", bpp=0.5).options()
     for words in (["--bpp", "0.5", "--quality", "2"], ["--bpp", "0.5", "--codec", "jpeg"], ["--bpp", "0"]):
         bad = CliRunner().invoke(cli, ["simulate", *words])  # in this process: the same command, no imports to pay
         assert bad.exit_code == 2 and isinstance(bad.exception, SystemExit), (words, bad.output)

@@ -1,4 +1,4 @@
-"""Fit which channels each imputing -ec codec leaves out first, and the curves the rate ladder comes from.
+"""Fit which channels each imputing -ec codec leaves out first, and the curves `--bpp` chooses by.
 
     .venv/bin/python tools/training/fit_channel_skip.py          # writes netsem/weights/channel-skip.json
     .venv/bin/python tools/training/fit_channel_skip.py --codec cnn-sem-impute-q4-ec   # refit one, keep the rest
@@ -11,12 +11,12 @@ lost per byte saved, least first. The photographs are the 15 Debian ones of `too
 full size) the 16x-down codecs, trained on them for tens of thousands of steps, lead q6 by 1-3 dB
 (cnn-sem-impute-ec 34.4 dB at 0.81 bpp, q3 32.8 at 0.62, q6 31.2 at 0.64) where on these 15 they are level
 with it (30.5 at 0.89, 29.9 at 0.69, 30.3 at 0.80), and on photographs none was trained on q6 leads: the
-ladder fitted there (until q6, at half size) left q6 out. (q5 and q6 saw these 15 among 37 in their last
-1500-step phases.) Skipping the first k of that order gives a rate point between the trained ones (and
-below the lowest). Each codec's curve is kept: k -> mean payload bpp
+curves fitted there (until q6, at half size) kept q6 off the ladder --bpp then walked. (q5 and q6 saw
+these 15 among 37 in their last 1500-step phases.) Skipping the first k of that order gives a rate point
+between the trained ones (and below the lowest). Each codec's curve is kept: k -> mean payload bpp
 and mean PSNR on the same photographs, with nothing lost and with each share of the sent channels
 lost (`LOSSES`; the same random draws at every k, a stand-in for lost datagrams).
-`channel_skip.ladder` makes of them the ladder `--bpp` walks (`--expect-loss` picks the column).
+`channel_skip.shortlist` ranks the codecs by them for `--bpp` (`--expect-loss` picks the column).
 A function of the codec's weights and prior: refit after either changes.
 """
 
@@ -31,8 +31,8 @@ import click
 import numpy as np
 import torch
 
-from netsem.codecs.channel_skip import CHANNEL_SKIP_PATH, LOSSES, ladder_from
-from netsem.codecs.registry import LADDER_CODECS, get_codec
+from netsem.codecs.channel_skip import CHANNEL_SKIP_PATH, LOSSES
+from netsem.codecs.registry import BPP_CODECS, get_codec
 from netsem.pipeline.images import ImageError, load_images
 
 PHOTOS = "runs/photos-wide/lomiri-*.jpg"  # tools/training/wide_photos.sh writes them
@@ -114,7 +114,7 @@ def fit_codec(name: str, images: list[np.ndarray]) -> tuple[list[int], list[list
 @click.option("--photos", default=PHOTOS, show_default=True,
               help="The photographs (a folder or a glob pattern) the orders and curves are measured on.")
 @click.option("--out", type=click.Path(dir_okay=False), default=str(CHANNEL_SKIP_PATH), show_default=True)
-@click.option("--codec", "only", multiple=True, type=click.Choice(LADDER_CODECS),
+@click.option("--codec", "only", multiple=True, type=click.Choice(BPP_CODECS),
               help="Refit only this codec (repeatable), keeping the others' fit from OUT (after retraining one).")
 def main(photos: str, out: str, only: tuple[str, ...]) -> None:
     torch.set_num_threads(2)
@@ -129,25 +129,23 @@ def main(photos: str, out: str, only: tuple[str, ...]) -> None:
         if kept["losses"] != list(LOSSES) or kept["photos"] != described:
             raise click.UsageError(f"{out} was fitted at other losses or on other photographs: refit every codec")
         orders, curves = kept["drop_order"], kept["curves"]
-    for name in only or LADDER_CODECS:
+    for name in only or BPP_CODECS:
         start = time.monotonic()
         orders[name], curves[name] = fit_codec(name, images)
         best = max(curves[name], key=lambda p: p[2])
         print(f"{name}: all sent {curves[name][0][1]:.3f} bpp / {curves[name][0][2]:.2f} dB, best "
               f"k={best[0]} {best[1]:.3f} / {best[2]:.2f} ({time.monotonic() - start:.0f} s)", flush=True)
-    names = LADDER_CODECS  # the file lists them in this order, whichever were refitted
+    names = BPP_CODECS  # the file lists them in this order, whichever were refitted
     orders, curves = ({n: d[n] for n in names if n in d} for d in (orders, curves))
     fitted = {
         "about": "channels each imputing -ec codec leaves out first (least PSNR per byte first), and each codec's "
                  "curve [k, mean payload bpp, mean PSNR dB with each share of the sent channels lost] on the "
-                 "photographs below, from which channel_skip.ladder makes the ladder --bpp walks",
+                 "photographs below, by which --bpp shortlists codecs (channel_skip.shortlist)",
         "command": "python tools/training/fit_channel_skip.py",
         "photos": described,
         "losses": list(LOSSES), "drop_order": orders, "curves": curves}
     Path(out).write_text(compact_json(fitted) + "\n")
-    for loss in LOSSES:
-        steps = ladder_from(fitted, loss)
-        print(f"{out}: at {loss} % loss a ladder of {len(steps)} steps, {steps[0].bpp:.3f} to {steps[-1].bpp:.3f} bpp")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
