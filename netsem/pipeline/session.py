@@ -289,6 +289,7 @@ def _prepare_for_bpp(options: SessionOptions, cache: EncodingCache | None, *, lo
             spent += item.timings["encode"]
             if fits(item):
                 break
+        measured_note = measured_note and f"{measured_note}; the first then refined with {more} not sent"
     notes = (*item.notes, *filter(None, [measured_note])) if fits(item) else (
         *item.notes, f"--bpp {options.bpp:g}: even the least rate ({name}, {skip} channels not sent) takes "
                      f"{item.bpp:.3f} bpp")
