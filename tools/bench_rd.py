@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from netsem.codecs.channel_skip import pareto_front
 from netsem.codecs.data import load_eval_images
 from netsem.codecs.registry import RATE_POINTS, get_codec
 from netsem.metrics import psnr_db, ssim
@@ -49,6 +48,16 @@ J2K_RATIOS = [100, 60, 40, 24, 16, 10, 8]
 MAX_PLOTTED_BPP = 2.5  # the plot's x range (points beyond it left out, so they do not stretch the y range)
 WEBP_QUALITIES = [10, 30, 50, 70, 90]  # also jpeg2000-tiles' (whose quality 90 is 1.7:1)
 
+
+
+def pareto_front(points: list[tuple]) -> list[tuple]:
+    """The (rate, quality, ...) points no other beats in both, lowest rate first."""
+    kept, best = [], float("-inf")
+    for point in sorted(points, key=lambda p: (p[0], -p[1])):
+        if point[1] > best:
+            kept.append(point)
+            best = point[1]
+    return kept
 
 def wire_bytes(frame, partition: PartitionKind) -> int:
     return sum(map(len, Packetizer(partition, mtu=DEFAULT_MTU).packetize(frame, 0)))
