@@ -55,9 +55,10 @@ class RatePoint(NamedTuple):
 
 # Rate points of cnn-sem-impute fine-tuned for rate and distortion (tools/training/rd.sh), numbered in the order
 # they came: q1..q3, then q0 under them, q4 the highest, q5 under it, q6 under q5, q7 under q6 (QUALITY_POINTS
-# below orders them by rate)
+# below orders them by rate). q4's last phase ran at lambda 0.04 with the rate proxy at 50x (the earlier ones at
+# 0.03 and 0.015 with the proxy at 1x, which misjudged the rate: see rd.sh)
 RATE_POINTS = {0: RatePoint(0.0008, 16.0), 1: RatePoint(0.002, 8.0), 2: RatePoint(0.004, 4.0),
-               3: RatePoint(0.01, 2.0), 4: RatePoint(0.015, 1.0, down=8), 5: RatePoint(0.015, 2.0, down=8),
+               3: RatePoint(0.01, 2.0), 4: RatePoint(0.04, 1.0, down=8), 5: RatePoint(0.015, 2.0, down=8),
                6: RatePoint(0.008, 2.0, down=8), 7: RatePoint(0.004, 4.0, down=8)}
 # their wire ids: q -> (cnn-sem-impute-qN, cnn-sem-impute-qN-ec)
 RATE_POINT_IDS = {0: (24, 25), 1: (18, 21), 2: (19, 22), 3: (20, 23), 4: (28, 29), 5: (30, 31), 6: (32, 33),
@@ -271,7 +272,7 @@ ENTROPY_CODED = {"cnn-sem-ec": 14, "cnn-sem-impute-ec": 15,
 # `--quality N`: the rate points no other beats in both rate and PSNR on the seven evaluation photographs (wire
 # bpp / dB, all channels sent; README), lowest rate first: q0 0.38 / 24.05, q1 0.50 / 25.76, q7 0.60 / 27.08,
 # q3 0.77 / 27.65, q6 0.95 / 28.65 (the default codec, pipeline.DEFAULT_CODEC: quality 5), q5 1.32 / 30.09,
-# q4 2.40 / 32.25. q2 (0.64 / 26.88), beaten by q7, stays by name and among `--bpp`'s codecs.
+# q4 2.06 / 32.29. q2 (0.64 / 26.88), beaten by q7, stays by name and among `--bpp`'s codecs.
 QUALITY_POINTS = (0, 1, 7, 3, 6, 5, 4)
 QUALITY_CODECS = dict(enumerate((f"cnn-sem-impute-q{q}-ec" for q in QUALITY_POINTS), 1))
 # The codecs `--bpp` chooses from (with channels left out: channel_skip): every rate point and

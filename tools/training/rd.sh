@@ -5,25 +5,24 @@
 # starts from the shipped q1, 3000 steps on one thread (~45 min). Weights land in $OUT (default
 # runs/rd); copy NAME.safetensors to netsem/weights/ and count its prior
 # (tools/training/fit_prior.py --codec NAME) to ship it.
-# q4 (8x down, above the default's rate; POINTS=4) starts from the shipped q3 with one stride-2
-# stage removed from each side (tools/training/remove_stage.py), 1421 steps at lambda 0.03 and then
-# 5500 at its own lambda, 0.015, on 2 threads (~50 min in all). (The shipped q4's first phase was a
-# 7000-step run at 0.03 stopped at its checkpoint after 1421 steps, when its rate stayed near 3 bpp:
-# its learning rate had hardly decayed, where --steps 1421 decays it fully; close, not the same.)
-# q5 (8x down, quantizer step 2, between the default's rate and q4's; POINTS=5) starts from q4 after a
-# phase of it on the wider photograph set (tools/training/wide_photos.sh): that phase, 3000 steps at lambda
-# 0.015 on one thread, was stopped at its checkpoint after 1660 steps (step 40896; the shipped q4 did not
-# take it); then 1500 steps at lambda 0.015 with the decoder trained on the rounded latent (--quant
-# mixed) and the rate proxy at 50x the learning rate, one thread (~30 min each; each ran beside a
-# control, see tools/training/README.md). q6 (POINTS=6) is the same second phase at its own lambda, 0.008,
-# from the same q4-wide phase (kept in $OUT: POINTS="5 6" trains that phase once). q7 (POINTS=7: quantizer step 4,
-# lambda 0.004) is that second phase again from the shipped q6 (1500 steps, one thread, ~43 min beside other work).
+# q4 (8x down, the highest rate; POINTS=4) starts from the shipped q3 with one stride-2 stage removed from each
+# side (tools/training/remove_stage.py): 1421 steps at lambda 0.03, 5500 at 0.015 on 2 threads (~50 min; the
+# q4 shipped until this version), a phase on the wider photograph set (tools/training/wide_photos.sh: 3000
+# steps at 0.015 on one thread, stopped at its checkpoint after 1660 steps, step 40896: $OUT/q4-wide), then
+# 1500 steps at its lambda, 0.04, with the decoder trained on the rounded latent (--quant mixed) and the rate
+# proxy at 50x the learning rate, one thread (~53 min beside another training). (The first phase was a
+# 7000-step run at 0.03 stopped at its checkpoint after 1421 steps, when its rate stayed near 3 bpp: its
+# learning rate had hardly decayed, where --steps 1421 decays it fully; close, not the same.)
+# q5 (8x down, quantizer step 2; POINTS=5) and q6 (POINTS=6) are that last phase at their own lambdas, 0.015
+# and 0.008, from the same q4-wide (kept in $OUT: POINTS="4 5 6" trains the phases before it once; ~30 min
+# each; each ran beside a control, see tools/training/README.md). q7 (POINTS=7: quantizer step 4, lambda
+# 0.004) is that last phase again from the shipped q6 (1500 steps, one thread, ~43 min beside other work).
 set -euo pipefail
 OUT=${OUT:-runs/rd}
 PHOTOS=${PHOTOS:-../shared/data/photos}
 mkdir -p "$OUT"
 train() {  # NAME INIT STEPS LAMBDA SEED [more options, e.g. --threads N]
-    # q0..q4 trained with the rate proxy at the network's learning rate (--rate-lr-scale 1, then the only way);
+    # q0..q3 and q4's phases before its last trained with the rate proxy at the network's learning rate (1x);
     # the more options come last, so they override these (click keeps an option's last value)
     set -x
     .venv/bin/netsem train "$1" --photos "$PHOTOS" --out "$OUT" --init "$2" \
@@ -31,28 +30,31 @@ train() {  # NAME INIT STEPS LAMBDA SEED [more options, e.g. --threads N]
         --lmbda "$4" --log-every 50 --seed "$5" --rate-lr-scale 1 "${@:6}"
     { set +x; } 2>/dev/null
 }
-for q in ${POINTS:-1 2 3 0}; do
-    if [ "$q" = 4 ]; then
+q4_phases() {  # the q4 shipped until q4's last phase, then its phase on the wide set: $OUT/q4-wide.safetensors
+    [ -f "$OUT/q4-wide.safetensors" ] && return
+    if [ ! -f "$OUT/q4-phase2.safetensors" ]; then
         .venv/bin/python tools/training/remove_stage.py netsem/weights/cnn-sem-impute-q3.safetensors \
             "$OUT/q4-init.safetensors" --set quant_step=1
         train cnn-sem-impute-q4 "$OUT/q4-init.safetensors" 1421 0.03 1
         mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-phase1.safetensors"
         train cnn-sem-impute-q4 "$OUT/q4-phase1.safetensors" "${STEPS:-5500}" 0.015 2
-        continue
+        mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-phase2.safetensors"
     fi
+    PHOTOS=$WIDE train cnn-sem-impute-q4 "$OUT/q4-phase2.safetensors" 3000 0.015 3 \
+        --lr 1e-4 --threads 1 --max-seconds "${WIDE_SECONDS:-2080}"
+    mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-wide.safetensors"
+}
+WIDE=${WIDE:-runs/photos-wide}
+for q in ${POINTS:-1 2 3 0}; do
     lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
-    if [ "$q" -ge 5 ]; then  # q5..q7: the wide set, the rate proxy at 50x, the decoder on the rounded latent
-        WIDE=${WIDE:-runs/photos-wide}
+    if [ "$q" -ge 4 ]; then  # q4..q7: the wide set, the rate proxy at 50x, the decoder on the rounded latent
         [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
         if [ "$q" = 7 ]; then  # from the shipped q6 (the run was named q5, with --set quant_step=4)
             init=netsem/weights/cnn-sem-impute-q6.safetensors; seed=7
         else
-            if [ ! -f "$OUT/q4-wide.safetensors" ]; then
-                PHOTOS=$WIDE train cnn-sem-impute-q4 netsem/weights/cnn-sem-impute-q4.safetensors 3000 0.015 3 \
-                    --lr 1e-4 --threads 1 --max-seconds "${WIDE_SECONDS:-2080}"
-                mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-wide.safetensors"
-            fi
+            q4_phases
             init="$OUT/q4-wide.safetensors"; seed=5
+            [ "$q" = 4 ] && seed=4
         fi
         PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$init" 1500 "$lmbda" "$seed" --threads 1 --quant mixed \
             --rate-lr-scale 50
