@@ -205,14 +205,20 @@ def main() -> None:
                 continue
             for ax, k in zip(axes, (1, 2)):
                 ax.plot([p[0] for p in pts], [p[k] for p in pts], "o-", label=codec, markersize=3)
-        family = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves
-                        if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"]
-                        and "skip" not in s["codec"])
+        all_sent = {(s["bpp"], s["psnr_db"], s["ssim"]): s["codec"] for s in curves
+                    if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"]
+                    and "skip" not in s["codec"]}
+        family = pareto_front(list(all_sent))  # the points no other beats in both: what --quality offers
+        beaten = sorted(set(all_sent) - set(family))
         skipping = pareto_front([(s["bpp"], s["psnr_db"], s["ssim"]) for s in curves
                                    if s["codec"].startswith("cnn-sem-impute") and "refine" not in s["codec"]])
         refined = sorted((s["bpp"], s["psnr_db"], s["ssim"]) for s in curves if "refine" in s["codec"])
         for ax, k in zip(axes, (1, 2)):
             ax.plot([p[0] for p in family], [p[k] for p in family], "s-", color="k", label="cnn-sem-impute(-qN)-ec")
+            if beaten:
+                names = ", ".join(all_sent[p].replace("cnn-sem-impute-q", "q") for p in beaten)
+                ax.plot([p[0] for p in beaten], [p[k] for p in beaten], "s", color="k", fillstyle="none",
+                        label=f"the same, beaten in rate and PSNR ({names})")
             if len(skipping) > len(family):
                 ax.plot([p[0] for p in skipping], [p[k] for p in skipping], ".:", color="k",
                         label="the same, best with channels not sent (--skip-channels)")
