@@ -135,7 +135,7 @@ def session_options(command):
                   help="Per image, the imputing codec (the --quality points and cnn-sem-impute-ec) and the channels it "
                        "leaves out (--skip-channels) that give this image the most PSNR within TARGET bits per pixel "
                        "on the wire: fitted curves shortlist five codecs, each is encoded, cut to fit and decoded "
-                       "here (~1 s each at 768x512 on 2 cores; the report's notes list them). None fits: the least "
+                       "here (~5 s in all at 512x512 on 2 cores; the report's notes list them). None fits: the least "
                        "rate, with a note.")
     @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
                   help="Encoder-side latent refinement, N gradient steps through the decoder (cnn codecs and their "
