@@ -25,13 +25,7 @@ from netsem.codecs.base import Codec, Frame
 from netsem.codecs.channel_skip import curves, lowest_rate, shortlist
 from netsem.metrics import psnr_db, ssim
 from netsem.pipeline import DEFAULT_CODEC
-from netsem.pipeline.frames import (
-    check_partition,
-    decode_received,
-    frame_elements,
-    load_codec,
-    outgoing_frame,
-)
+from netsem.pipeline.frames import check_partition, decode_received, frame_elements, load_codec, outgoing_frame
 from netsem.pipeline.images import LoadedImage, load_one, save_image
 from netsem.pipeline.report import Report
 from packetizers.kinds import PartitionKind

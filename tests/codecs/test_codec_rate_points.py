@@ -18,13 +18,7 @@ import netsem
 from netsem.cli import cli
 from netsem.codecs.channel_skip import SHORTLIST, lowest_rate
 from netsem.codecs.config import NetConfig
-from netsem.codecs.registry import (
-    BPP_CODECS,
-    LEARNED,
-    QUALITY_CODECS,
-    RATE_POINTS,
-    get_codec,
-)
+from netsem.codecs.registry import BPP_CODECS, LEARNED, QUALITY_CODECS, RATE_POINTS, get_codec
 from netsem.codecs.train import RateProxy, TrainOptions, train
 from netsem.metrics import psnr_db
 from netsem.pipeline.frames import payload_budget
