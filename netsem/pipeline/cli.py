@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 
 import click
+from click.core import ParameterSource
 
 from netsem.codecs.registry import QUALITY_CODECS
 from netsem.pipeline import DEFAULT_CODEC
@@ -502,6 +504,11 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
 @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
               help="The imputing -ec codecs leave out K channels (see send --help); a classic codec matched to "
                    "such a codec matches the bytes it sends. 0 (default): all sent.")
+@click.option("--bpp", "bpps", default=None, metavar="TARGET,...",
+              help="Rate targets in bits per pixel on the wire, e.g. 0.5,1,2: per target and image, a run of what "
+                   "`simulate --bpp` sends (the default codec's rate point and channels left out that give the "
+                   "image the most PSNR within the target; the row names them). --codec may add classic codecs; "
+                   "--jpeg-quality match:bpp matches them to each target's bytes.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: '0-4' or '1,5,9'.")
 @click.option("--mtu", "mtus", default=str(DEFAULT_MTU), show_default=True, metavar="BYTES,...",
               help="UDP payload budget(s) per datagram: '1200' or '600,1200'.")
@@ -519,11 +526,11 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
               help="Results file (.csv), written as runs finish; runs it already holds (same configuration "
                    "and versions) are not run again.")
-def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, presets, phy, snrs, refine, skip, seeds,
-          mtus, transport, workers, scheduler, max_runs, out) -> None:
-    """Run every combination of IMAGES x codecs x partitions x interleaving x MTU x impairments
-    (netem specs, PHY specs at each SNR) x seeds on a Dask cluster, one task per run, and write
-    one row per run with its configuration and versions.
+def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, presets, phy, snrs, refine, skip, bpps,
+          seeds, mtus, transport, workers, scheduler, max_runs, out) -> None:
+    """Run every combination of IMAGES x codecs (and --bpp targets) x partitions x interleaving x
+    MTU x impairments (netem specs, PHY specs at each SNR) x seeds on a Dask cluster, one task per
+    run, and write one row per run with its configuration and versions.
 
     IMAGES are files or scikit-image photographs named skimage:NAME (default: skimage:astronaut).
     A run that delivers nothing is a row with delivered False and empty metrics.
@@ -546,7 +553,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     from netsem.phy import PhySpecError
     from netsem.pipeline.frames import CLASSIC_CODECS, load_codec
     from netsem.pipeline.images import ImageError, load_one
-    from netsem.pipeline.sweep import SweepGrid, parse_number_list
+    from netsem.pipeline.sweep import BPP_MATCH, SweepGrid, parse_number_list
     from netsem.pipeline.sweep_results import ResultsError
     from netsem.pipeline.sweep_runner import run_sweep
 
@@ -563,7 +570,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     if not seed_list:
         raise click.BadParameter(f"{seeds!r} names no seed (write the lower one first: '1-5')", param_hint="--seeds")
     numbers = {}
-    for hint, text in (("--loss", ",".join(losses)), ("--snr", snrs or ""), ("--mtu", mtus)):
+    for hint, text in (("--loss", ",".join(losses)), ("--snr", snrs or ""), ("--mtu", mtus), ("--bpp", bpps or "")):
         try:
             numbers[hint] = parse_number_list(text)
         except ValueError as error:
@@ -580,13 +587,26 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     if not jpeg_quality.isdigit() or not 1 <= int(jpeg_quality) <= 95:
         raise click.BadParameter(f"expected a quality 1-95 or match:CODEC, got {jpeg_quality!r}",
                                  param_hint="--jpeg-quality")
+    codecs = tuple(_split(codecs))
+    if bpps is not None:
+        if not numbers["--bpp"] or not all(0 < target < math.inf for target in numbers["--bpp"]):
+            raise click.BadParameter("rate targets are positive bits per pixel, e.g. 0.5,1,2", param_hint="--bpp")
+        if skip:
+            raise click.UsageError("--bpp chooses the channels left out itself: give --bpp or --skip-channels")
+        if click.get_current_context().get_parameter_source("codecs") is ParameterSource.DEFAULT:
+            codecs = ()  # the targets' runs are the default codec's
+        elif learned := [codec for codec in codecs if codec not in CLASSIC_CODECS]:
+            raise click.UsageError(f"--bpp chooses among the default codec's rate points itself; --codec may add "
+                                   f"classic codecs ({', '.join(CLASSIC_CODECS)}), not {', '.join(learned)}")
+    elif jpeg_match == BPP_MATCH:
+        raise click.UsageError("--jpeg-quality match:bpp matches the runs of --bpp: give --bpp TARGET,...")
     grid = SweepGrid(
-        images=tuple(images) or (None,), codecs=tuple(_split(codecs)), partitions=tuple(_split(partitions)),
+        images=tuple(images) or (None,), codecs=codecs, partitions=tuple(_split(partitions)),
         interleave=interleave_axis, netem=specs if specs or presets else ("",),
         presets=tuple(presets), seeds=seed_list,
         mtus=tuple(int(mtu) for mtu in numbers["--mtu"]), phy=tuple(phy), snrs=tuple(numbers["--snr"]),
         transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match, refine=refine,
-        skip=skip,
+        skip=skip, bpps=tuple(numbers["--bpp"]),
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())

@@ -25,7 +25,7 @@ from netsem.pipeline.sweep import loss_only
 
 # What makes two rows the same configuration apart from the x-axis, the image and the seed.
 SERIES_COLUMNS = ("codec", "partition", "interleave", "mtu", "netem", "preset", "loss_model", "phy", "snr_db",
-                  "transport", "jpeg_setting", "refine", "skip_channels")
+                  "transport", "jpeg_setting", "refine", "skip_channels", "bpp_target")
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,17 @@ def describe(column: str, value) -> str:
         return f"latent refined ({value:g} steps)" if value else ""
     if column == "skip_channels":
         return f"{value:g} channels not sent" if value else ""
+    if column == "bpp_target":
+        return ""  # said by the series' codec, or with a classic codec's quality
     return str(value)
+
+
+def at_target(row: dict) -> dict:
+    """A row as its series sees it: a run at a rate target (`sweep --bpp`) is one series per
+    target, whichever codec and channels left out it chose for its image."""
+    if row.get("bpp_target") is None or row["codec"] in CLASSIC_CODECS:
+        return row
+    return {**row, "codec": f"--bpp {row['bpp_target']:g} (chosen per image)", "skip_channels": None}
 
 
 def classic_quality_text(rows: list[dict]) -> str:
@@ -106,7 +116,8 @@ def classic_quality_text(rows: list[dict]) -> str:
     if setting.startswith("match:"):
         refined = f", latent refined {rows[0]['refine']:g} steps" if rows[0].get("refine") else ""
         refined += f", {rows[0]['skip_channels']:g} channels not sent" if rows[0].get("skip_channels") else ""
-        return f", q {shown} ({'per image, ' if len(qualities) > 1 else ''}matched to {setting[6:]}'s bytes{refined})"
+        sender = f"--bpp {rows[0]['bpp_target']:g}" if rows[0].get("bpp_target") is not None else setting[6:]
+        return f", q {shown} ({'per image, ' if len(qualities) > 1 else ''}matched to {sender}'s bytes{refined})"
     return f", q {shown}"
 
 
@@ -130,6 +141,7 @@ class Series:
 
 def group(rows: list[dict], axis: Axis) -> tuple[list[Series], list[str]]:
     """The series of the figure, their points in x order, and the title's shared settings."""
+    rows = [at_target(row) for row in rows]
     varying, constant = series_columns(rows, axis)
     families = {row["loss_model"] for row in rows} - {"none"}
     by_series: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))

@@ -1,5 +1,5 @@
-"""`netsem sweep`'s grid: images x codecs x partitions x interleaving x MTU x netem specs (or
-named presets) x PHY specs at each SNR x seeds, and the runs it names.
+"""`netsem sweep`'s grid: images x codecs (and rate targets) x partitions x interleaving x MTU x
+netem specs (or named presets) x PHY specs at each SNR x seeds, and the runs it names.
 
 A `SweepTask` is one run (a configuration, an image and a seed); its key hashes everything the
 run's numbers depend on, the versions included, so a results file can say which runs it already
@@ -18,6 +18,7 @@ from pathlib import Path
 from emulator.grammar import FourStateLoss, GilbertElliottLoss, NetemSpec, RandomLoss, parse_netem
 from netsem.codecs.channel_skip import drop_orders
 from netsem.codecs.registry import refinable
+from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.frames import CLASSIC_CODECS, load_codec
 from netsem.pipeline.images import BUNDLED_PREFIX, DEFAULT_IMAGE
 from packetizers.kinds import PartitionKind
@@ -27,6 +28,8 @@ DEFAULT_IMAGE_NAME = BUNDLED_PREFIX + DEFAULT_IMAGE
 # The SNR and the loss grids of the command line may continue a step with '...': '0,2,...,20'.
 ELLIPSIS = "..."
 MAX_LIST_LENGTH = 10_000  # values one '...' may expand to: a typo should not fill the memory
+# `--jpeg-quality match:bpp`: a classic codec matches the bytes that each `--bpp` target's run sent
+BPP_MATCH = "bpp"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class SweepTask:
     # one, that codec's (whose bytes it matches); 0 for the others
     refine: int = 0
     skip: int = 0  # channels not sent, the same way (the imputing -ec codecs; a classic codec matched to one)
+    # a rate target in bits per pixel on the wire: the run sends what `--bpp` chooses for its image among the
+    # default codec's rate points (`codec` is the default's); a classic codec matched to it matches those bytes
+    bpp: float | None = None
 
     @property
     def phy_spec(self) -> str:
@@ -60,7 +66,11 @@ class SweepTask:
 
     @property
     def jpeg_match(self) -> str | None:
-        return self.jpeg.removeprefix("match:") if self.jpeg.startswith("match:") else None
+        """The codec whose bytes a classic codec matches: at a rate target (`match:bpp`), the default
+        codec's, whose rate points `--bpp` chooses among; None when not matched."""
+        if not self.jpeg.startswith("match:"):
+            return None
+        return DEFAULT_CODEC if self.jpeg == f"match:{BPP_MATCH}" else self.jpeg.removeprefix("match:")
 
     def key(self, image_digest: str, versions: dict[str, str]) -> str:
         """What a row of the results is looked up by: a hash of the configuration, the image's
@@ -87,6 +97,9 @@ class SweepGrid:
     jpeg_match: str | None = None
     refine: int = 0  # the cnn codecs' latent refinement (iterations); the other codecs run without
     skip: int = 0  # channels the imputing -ec codecs leave out; the other codecs send all theirs
+    # rate targets (bits per pixel on the wire): per target a run of what `--bpp` chooses per image, and the
+    # classic codecs matched to `BPP_MATCH` once per target
+    bpps: tuple[float, ...] = ()
 
     def codec_partitions(self) -> list[tuple[str, str]]:
         """(codec, partition) pairs: a byte-stream codec (jpeg, webp, ...) is always cut where its format
@@ -105,7 +118,9 @@ class SweepGrid:
     def _sender_of(self, codec: str) -> str:
         """The codec whose encoder settings a run of `codec` takes: a classic codec matched to
         another takes that one's (it matches the bytes that one sends)."""
-        return self.jpeg_match if codec in CLASSIC_CODECS and self.jpeg_match else codec
+        if codec in CLASSIC_CODECS and self.jpeg_match:
+            return DEFAULT_CODEC if self.jpeg_match == BPP_MATCH else self.jpeg_match
+        return codec
 
     def refine_of(self, codec: str) -> int:
         """A run's `refine`: the grid's for a cnn codec, and for a classic codec matched to one; 0
@@ -116,6 +131,16 @@ class SweepGrid:
         """A run's `skip`: the grid's for an imputing -ec codec, and for a classic codec matched to
         one; 0 for the others."""
         return self.skip if self._sender_of(codec) in drop_orders() else 0
+
+    def senders(self) -> list[tuple[str, str, float | None]]:
+        """(codec, partition, rate target or None) of every series: a run per `bpps` target of what
+        `--bpp` chooses (the default codec's rate points, channel partition), then the codecs in their
+        partitions, a classic codec matched to `BPP_MATCH` once per target."""
+        chosen = [(DEFAULT_CODEC, PartitionKind.CHANNEL.word, bpp) for bpp in self.bpps]
+        for codec, partition in self.codec_partitions():
+            matched = codec in CLASSIC_CODECS and self.jpeg_match == BPP_MATCH
+            chosen += [(codec, partition, bpp) for bpp in self.bpps] if matched else [(codec, partition, None)]
+        return chosen
 
     def phy_points(self) -> list[tuple[str, float | None]]:
         """(PHY spec without SNR, SNR) of every PHY setting; ('', None) without a PHY. Raises
@@ -146,16 +171,16 @@ class SweepGrid:
         return [(spec, "") for spec in self.netem] + [(" ".join(preset_words(name)), name) for name in self.presets]
 
     def tasks(self) -> list[SweepTask]:
-        """Every run, in the order the results file lists them: by image, then codec and
-        partition, interleaving, MTU, impairment, PHY setting, seed."""
+        """Every run, in the order the results file lists them: by image, then rate target, codec
+        and partition, interleaving, MTU, impairment, PHY setting, seed."""
         jpeg_word = f"match:{self.jpeg_match}" if self.jpeg_match else str(self.jpeg_quality)
         return [
             SweepTask(image=image or DEFAULT_IMAGE_NAME, codec=codec, partition=partition, interleave=interleave,
                       mtu=mtu, netem=netem, preset=preset, phy=phy, snr_db=snr, seed=seed,
                       jpeg=jpeg_word if codec in CLASSIC_CODECS else "", transport=self.transport,
-                      refine=self.refine_of(codec), skip=self.skip_of(codec))
-            for image, (codec, partition), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
-                self.images, self.codec_partitions(), self.interleave, self.mtus, self.netem_points(),
+                      refine=self.refine_of(codec), skip=0 if bpp is not None else self.skip_of(codec), bpp=bpp)
+            for image, (codec, partition, bpp), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
+                self.images, self.senders(), self.interleave, self.mtus, self.netem_points(),
                 self.phy_points(), self.seeds)
         ]
 

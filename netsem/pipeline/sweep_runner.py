@@ -4,8 +4,8 @@ address. Rows go to the results file as tasks finish; runs the file already hold
 submitted at all.
 
 Each task is one run (`sweep_tasks.run_task`). A classic codec (jpeg, webp, jpeg2000-tiles) matched in bytes to
-another codec depends on one more task per (classic codec, image, codec, MTU) that finds the
-quality; Dask hands its result to the runs that need it.
+another codec (or to a rate target's runs) depends on one more task per (classic codec, image, codec or
+target, MTU) that finds the quality; Dask hands its result to the runs that need it.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
                 for key, task in chosen:
                     quality = None if task.jpeg_match or not task.jpeg else int(task.jpeg)
                     if task.jpeg_match:
-                        match = (task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip)
+                        match = (task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip, task.bpp)
                         if match not in qualities:
                             qualities[match] = client.submit(matched_quality, *match,
                                                              key=f"netsem-quality-match-{key}")

@@ -3,17 +3,20 @@ sockets on the worker's own loopback), decode, measure, and return the row.
 
 A run that delivers nothing is a row that says so (`delivered` false, metrics empty), not an
 error. A worker keeps the encodings of its most recent images: the codecs are deterministic,
-so a run's numbers do not depend on which runs the worker did before.
+so a run's numbers do not depend on which runs the worker did before. A run at a rate target
+sends what `--bpp` chose for its image (`bpp_choice`): the codec and the channels left out are
+its row's `codec` and `skip_channels`.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.frames import CLASSIC_CODECS, decode_received, load_codec
 from netsem.pipeline.report import versions
 from netsem.pipeline.session import EncodingCache, Outgoing, SessionOptions, Transmission, finish, prepare
@@ -24,12 +27,15 @@ CACHED_IMAGES = 4  # a worker gets its runs roughly in grid order, which is by i
 # A row's columns, in order; a results file adds the versions as version_NAME columns.
 CONFIG_COLUMNS = ("key", "image", "codec", "partition", "interleave", "mtu", "netem", "preset", "loss_model",
                   "loss_percent", "phy", "snr_db", "seed", "jpeg_setting", "jpeg_quality", "refine", "skip_channels",
-                  "transport")
+                  "bpp_target", "transport")
 OUTCOME_COLUMNS = ("delivered", "note", "psnr_db", "ssim", "lossless_psnr_db", "delta_psnr_db", "datagrams_sent",
                    "datagrams_received", "datagram_loss", "units_total", "units_received", "units_partial",
                    "unit_loss", "bytes_on_wire", "bpp", "image_size")
 
 _caches: OrderedDict[str, EncodingCache] = OrderedDict()
+# (image, target, refine, MTU, seed, interleave) -> (codec, channels left out) that `--bpp` chose: the
+# choice measures several codecs on the image, which every impairment of the same run would repeat
+_bpp_choices: dict[tuple, tuple[str, int]] = {}
 
 
 def encoding_cache(image: str) -> EncodingCache:
@@ -65,16 +71,35 @@ def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
     return sum(map(len, prepare(options, cache).datagrams))
 
 
-def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0, skip: int = 0) -> int:
+def sender_options(options: SessionOptions) -> SessionOptions:
+    """`options` with a rate target replaced by what `--bpp` chooses for the image with them (the
+    seed and interleaving too: they decide how units share datagrams, so the bytes on the wire),
+    chosen once per process: every run of the target then encodes the same way, whichever ran
+    first."""
+    if options.bpp is None:
+        return options
+    key = (options.image, options.bpp, options.refine, options.mtu, options.seed, options.interleave)
+    if key not in _bpp_choices:
+        load_codec(DEFAULT_CODEC)
+        one_compute_thread()
+        chosen = prepare(replace(options, partition=None), encoding_cache(options.image))
+        _bpp_choices[key] = (chosen.options.codec, chosen.options.skip)
+    codec, skip = _bpp_choices[key]
+    return replace(options, codec=codec, skip=skip, bpp=None, partition=None)
+
+
+def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0, skip: int = 0,
+                    bpp: float | None = None) -> int:
     """The highest quality of the `classic` codec (`CLASSIC_CODECS`) whose datagrams take no more
-    bytes on the wire than `codec`'s (latent refined `refine` steps, `skip` channels not sent) for
-    the same image, sent in its first partition (channel for a latent, segment for a stream;
-    headers, unit tables and CRCs counted on both sides); 1 if none fits."""
-    partition = load_codec(codec, refine=refine, skip=skip).partitions[0]
+    bytes on the wire than `codec`'s (latent refined `refine` steps, `skip` channels not sent; or
+    what `--bpp` chooses at target `bpp`) for the same image, sent in its first partition (channel
+    for a latent, segment for a stream; headers, unit tables and CRCs counted on both sides; seed 0's
+    interleaving); 1 if none fits."""
+    options = sender_options(SessionOptions(image=image, codec=codec, mtu=mtu, refine=refine, skip=skip, bpp=bpp))
+    codec = load_codec(options.codec, refine=options.refine, skip=options.skip)
     one_compute_thread()
     cache = encoding_cache(image)
-    budget = wire_bytes(SessionOptions(image=image, codec=codec, partition=partition, mtu=mtu, refine=refine,
-                                       skip=skip), cache)
+    budget = wire_bytes(replace(options, partition=codec.partitions[0]), cache)
     low, high, best = 1, 95, 1
     while low <= high:
         quality = (low + high) // 2
@@ -90,7 +115,8 @@ def session_options(task: SweepTask, jpeg_quality: int | None) -> SessionOptions
     return SessionOptions(image=task.image, codec=task.codec, partition=task.partition, interleave=task.interleave,
                           netem=task.netem, phy=task.phy_spec, seed=task.seed, mtu=task.mtu,
                           jpeg_quality=jpeg_quality or 75, refine=0 if task.codec in CLASSIC_CODECS else task.refine,
-                          skip=0 if task.codec in CLASSIC_CODECS else task.skip)
+                          skip=0 if task.codec in CLASSIC_CODECS else task.skip,
+                          bpp=None if task.codec in CLASSIC_CODECS else task.bpp)
 
 
 def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Transmission | str]:
@@ -99,7 +125,7 @@ def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Trans
     from netsem.pipeline.simulate import NothingDelivered, transmit_virtual
     from netsem.pipeline.udp import NothingArrived
 
-    options = session_options(task, jpeg_quality)
+    options = sender_options(session_options(task, jpeg_quality))
     load_codec(options.codec, jpeg_quality=options.jpeg_quality, refine=options.refine, skip=options.skip)
     one_compute_thread()
     outgoing = prepare(options, encoding_cache(task.image))
@@ -125,12 +151,13 @@ def make_row(task: SweepTask, key: str, outgoing: Outgoing, sent: Transmission |
     height, width = outgoing.image.shape[:2]
     sent_count, wire = len(outgoing.datagrams), sum(map(len, outgoing.datagrams))
     row = {
-        "key": key, "image": task.image, "codec": task.codec, "partition": task.partition,
+        "key": key, "image": task.image, "codec": outgoing.options.codec, "partition": task.partition,
         "interleave": task.interleave, "mtu": task.mtu, "netem": task.netem, "preset": task.preset,
         "loss_model": loss_model,
         "loss_percent": loss_percent, "phy": task.phy, "snr_db": task.snr_db, "seed": task.seed,
         "jpeg_setting": task.jpeg, "jpeg_quality": getattr(outgoing.codec, "quality", None),
-        "refine": task.refine, "skip_channels": task.skip, "transport": task.transport,
+        "refine": task.refine, "skip_channels": task.skip if task.bpp is None else outgoing.options.skip,
+        "bpp_target": task.bpp, "transport": task.transport,
         "delivered": not isinstance(sent, str), "note": sent if isinstance(sent, str) else "",
         "datagrams_sent": sent_count, "datagrams_received": 0, "datagram_loss": 1.0,
         "bytes_on_wire": wire, "bpp": wire * 8 / (height * width), "image_size": f"{width}x{height}",
@@ -168,9 +195,11 @@ def reconstruct(task: SweepTask, key: str, jpeg_quality: int | None) -> Reconstr
 
 
 def task_from_row(row: dict) -> SweepTask:
-    """The run a results row (as `read_results` gives it) came from."""
-    return SweepTask(image=row["image"], codec=row["codec"], partition=row["partition"],
-                     interleave=row["interleave"], mtu=int(row["mtu"]), netem=row["netem"], preset=row["preset"], phy=row["phy"],
-                     snr_db=row["snr_db"], seed=int(row["seed"]), jpeg=row["jpeg_setting"],
+    """The run a results row (as `read_results` gives it) came from: at a rate target, the
+    default codec's (the row names the one chosen)."""
+    chosen = row.get("bpp_target") is not None and row["codec"] not in CLASSIC_CODECS
+    return SweepTask(image=row["image"], codec=DEFAULT_CODEC if chosen else row["codec"], partition=row["partition"],
+                     interleave=row["interleave"], mtu=int(row["mtu"]), netem=row["netem"], preset=row["preset"],
+                     phy=row["phy"], snr_db=row["snr_db"], seed=int(row["seed"]), jpeg=row["jpeg_setting"],
                      transport=row["transport"], refine=int(row.get("refine") or 0),
-                     skip=int(row.get("skip_channels") or 0))
+                     skip=0 if chosen else int(row.get("skip_channels") or 0), bpp=row.get("bpp_target"))

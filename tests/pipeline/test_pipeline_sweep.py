@@ -10,10 +10,11 @@ from PIL import Image
 from skimage import data
 
 from netsem.phy import PhySpecError
+from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.plot import choose_axis, group, plot_quality
 from netsem.pipeline.report import versions
-from netsem.pipeline.session import EncodingCache, SessionOptions
-from netsem.pipeline.sweep import SweepGrid, configured_loss, image_digest, parse_number_list, split_snr
+from netsem.pipeline.session import EncodingCache, SessionOptions, prepare
+from netsem.pipeline.sweep import BPP_MATCH, SweepGrid, configured_loss, image_digest, parse_number_list, split_snr
 from netsem.pipeline.sweep_results import ResultsError, ResultsFile, read_results
 from netsem.pipeline.sweep_tasks import (
     CONFIG_COLUMNS,
@@ -37,8 +38,8 @@ def run_here(grid: SweepGrid) -> list[dict]:
     found = versions()
     rows = []
     for task in grid.tasks():
-        quality = (matched_quality(task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip)
-                   if task.jpeg_match else None)
+        quality = (matched_quality(task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip,
+                                   task.bpp) if task.jpeg_match else None)
         rows.append(run_task(task, task.key(image_digest(task.image), found), quality))
     return rows
 
@@ -103,6 +104,34 @@ def test_skip_applies_to_the_imputing_codecs_and_to_the_bytes_jpeg_matches(photo
     assert sum("20 channels not sent" in label for label in labels) == 2  # q1-ec's series, and jpeg matched to it
     assert any(label.startswith("jpeg") and "matched to cnn-sem-impute-q1-ec's bytes, 20 channels" in label
                for label in labels)
+
+
+def test_a_rate_target_runs_what_bpp_chooses_and_a_classic_codec_matches_its_bytes(photo):
+    grid = SweepGrid(images=(photo,), codecs=("jpeg",), partitions=("token",), interleave=(True,),
+                     netem=("", "loss random 50%"), seeds=(0, 1), jpeg_match=BPP_MATCH, bpps=(1.0, 2.0))
+    tasks = grid.tasks()
+    assert [(t.codec, t.partition, t.bpp) for t in tasks[::4]] == [
+        (DEFAULT_CODEC, "channel", 1.0), (DEFAULT_CODEC, "channel", 2.0), ("jpeg", "segment", 1.0),
+        ("jpeg", "segment", 2.0)]
+    rows = run_here(grid)
+    for target in (1.0, 2.0):  # (at 0.5 bpp, a 128x128 photograph is fewer bytes than jpeg's least)
+        learned = [r for r in rows if r["bpp_target"] == target and r["codec"] != "jpeg"]
+        for seed in (0, 1):  # every run sends what `simulate --bpp` sends with its seed, whatever ran before
+            chosen = prepare(SessionOptions(image=photo, bpp=target, seed=seed))
+            assert {(r["codec"], r["skip_channels"], r["bytes_on_wire"]) for r in learned if r["seed"] == seed} == {
+                (chosen.options.codec, chosen.options.skip, sum(map(len, chosen.datagrams)))}
+        assert all(r["bpp"] <= target for r in learned)
+        assert all(r["delta_psnr_db"] < 0 for r in learned if 0 < r["datagram_loss"] < 1)
+        matched = [r for r in rows if r["bpp_target"] == target and r["codec"] == "jpeg"]
+        seed_0 = next(r for r in learned if r["seed"] == 0)["bytes_on_wire"]  # jpeg matches them with seed 0's packing
+        assert len(matched) == 4 and all(r["bytes_on_wire"] <= seed_0 for r in matched if r["seed"] == 0)
+        assert len({r["jpeg_quality"] for r in matched}) == 1
+    found = versions()
+    assert [task_from_row(row).key(image_digest(photo), found) for row in rows] == [row["key"] for row in rows]
+    labels = [series.label for series in group(rows, choose_axis(rows))[0]]
+    assert labels[:2] == ["--bpp 1 (chosen per image) / channel", "--bpp 2 (chosen per image) / channel"]
+    assert [label.endswith(f"matched to --bpp {t}'s bytes)") for t in ("1", "2") for label in labels[2:]] == [
+        True, False, False, True]
 
 
 def test_a_run_that_delivers_nothing_is_a_row_that_says_so(photo):
