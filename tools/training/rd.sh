@@ -2,9 +2,9 @@
 # Rate-distortion fine-tuning of cnn-sem-impute at the rate points (lambda, quantizer step) of
 # netsem.codecs.registry.RATE_POINTS (issue #16), on this machine's CPU: q1..q3 start from the
 # shipped cnn-sem-impute weights, 2000 steps of 8 crops of 128x128 (~12 min each on 2 cores); q0
-# starts from the shipped q1, 3000 steps on one thread (~45 min). Weights land in $OUT (default
-# runs/rd); copy NAME.safetensors to netsem/weights/ and count its prior
-# (tools/training/fit_prior.py --codec NAME) to ship it.
+# starts from q1's (the q1 shipped then), 3000 steps on one thread (~45 min): their first phases,
+# $OUT/qN-phase1. Weights land in $OUT (default runs/rd) as cnn-sem-impute-qN.safetensors; copy it to
+# netsem/weights/ and count its prior (tools/training/fit_prior.py --codec NAME) to ship it.
 # q4 (8x down, the highest rate; POINTS=4) starts from the shipped q3 with one stride-2 stage removed from each
 # side (tools/training/remove_stage.py): 1421 steps at lambda 0.03, 5500 at 0.015 on 2 threads (~50 min; the
 # q4 shipped until this version), a phase on the wider photograph set (tools/training/wide_photos.sh: 3000
@@ -13,6 +13,8 @@
 # proxy at 50x the learning rate, one thread (~53 min beside another training). (The first phase was a
 # 7000-step run at 0.03 stopped at its checkpoint after 1421 steps, when its rate stayed near 3 bpp: its
 # learning rate had hardly decayed, where --steps 1421 decays it fully; close, not the same.)
+# q3 then goes on with q5's recipe (below: the wide set, the rate proxy at 50x, mixed quantization): 1500 steps
+# at its own lambda, one thread (~38 min beside another training).
 # q5 (8x down, quantizer step 2; POINTS=5) and q6 (POINTS=6) are that last phase at their own lambdas, 0.015
 # and 0.008, from the same q4-wide (kept in $OUT: POINTS="4 5 6" trains the phases before it once; ~30 min
 # each; each ran beside a control, see tools/training/README.md). q7 (POINTS=7: quantizer step 4, lambda
@@ -30,10 +32,23 @@ train() {  # NAME INIT STEPS LAMBDA SEED [more options, e.g. --threads N]
         --lmbda "$4" --log-every 50 --seed "$5" --rate-lr-scale 1 "${@:6}"
     { set +x; } 2>/dev/null
 }
+first_phase() {  # q0..q3's first phase (the proxy at 1x, the 19 shared photographs): $OUT/qN-phase1.safetensors
+    local q=$1 lmbda init steps threads
+    lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
+    if [ "$q" = 0 ]; then  # from q1's first phase, the q1 shipped when q0 was trained
+        [ -f "$OUT/q1-phase1.safetensors" ] || first_phase 1
+        init="$OUT/q1-phase1.safetensors"; steps=${STEPS:-3000}; threads=(--threads 1)
+    else
+        init=netsem/weights/cnn-sem-impute.safetensors; steps=${STEPS:-2000}; threads=()
+    fi
+    train "cnn-sem-impute-q$q" "$init" "$steps" "$lmbda" 1 "${threads[@]}"
+    mv "$OUT/cnn-sem-impute-q$q.safetensors" "$OUT/q$q-phase1.safetensors"
+}
 q4_phases() {  # the q4 shipped until q4's last phase, then its phase on the wide set: $OUT/q4-wide.safetensors
     [ -f "$OUT/q4-wide.safetensors" ] && return
     if [ ! -f "$OUT/q4-phase2.safetensors" ]; then
-        .venv/bin/python tools/training/remove_stage.py netsem/weights/cnn-sem-impute-q3.safetensors \
+        [ -f "$OUT/q3-phase1.safetensors" ] || first_phase 3  # the q3 q4 came from: before its wide-set phase
+        .venv/bin/python tools/training/remove_stage.py "$OUT/q3-phase1.safetensors" \
             "$OUT/q4-init.safetensors" --set quant_step=1
         train cnn-sem-impute-q4 "$OUT/q4-init.safetensors" 1421 0.03 1
         mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-phase1.safetensors"
@@ -60,10 +75,13 @@ for q in ${POINTS:-1 2 3 0}; do
             --rate-lr-scale 50
         continue
     fi
-    if [ "$q" = 0 ]; then
-        init=netsem/weights/cnn-sem-impute-q1.safetensors; steps=${STEPS:-3000}; threads=(--threads 1)
-    else
-        init=netsem/weights/cnn-sem-impute.safetensors; steps=${STEPS:-2000}; threads=()
-    fi
-    train "cnn-sem-impute-q$q" "$init" "$steps" "$lmbda" 1 "${threads[@]}"
+    [ -f "$OUT/q$q-phase1.safetensors" ] || first_phase "$q"
+    case "$q" in
+        3)  # then q5's recipe on the wide set, from that phase
+            [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
+            PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$OUT/q$q-phase1.safetensors" 1500 "$lmbda" "$q" --threads 1 \
+                --quant mixed --rate-lr-scale 50
+            ;;
+        *) cp "$OUT/q$q-phase1.safetensors" "$OUT/cnn-sem-impute-q$q.safetensors" ;;
+    esac
 done
