@@ -509,6 +509,9 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
                    "`simulate --bpp` sends (the default codec's rate point and channels left out that give the "
                    "image the most PSNR within the target; the row names them). --codec may add classic codecs; "
                    "--jpeg-quality match:bpp matches them to each target's bytes.")
+@click.option("--expect-loss", "expect_loss", default=None, metavar="P%|configured",
+              help="With --bpp: make each choice for a link that loses about P % of the datagrams (see simulate "
+                   "--help), or for the loss its run is configured with ('configured': the sender knows the link).")
 @click.option("--seeds", default="0", show_default=True, help="Seeds: '0-4' or '1,5,9'.")
 @click.option("--mtu", "mtus", default=str(DEFAULT_MTU), show_default=True, metavar="BYTES,...",
               help="UDP payload budget(s) per datagram: '1200' or '600,1200'.")
@@ -527,7 +530,7 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
               help="Results file (.csv), written as runs finish; runs it already holds (same configuration "
                    "and versions) are not run again.")
 def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, presets, phy, snrs, refine, skip, bpps,
-          seeds, mtus, transport, workers, scheduler, max_runs, out) -> None:
+          expect_loss, seeds, mtus, transport, workers, scheduler, max_runs, out) -> None:
     """Run every combination of IMAGES x codecs (and --bpp targets) x partitions x interleaving x
     MTU x impairments (netem specs, PHY specs at each SNR) x seeds on a Dask cluster, one task per
     run, and write one row per run with its configuration and versions.
@@ -553,7 +556,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     from netsem.phy import PhySpecError
     from netsem.pipeline.frames import CLASSIC_CODECS, load_codec
     from netsem.pipeline.images import ImageError, load_one
-    from netsem.pipeline.sweep import BPP_MATCH, SweepGrid, parse_number_list
+    from netsem.pipeline.sweep import BPP_MATCH, EXPECT_CONFIGURED, SweepGrid, configured_loss, parse_number_list
     from netsem.pipeline.sweep_results import ResultsError
     from netsem.pipeline.sweep_runner import run_sweep
 
@@ -600,19 +603,31 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
                                    f"classic codecs ({', '.join(CLASSIC_CODECS)}), not {', '.join(learned)}")
     elif jpeg_match == BPP_MATCH:
         raise click.UsageError("--jpeg-quality match:bpp matches the runs of --bpp: give --bpp TARGET,...")
+    if expect_loss is not None:
+        if bpps is None:
+            raise click.UsageError("--expect-loss scores the choices of --bpp: give it with --bpp")
+        if expect_loss != EXPECT_CONFIGURED:
+            try:
+                expect_loss = f"{Percent().convert(expect_loss, None, None):g}"
+            except click.BadParameter as error:
+                raise click.BadParameter(f"{error.message}, or 'configured'", param_hint="--expect-loss") from None
     grid = SweepGrid(
         images=tuple(images) or (None,), codecs=codecs, partitions=tuple(_split(partitions)),
         interleave=interleave_axis, netem=specs if specs or presets else ("",),
         presets=tuple(presets), seeds=seed_list,
         mtus=tuple(int(mtu) for mtu in numbers["--mtu"]), phy=tuple(phy), snrs=tuple(numbers["--snr"]),
         transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match, refine=refine,
-        skip=skip, bpps=tuple(numbers["--bpp"]),
+        skip=skip, bpps=tuple(numbers["--bpp"]), expect_loss=expect_loss or "",
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())
     try:
         for spec in grid.netem:
             parse_netem(spec)
+        if expect_loss == EXPECT_CONFIGURED and (unknown := [
+                words for words, _ in grid.netem_points() if configured_loss(words)[1] is None]):
+            raise click.UsageError(f"--expect-loss configured: {unknown[0]!r} has no configured mean loss (the "
+                                   "four-state model): give a percent")
         for image in grid.images:  # here, before any worker starts, so a typo is one line
             load_one(image)
         if not grid.tasks():

@@ -25,7 +25,8 @@ from netsem.pipeline.sweep import loss_only
 
 # What makes two rows the same configuration apart from the x-axis, the image and the seed.
 SERIES_COLUMNS = ("codec", "partition", "interleave", "mtu", "netem", "preset", "loss_model", "phy", "snr_db",
-                  "transport", "jpeg_setting", "refine", "skip_channels", "bpp_target")
+                  "transport", "jpeg_setting", "refine", "skip_channels", "bpp_target",
+                  "expect_loss")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def describe(column: str, value) -> str:
         return f"{value:g} channels not sent" if value else ""
     if column == "bpp_target":
         return ""  # said by the series' codec, or with a classic codec's quality
+    if column == "expect_loss":
+        return "" if not value else f"chosen for {'the configured' if value == 'configured' else f'{value} %'} loss"
     return str(value)
 
 

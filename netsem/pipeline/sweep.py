@@ -30,6 +30,8 @@ ELLIPSIS = "..."
 MAX_LIST_LENGTH = 10_000  # values one '...' may expand to: a typo should not fill the memory
 # `--jpeg-quality match:bpp`: a classic codec matches the bytes that each `--bpp` target's run sent
 BPP_MATCH = "bpp"
+# `--expect-loss configured`: each `--bpp` choice is made for the loss its run is configured with
+EXPECT_CONFIGURED = "configured"
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,21 @@ class SweepTask:
     # a rate target in bits per pixel on the wire: the run sends what `--bpp` chooses for its image among the
     # default codec's rate points (`codec` is the default's); a classic codec matched to it matches those bytes
     bpp: float | None = None
+    # the loss that choice is made for: '' (none), a percent ('40'), or EXPECT_CONFIGURED (the run's own
+    # configured loss, `expected_loss_percent`); a classic codec matched to the choice, the same
+    expect_loss: str = ""
 
     @property
     def phy_spec(self) -> str:
         """The spec the PHY stage is built from ('' for none)."""
         return with_snr(self.phy, self.snr_db) if self.phy else ""
+
+    @property
+    def expected_loss_percent(self) -> float:
+        """The loss in percent the `--bpp` choice of this run is made for."""
+        if self.expect_loss == EXPECT_CONFIGURED:
+            return configured_loss(self.netem)[1] or 0.0
+        return float(self.expect_loss or 0)
 
     @property
     def jpeg_match(self) -> str | None:
@@ -100,6 +112,7 @@ class SweepGrid:
     # rate targets (bits per pixel on the wire): per target a run of what `--bpp` chooses per image, and the
     # classic codecs matched to `BPP_MATCH` once per target
     bpps: tuple[float, ...] = ()
+    expect_loss: str = ""  # the loss the targets' choices are made for (`SweepTask.expect_loss`)
 
     def codec_partitions(self) -> list[tuple[str, str]]:
         """(codec, partition) pairs: a byte-stream codec (jpeg, webp, ...) is always cut where its format
@@ -178,7 +191,8 @@ class SweepGrid:
             SweepTask(image=image or DEFAULT_IMAGE_NAME, codec=codec, partition=partition, interleave=interleave,
                       mtu=mtu, netem=netem, preset=preset, phy=phy, snr_db=snr, seed=seed,
                       jpeg=jpeg_word if codec in CLASSIC_CODECS else "", transport=self.transport,
-                      refine=self.refine_of(codec), skip=0 if bpp is not None else self.skip_of(codec), bpp=bpp)
+                      refine=self.refine_of(codec), skip=0 if bpp is not None else self.skip_of(codec), bpp=bpp,
+                      expect_loss=self.expect_loss if bpp is not None else "")
             for image, (codec, partition, bpp), interleave, mtu, (netem, preset), (phy, snr), seed in itertools.product(
                 self.images, self.senders(), self.interleave, self.mtus, self.netem_points(),
                 self.phy_points(), self.seeds)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from netsem.pipeline.sweep_tasks import CONFIG_COLUMNS, OUTCOME_COLUMNS
 
-TEXT_COLUMNS = {"key", "image", "codec", "partition", "netem", "preset", "loss_model", "phy", "jpeg_setting", "transport",
-                "note", "image_size"}
+TEXT_COLUMNS = {"key", "image", "codec", "partition", "netem", "preset", "loss_model", "phy", "jpeg_setting",
+                "expect_loss", "transport", "note", "image_size"}
 BOOLEAN_COLUMNS = {"interleave", "delivered"}
 
 

@@ -83,7 +83,8 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
                 for key, task in chosen:
                     quality = None if task.jpeg_match or not task.jpeg else int(task.jpeg)
                     if task.jpeg_match:
-                        match = (task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip, task.bpp)
+                        match = (task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip, task.bpp,
+                                 task.expected_loss_percent)
                         if match not in qualities:
                             qualities[match] = client.submit(matched_quality, *match,
                                                              key=f"netsem-quality-match-{key}")

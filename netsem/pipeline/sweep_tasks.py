@@ -27,13 +27,13 @@ CACHED_IMAGES = 4  # a worker gets its runs roughly in grid order, which is by i
 # A row's columns, in order; a results file adds the versions as version_NAME columns.
 CONFIG_COLUMNS = ("key", "image", "codec", "partition", "interleave", "mtu", "netem", "preset", "loss_model",
                   "loss_percent", "phy", "snr_db", "seed", "jpeg_setting", "jpeg_quality", "refine", "skip_channels",
-                  "bpp_target", "transport")
+                  "bpp_target", "expect_loss", "transport")
 OUTCOME_COLUMNS = ("delivered", "note", "psnr_db", "ssim", "lossless_psnr_db", "delta_psnr_db", "datagrams_sent",
                    "datagrams_received", "datagram_loss", "units_total", "units_received", "units_partial",
                    "unit_loss", "bytes_on_wire", "bpp", "image_size")
 
 _caches: OrderedDict[str, EncodingCache] = OrderedDict()
-# (image, target, refine, MTU, seed, interleave) -> (codec, channels left out) that `--bpp` chose: the
+# (image, target, refine, MTU, seed, interleave, expected loss) -> (codec, channels left out) that `--bpp` chose: the
 # choice measures several codecs on the image, which every impairment of the same run would repeat
 _bpp_choices: dict[tuple, tuple[str, int]] = {}
 
@@ -78,7 +78,8 @@ def sender_options(options: SessionOptions) -> SessionOptions:
     first."""
     if options.bpp is None:
         return options
-    key = (options.image, options.bpp, options.refine, options.mtu, options.seed, options.interleave)
+    key = (options.image, options.bpp, options.refine, options.mtu, options.seed, options.interleave,
+           options.expected_loss)
     if key not in _bpp_choices:
         load_codec(DEFAULT_CODEC)
         one_compute_thread()
@@ -89,13 +90,14 @@ def sender_options(options: SessionOptions) -> SessionOptions:
 
 
 def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0, skip: int = 0,
-                    bpp: float | None = None) -> int:
+                    bpp: float | None = None, expected_loss: float = 0.0) -> int:
     """The highest quality of the `classic` codec (`CLASSIC_CODECS`) whose datagrams take no more
     bytes on the wire than `codec`'s (latent refined `refine` steps, `skip` channels not sent; or
-    what `--bpp` chooses at target `bpp`) for the same image, sent in its first partition (channel
-    for a latent, segment for a stream; headers, unit tables and CRCs counted on both sides; seed 0's
-    interleaving); 1 if none fits."""
-    options = sender_options(SessionOptions(image=image, codec=codec, mtu=mtu, refine=refine, skip=skip, bpp=bpp))
+    what `--bpp` chooses at target `bpp` for `expected_loss` percent lost) for the same image, sent
+    in its first partition (channel for a latent, segment for a stream; headers, unit tables and
+    CRCs counted on both sides; seed 0's interleaving); 1 if none fits."""
+    options = sender_options(SessionOptions(image=image, codec=codec, mtu=mtu, refine=refine, skip=skip, bpp=bpp,
+                                            expected_loss=expected_loss))
     codec = load_codec(options.codec, refine=options.refine, skip=options.skip)
     one_compute_thread()
     cache = encoding_cache(image)
@@ -116,7 +118,8 @@ def session_options(task: SweepTask, jpeg_quality: int | None) -> SessionOptions
                           netem=task.netem, phy=task.phy_spec, seed=task.seed, mtu=task.mtu,
                           jpeg_quality=jpeg_quality or 75, refine=0 if task.codec in CLASSIC_CODECS else task.refine,
                           skip=0 if task.codec in CLASSIC_CODECS else task.skip,
-                          bpp=None if task.codec in CLASSIC_CODECS else task.bpp)
+                          bpp=None if task.codec in CLASSIC_CODECS else task.bpp,
+                          expected_loss=task.expected_loss_percent)
 
 
 def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Transmission | str]:
@@ -157,7 +160,7 @@ def make_row(task: SweepTask, key: str, outgoing: Outgoing, sent: Transmission |
         "loss_percent": loss_percent, "phy": task.phy, "snr_db": task.snr_db, "seed": task.seed,
         "jpeg_setting": task.jpeg, "jpeg_quality": getattr(outgoing.codec, "quality", None),
         "refine": task.refine, "skip_channels": task.skip if task.bpp is None else outgoing.options.skip,
-        "bpp_target": task.bpp, "transport": task.transport,
+        "bpp_target": task.bpp, "expect_loss": task.expect_loss, "transport": task.transport,
         "delivered": not isinstance(sent, str), "note": sent if isinstance(sent, str) else "",
         "datagrams_sent": sent_count, "datagrams_received": 0, "datagram_loss": 1.0,
         "bytes_on_wire": wire, "bpp": wire * 8 / (height * width), "image_size": f"{width}x{height}",
@@ -202,4 +205,5 @@ def task_from_row(row: dict) -> SweepTask:
                      interleave=row["interleave"], mtu=int(row["mtu"]), netem=row["netem"], preset=row["preset"],
                      phy=row["phy"], snr_db=row["snr_db"], seed=int(row["seed"]), jpeg=row["jpeg_setting"],
                      transport=row["transport"], refine=int(row.get("refine") or 0),
-                     skip=0 if chosen else int(row.get("skip_channels") or 0), bpp=row.get("bpp_target"))
+                     skip=0 if chosen else int(row.get("skip_channels") or 0), bpp=row.get("bpp_target"),
+                     expect_loss=row.get("expect_loss") or "")

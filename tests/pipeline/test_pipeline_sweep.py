@@ -14,7 +14,15 @@ from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.plot import choose_axis, group, plot_quality
 from netsem.pipeline.report import versions
 from netsem.pipeline.session import EncodingCache, SessionOptions, prepare
-from netsem.pipeline.sweep import BPP_MATCH, SweepGrid, configured_loss, image_digest, parse_number_list, split_snr
+from netsem.pipeline.sweep import (
+    BPP_MATCH,
+    EXPECT_CONFIGURED,
+    SweepGrid,
+    configured_loss,
+    image_digest,
+    parse_number_list,
+    split_snr,
+)
 from netsem.pipeline.sweep_results import ResultsError, ResultsFile, read_results
 from netsem.pipeline.sweep_tasks import (
     CONFIG_COLUMNS,
@@ -132,6 +140,38 @@ def test_a_rate_target_runs_what_bpp_chooses_and_a_classic_codec_matches_its_byt
     assert labels[:2] == ["--bpp 1 (chosen per image) / channel", "--bpp 2 (chosen per image) / channel"]
     assert [label.endswith(f"matched to --bpp {t}'s bytes)") for t in ("1", "2") for label in labels[2:]] == [
         True, False, False, True]
+
+
+def test_expect_loss_configured_makes_each_choice_for_its_runs_loss(photo):
+    grid = SweepGrid(images=(photo,), codecs=("jpeg",), partitions=("channel",), interleave=(True,),
+                     netem=("", "loss random 40%", "loss gemodel 2% 20% 100% 0%"), seeds=(0,), jpeg_match=BPP_MATCH,
+                     bpps=(2.0,), expect_loss=EXPECT_CONFIGURED)
+    tasks = grid.tasks()
+    assert [t.expected_loss_percent for t in tasks] == pytest.approx([0, 40, 100 * 2 / 22] * 2)
+    assert SweepGrid(images=(photo,), codecs=("raw",), partitions=("channel",), interleave=(True,), netem=("",),
+                     seeds=(0,), expect_loss="10").tasks()[0].expect_loss == ""  # only the targets' runs choose
+    rows = run_here(grid)
+    for row, task in zip(rows[:3], tasks):
+        chosen = prepare(SessionOptions(image=photo, bpp=2.0, expected_loss=task.expected_loss_percent))
+        assert (row["codec"], row["skip_channels"], row["expect_loss"]) == (
+            chosen.options.codec, chosen.options.skip, EXPECT_CONFIGURED)
+    found = versions()
+    assert [task_from_row(row).key(image_digest(photo), found) for row in rows] == [row["key"] for row in rows]
+    assert [row["expect_loss"] for row in read_results_of(rows, photo)] == [EXPECT_CONFIGURED] * 6
+    assert "chosen for the configured loss" in group(rows, choose_axis(rows))[1]  # the same for all: in the title
+
+
+def read_results_of(rows: list[dict], photo: str) -> list[dict]:
+    """`rows` written to a results file and read back, as `netsem plot` reads them."""
+    from pathlib import Path
+
+    path = Path(photo).with_name("expect.csv")
+    path.unlink(missing_ok=True)
+    results = ResultsFile(path, list(versions()))
+    for row in rows:
+        results.append(row)
+    results.close(order=[row["key"] for row in rows])
+    return read_results(path)
 
 
 def test_a_run_that_delivers_nothing_is_a_row_that_says_so(photo):
