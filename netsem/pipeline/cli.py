@@ -142,7 +142,7 @@ def session_options(command):
     @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
                   help="Encoder-side latent refinement, N gradient steps through the decoder (cnn codecs and their "
                        "-ec forms, torch): a better latent for the same decoder and fewer bytes, any receiver decodes "
-                       "it; 30 steps gave +0.2 (default) to +1.8 dB (--quality 1) with nothing lost and cost ~20-30 s "
+                       "it; 30 steps gave +0.2 (default) to +1.8 dB (q0) with nothing lost and cost ~20-30 s "
                        "at 512x512 on 2 cores (README). 0 (default): off.")
     @click.option("--expect-loss", "expected_loss", type=Percent(), default=None, metavar="P%",
                   help="With --bpp: choose for a link that loses about P % of the datagrams: each choice's "
