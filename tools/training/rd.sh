@@ -13,8 +13,8 @@
 # proxy at 50x the learning rate, one thread (~53 min beside another training). (The first phase was a
 # 7000-step run at 0.03 stopped at its checkpoint after 1421 steps, when its rate stayed near 3 bpp: its
 # learning rate had hardly decayed, where --steps 1421 decays it fully; close, not the same.)
-# q2 and q3 then go on with q5's recipe (below: the wide set, the rate proxy at 50x, mixed quantization): 1500
-# steps at their own lambdas, one thread (38-61 min beside other work).
+# q1, q2 and q3 then go on with q5's recipe (below: the wide set, the rate proxy at 50x, mixed quantization):
+# 1500 steps at their own lambdas, one thread (38-62 min beside other work).
 # q5 (8x down, quantizer step 2; POINTS=5) and q6 (POINTS=6) are that last phase at their own lambdas, 0.015
 # and 0.008, from the same q4-wide (kept in $OUT: POINTS="4 5 6" trains the phases before it once; ~30 min
 # each; each ran beside a control, see tools/training/README.md). q7 (POINTS=7: quantizer step 4, lambda
@@ -77,7 +77,7 @@ for q in ${POINTS:-1 2 3 0}; do
     fi
     [ -f "$OUT/q$q-phase1.safetensors" ] || first_phase "$q"
     case "$q" in
-        2|3)  # then q5's recipe on the wide set, from that phase
+        1|2|3)  # then q5's recipe on the wide set, from that phase
             [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
             PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$OUT/q$q-phase1.safetensors" 1500 "$lmbda" "$q" --threads 1 \
                 --quant mixed --rate-lr-scale 50
