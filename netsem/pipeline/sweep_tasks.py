@@ -4,7 +4,7 @@ sockets on the worker's own loopback), decode, measure, and return the row.
 A run that delivers nothing is a row that says so (`delivered` false, metrics empty), not an
 error. A worker keeps the encodings of its most recent images: the codecs are deterministic,
 so a run's numbers do not depend on which runs the worker did before. A run at a rate target
-sends what `--bpp` chose for its image (`bpp_choice`): the codec and the channels left out are
+sends what `--bpp` chose for its image (`sender_options`): the codec and the channels left out are
 its row's `codec` and `skip_channels`.
 """
 
@@ -81,7 +81,7 @@ def sender_options(options: SessionOptions) -> SessionOptions:
     key = (options.image, options.bpp, options.refine, options.mtu, options.seed, options.interleave,
            options.expected_loss)
     if key not in _bpp_choices:
-        load_codec(DEFAULT_CODEC)
+        load_codec(DEFAULT_CODEC)  # torch loaded, so that one_compute_thread limits it
         one_compute_thread()
         chosen = prepare(replace(options, partition=None), encoding_cache(options.image))
         _bpp_choices[key] = (chosen.options.codec, chosen.options.skip)
