@@ -82,7 +82,7 @@ class SweepTask:
         codec's, whose rate points `--bpp` chooses among; None when not matched."""
         if not self.jpeg.startswith("match:"):
             return None
-        return DEFAULT_CODEC if self.jpeg == f"match:{BPP_MATCH}" else self.jpeg.removeprefix("match:")
+        return matched_codec(self.jpeg.removeprefix("match:"))
 
     def key(self, image_digest: str, versions: dict[str, str]) -> str:
         """What a row of the results is looked up by: a hash of the configuration, the image's
@@ -132,7 +132,7 @@ class SweepGrid:
         """The codec whose encoder settings a run of `codec` takes: a classic codec matched to
         another takes that one's (it matches the bytes that one sends)."""
         if codec in CLASSIC_CODECS and self.jpeg_match:
-            return DEFAULT_CODEC if self.jpeg_match == BPP_MATCH else self.jpeg_match
+            return matched_codec(self.jpeg_match)
         return codec
 
     def refine_of(self, codec: str) -> int:
@@ -197,6 +197,12 @@ class SweepGrid:
                 self.images, self.senders(), self.interleave, self.mtus, self.netem_points(),
                 self.phy_points(), self.seeds)
         ]
+
+
+def matched_codec(word: str) -> str:
+    """The codec whose bytes `--jpeg-quality match:WORD` matches: WORD, or for `BPP_MATCH` the
+    default codec, whose rate points `--bpp` chooses among."""
+    return DEFAULT_CODEC if word == BPP_MATCH else word
 
 
 def split_snr(spec: str) -> tuple[str, float | None]:
