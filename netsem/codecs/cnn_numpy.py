@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import window_impute
 from .config import CNN_STAGES, NetConfig
 
 # patch-matrix elements per band (float32): 1M = 4 MB; 2M measured the same, 256k 8 % slower
@@ -28,7 +29,9 @@ BAND_ELEMENTS = 1 << 20
 
 
 class CNNRuntime:
-    """A trained `CNNNet` from its state (name -> array, as stored) and config."""
+    """A trained `CNNNet` from its state (name -> array, as stored) and config; an imputing one
+    estimates lost elements from the window around them when given a ``window_plan``
+    (`window_impute`), else from its position's received channels under the learned covariance."""
 
     # the same context as CNNNet (see there): tiles of a large image equal the untiled result
     tile_align = 1
@@ -36,7 +39,8 @@ class CNNRuntime:
     analysis_halo = 2
     synthesis_halo = 3
 
-    def __init__(self, config: NetConfig, state: dict[str, np.ndarray], threads: int | None = None) -> None:
+    def __init__(self, config: NetConfig, state: dict[str, np.ndarray], threads: int | None = None,
+                 window_plan: window_impute.WindowPlan | None = None) -> None:
         if config.arch != "cnn" or config.down not in CNN_STAGES:
             raise ValueError("the numpy runtime runs the cnn codec only")
         if config.impute and config.rescale:
@@ -73,6 +77,7 @@ class CNNRuntime:
         if config.sem_broadcast:
             self.broadcast = broadcast_matrix(c, config.broadcast_k)
         self.covariance = None
+        self.window_plan = window_plan if config.impute else None
         if config.impute:
             l64 = s["impute.l"].astype(np.float64)
             self.covariance = (l64 @ l64.T + 1e-3 * np.eye(c)).astype(np.float32)
@@ -121,7 +126,9 @@ class CNNRuntime:
         received elements or None -> what the decoder convolves, (h, w, C or 2C)."""
         c = self.config
         z = (y / np.float32(c.amplitude)).astype(np.float32)
-        if mask is not None and self.covariance is not None:
+        if mask is not None and self.window_plan is not None:
+            z = window_impute.impute(z, mask, self.window_plan)
+        elif mask is not None and self.covariance is not None:
             z = impute(z, mask, self.covariance)
         if mask is not None and c.rescale:
             kept = max(float(np.count_nonzero(mask)), 1.0)

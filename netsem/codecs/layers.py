@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import cnn_numpy
+from .window_impute import WindowPlan
 
 
 class GDN(nn.Module):
@@ -134,6 +136,40 @@ class Imputer(nn.Module):
             out = torch.where(mp > 0.5, zp, est)
             out = out.view(b, h, w, c).permute(0, 3, 1, 2)
         return out.to(dtype).contiguous(memory_format=_format_of(z))
+
+
+class WindowImputer(nn.Module):
+    """`window_impute.impute` in torch, on (B, C, h, w): each lost element estimated from the
+    elements received in the window around it.  The plan (groups and gains) comes from the mask
+    alone, in numpy; the estimate is linear in the received values, so gradients reach them
+    (refinement decodes through it).  Replaces `Imputer` at inference when the codec ships
+    window moments; never trained."""
+
+    def __init__(self, plan: WindowPlan) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        dtype = z.dtype
+        b, c, h, w = z.shape
+        r = self.plan.moments.window // 2
+        out = []
+        for i in range(b):
+            received = mask[i].permute(1, 2, 0) > 0.5  # (h, w, C)
+            zi = torch.where(received, z[i].permute(1, 2, 0).float(), 0.0)
+            groups = self.plan.groups(received.cpu().numpy())
+            flat = zi.reshape(-1, c)
+            if groups:
+                padded = F.pad(zi.permute(2, 0, 1), (r, r, r, r)).permute(1, 2, 0)
+                flat = flat.clone()
+                for g in groups:
+                    ys, xs = (torch.from_numpy(a) for a in np.divmod(g.positions, w))
+                    f = torch.cat([padded[ys + r + dy, xs + r + dx] for dy, dx in self.plan.offsets], 1)
+                    est = f[:, torch.from_numpy(g.received)] @ torch.from_numpy(g.gain).to(f)
+                    rows = torch.from_numpy(g.positions)[:, None]
+                    flat = flat.index_put((rows, torch.from_numpy(g.lost)[None, :]), est)
+            out.append(flat.view(h, w, c).permute(2, 0, 1))
+        return torch.stack(out).to(dtype).contiguous(memory_format=_format_of(z))
 
 
 def _format_of(x: torch.Tensor) -> torch.memory_format:

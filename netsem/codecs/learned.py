@@ -22,6 +22,7 @@ from .base import (
 )
 from .config import NetConfig
 from .weights import load_arrays
+from .window_impute import WindowMoments, WindowPlan, imputer_path
 
 # Images above TILE_ABOVE_PIXELS (after padding to 16) are encoded and decoded tile by tile,
 # TILE_LATENTS latent positions (16 pixels each) a side plus the network's context; smaller
@@ -65,6 +66,10 @@ class LearnedCodec:
     ``refine``: iterations of encoder-side latent refinement (`refine.py`; cnn, untiled
     images, torch): the latent the decoder turns into the closest picture, at the sender's
     cost only.  0 (the default): the analysis's latent.
+
+    ``window_impute``: an imputing network whose weights have window moments beside them
+    (NAME.imputer.safetensors, `window_impute`) estimates lost elements from the window around
+    each (the default); False: from each position alone, with the covariance it was trained with.
     """
 
     partitions = LATENT_PARTITION_WORDS
@@ -79,6 +84,7 @@ class LearnedCodec:
         tile_latents: int = TILE_LATENTS,
         engine: str = "auto",
         refine: int = 0,
+        window_impute: bool = True,
     ) -> None:
         self.name = name
         self.description = description
@@ -91,6 +97,7 @@ class LearnedCodec:
         if engine not in ("auto", "numpy", "torch"):
             raise CodecError(f"engine is auto, numpy or torch, not {engine!r}")
         self.engine, self.threads, self._state = engine, threads, state
+        self.window_plan = self._read_window_plan(weights) if self.config.impute and window_impute else None
         self._tiled_runtime = None
         self.runtime = self._build("torch" if engine == "torch" or self.config.arch != "cnn" else "numpy")
         self.tile_above_pixels = tile_above_pixels
@@ -105,10 +112,10 @@ class LearnedCodec:
             if engine == "numpy":
                 from .cnn_numpy import CNNRuntime
 
-                return CNNRuntime(self.config, self._state, self.threads)
+                return CNNRuntime(self.config, self._state, self.threads, self.window_plan)
             from .torch_runtime import TorchRuntime
 
-            return TorchRuntime(self.config, self._state, self.threads)
+            return TorchRuntime(self.config, self._state, self.threads, self.window_plan)
         except (RuntimeError, ValueError):
             raise CodecError(f"codec {self.name!r}: {self.weights_path} does not match its own config "
                              f"{self.config}") from None
@@ -123,6 +130,21 @@ class LearnedCodec:
 
     def _tiled(self, grid: tuple[int, int]) -> bool:
         return grid[0] * grid[1] * self.down**2 > self.tile_above_pixels
+
+    def _read_window_plan(self, weights: Path) -> WindowPlan | None:
+        """The window moments shipped beside the weights (`window_impute`), if any: a receiver
+        without them imputes from each position alone, as the network was trained to."""
+        path = imputer_path(weights)
+        if not path.is_file():
+            return None
+        try:
+            moments = WindowMoments.load(path)
+        except Exception as exc:  # safetensors raises several types on a bad file
+            raise CodecError(f"codec {self.name!r}: imputer file {path} is corrupt ({type(exc).__name__})") from None
+        if moments.channels != self.config.latent_channels:
+            raise CodecError(f"codec {self.name!r}: imputer file {path} is for {moments.channels} channels, "
+                             f"the network has {self.config.latent_channels}")
+        return WindowPlan(moments)
 
     def _read(self, path: Path) -> tuple[dict, dict, NetConfig]:
         if not path.is_file():

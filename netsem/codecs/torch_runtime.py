@@ -11,11 +11,14 @@ import numpy as np
 import torch
 
 from .config import NetConfig
+from .layers import WindowImputer
 from .models import build_net, count_parameters
+from .window_impute import WindowPlan
 
 
 class TorchRuntime:
-    """A `models.py` network built from ``config`` with ``state`` (numpy arrays) loaded.
+    """A `models.py` network built from ``config`` with ``state`` (numpy arrays) loaded; its
+    imputer replaced by `layers.WindowImputer` when given a ``window_plan``.
 
     ``threads``: worker threads for the tiles of a large image (default: torch's thread
     count), each running single-threaded torch: torch's own threads meet at every operation,
@@ -23,10 +26,14 @@ class TorchRuntime:
     with 2 torch threads against 4 s with 1; whole tiles per worker do not wait for each other
     (1.0 s against 1.2 s when idle)."""
 
-    def __init__(self, config: NetConfig, state: dict[str, np.ndarray], threads: int | None = None) -> None:
+    def __init__(self, config: NetConfig, state: dict[str, np.ndarray], threads: int | None = None,
+                 window_plan: WindowPlan | None = None) -> None:
         self.net = build_net(config)
         self.net.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state.items()},
                                  strict=True)
+        self._parameters = count_parameters(self.net)  # the weights' (the learned imputer's among them)
+        if window_plan is not None and self.net.impute is not None:
+            self.net.impute = WindowImputer(window_plan)
         self.net.eval()
         self.threads = threads
         self.tile_align, self.tile_wraps = self.net.tile_align, self.net.tile_wraps
@@ -34,7 +41,7 @@ class TorchRuntime:
 
     @property
     def num_parameters(self) -> int:
-        return count_parameters(self.net)
+        return self._parameters
 
     def run_tiles(self, tiles: list, work: Callable) -> None:
         def run(tile) -> None:
