@@ -19,7 +19,8 @@
 # and 0.008, from the same q4-wide (kept in $OUT: POINTS="4 5 6" trains the phases before it once; ~30 min
 # each; each ran beside a control, see tools/training/README.md). q7 (POINTS=7: quantizer step 4, lambda
 # 0.004) is that last phase again from q6's (1500 steps, one thread, ~43 min beside other work). q6 then goes on
-# for 3000 steps at Adam 1e-4 on both cores (~35 min; its first phase is kept as $OUT/q6-phase1).
+# for 3000 steps at Adam 1e-4 on both cores (~35 min; its first phase is kept as $OUT/q6-phase1), q5 the same on
+# one thread (~100 min beside other work).
 set -euo pipefail
 OUT=${OUT:-runs/rd}
 PHOTOS=${PHOTOS:-../shared/data/photos}
@@ -62,7 +63,7 @@ q4_phases() {  # the q4 shipped until q4's last phase, then its phase on the wid
 }
 WIDE=${WIDE:-runs/photos-wide}
 recipe_phase() {  # q4..q7's phase with q5's recipe (the wide set, the rate proxy at 50x, the decoder on the
-    # rounded latent): $OUT/cnn-sem-impute-qN.safetensors; q6's is kept as $OUT/q6-phase1.safetensors
+    # rounded latent): $OUT/cnn-sem-impute-qN.safetensors; q5's and q6's are kept as $OUT/qN-phase1.safetensors
     local q=$1 lmbda init seed
     lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
     [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
@@ -76,14 +77,15 @@ recipe_phase() {  # q4..q7's phase with q5's recipe (the wide set, the rate prox
     fi
     PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$init" 1500 "$lmbda" "$seed" --threads 1 --quant mixed \
         --rate-lr-scale 50
-    [ "$q" = 6 ] && mv "$OUT/cnn-sem-impute-q6.safetensors" "$OUT/q6-phase1.safetensors"
+    case "$q" in 5|6) mv "$OUT/cnn-sem-impute-q$q.safetensors" "$OUT/q$q-phase1.safetensors" ;; esac
     return 0
 }
 for q in ${POINTS:-1 2 3 0}; do
     lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
-    if [ "$q" = 6 ]; then  # q6's phase, then 3000 steps more of it at half the learning rate, both cores
-        [ -f "$OUT/q6-phase1.safetensors" ] || recipe_phase 6
-        PHOTOS=$WIDE train cnn-sem-impute-q6 "$OUT/q6-phase1.safetensors" 3000 "$lmbda" 6 --threads 2 \
+    if [ "$q" = 5 ] || [ "$q" = 6 ]; then  # the phase, then 3000 steps more of it at half the learning rate
+        [ -f "$OUT/q$q-phase1.safetensors" ] || recipe_phase "$q"
+        threads=1; [ "$q" = 6 ] && threads=2
+        PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$OUT/q$q-phase1.safetensors" 3000 "$lmbda" "$q" --threads "$threads" \
             --quant mixed --rate-lr-scale 50 --lr 1e-4
         continue
     fi
