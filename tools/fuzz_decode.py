@@ -66,7 +66,7 @@ def seed_frames() -> list[list[bytes]]:
             options = SessionOptions(codec=codec, partition=partition, mtu=600)
             frames += [prepare(options, loaded=image).datagrams for image in images]
     for image in images:
-        for codec in ("jpeg", "webp", "jpeg2000-tiles", "cnn-sem-ec", "cnn-sem-impute-ec"):
+        for codec in ("jpeg", "webp", "jpeg2000-tiles", "cnn-sem-ec", "cnn-sem-impute-ec", "cnn-sem-impute-q6-ec"):
             frames.append(prepare(SessionOptions(codec=codec, partition="segment", mtu=400), loaded=image).datagrams)
     return frames
 
