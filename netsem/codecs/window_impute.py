@@ -35,9 +35,10 @@ import numpy as np
 # nearly collinear
 RIDGE = 1e-4
 # Received patterns of whole windows solved per frame, at most (each a solve of up to k^2 C = 540
-# unknowns, ~10 ms here): lost channels and bands give a handful (9 for channels lost everywhere, a few
-# more per band's end), but a peer's frame may cut every channel into one-row bands and lose them at
-# random; beyond this many the frame is imputed from each position alone (one solve of <= C per pattern)
+# unknowns, 30-70 ms on this machine under load): lost channels and bands give a handful (one for
+# channels lost everywhere, two or three more per band's end), but a peer's frame may cut every channel
+# into one-row bands and lose them at random; beyond this many the frame is imputed from each position
+# alone (one solve of <= C unknowns per pattern)
 MAX_WINDOW_GROUPS = 48
 
 
