@@ -20,15 +20,12 @@ import numpy as np
 from netsem.codecs.data import load_eval_images, load_training_images
 from netsem.codecs.registry import LEARNED, get_codec
 from netsem.codecs.window_impute import WindowMoments, imputer_path
+from netsem.metrics import psnr_db
 
 PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "data" / "photos"
 IMPUTING = [name for name, spec in LEARNED.items() if spec.config.impute]
 # the codecs that ship moments: at 16x down (neighbours 16 pixels apart) the window gained too little
 SHIPPED = [name for name in IMPUTING if LEARNED[name].config.down == 8]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
 def kept(codec, baseline, images, share: float, draws: int, seed: int) -> tuple[float, float]:
@@ -38,14 +35,14 @@ def kept(codec, baseline, images, share: float, draws: int, seed: int) -> tuple[
     ours, theirs = [], []
     for image in images:
         frame = codec.to_frame(image)
-        full = psnr(codec.from_frame(frame), image)
+        full = psnr_db(image, codec.from_frame(frame))
         channels = frame.latent.shape[0]
         for _ in range(draws):
             received = np.ones(frame.latent.shape, bool)
             received[rng.choice(channels, round(share * channels), replace=False)] = False
             lossy = frame.with_received(received)
-            ours.append(psnr(codec.from_frame(lossy), image) / full)
-            theirs.append(psnr(baseline.from_frame(lossy), image) / full)
+            ours.append(psnr_db(image, codec.from_frame(lossy)) / full)
+            theirs.append(psnr_db(image, baseline.from_frame(lossy)) / full)
     return float(np.mean(ours)), float(np.mean(theirs))
 
 
