@@ -38,6 +38,9 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--max-seconds", type=float, default=None, help="Stop early (checkpoint kept).")
+@click.option("--stop-after", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Stop after N of the --steps (checkpoint kept; the learning-rate schedule still spans "
+                   "--steps): replays a run that was cut short.")
 @click.option("--log-every", type=int, default=100, show_default=True, help="Log every N steps.")
 @click.option("--lmbda", type=float, default=None,
               help="Rate-distortion training: loss = LMBDA x 255^2 x MSE + bits per pixel (a learned "
@@ -53,7 +56,7 @@ import click
               default=None, help="Continue from this weight file (step count continues).")
 def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmup, seed, drop,
           drop_apply, drop_max, amp, channels_last, overrides, device, threads, max_seconds,
-          log_every, lmbda, quant, rate_lr_scale, init) -> None:
+          stop_after, log_every, lmbda, quant, rate_lr_scale, init) -> None:
     """Train codec NAME on the photographs; writes OUT/NAME.safetensors (copy it to
     netsem/weights/ to ship it)."""
     import torch
@@ -76,7 +79,7 @@ def train(name, photos, no_skimage, out, steps, batch, crop, lr, schedule, warmu
     opts = TrainOptions(steps=steps, batch=batch, crop=crop, lr=lr, schedule=schedule,
                         warmup=warmup, seed=seed, drop=spec.drop if drop == "registry" else drop,
                         drop_apply=drop_apply, drop_max=drop_max, amp=amp,
-                        channels_last=channels_last, max_seconds=max_seconds,
+                        channels_last=channels_last, max_seconds=max_seconds, stop_after=stop_after,
                         log_every=log_every, lmbda=lmbda, quant=quant,
                         rate_lr_scale=rate_lr_scale)
     images = load_training_images(photos, skimage_extras=not no_skimage)

@@ -40,6 +40,9 @@ class TrainOptions:
     drop_apply: float = 0.5  # share of samples that get drops
     drop_max: float = 0.5  # their drop rate ~ U(0, drop_max)
     max_seconds: float | None = None
+    # stop after this many of the run's steps, the schedule still spanning all of them: replays a run that was
+    # cut at a checkpoint (max_seconds stops at a time, which no rerun reproduces)
+    stop_after: int | None = None
     log_every: int = 100
     checkpoint_every: float = 120.0  # seconds
     amp: bool = False  # bf16 autocast (GDN stays fp32)
@@ -278,6 +281,9 @@ def train(
                 last_ck = now
             if opts.max_seconds is not None and now - t0 > opts.max_seconds:
                 print(f"# time limit reached at step {step + 1}", file=log, flush=True)
+                break
+            if opts.stop_after is not None and step + 1 - start >= opts.stop_after:
+                print(f"# stopped after {opts.stop_after} steps, at step {step + 1}", file=log, flush=True)
                 break
         step += 1
     finally:

@@ -139,6 +139,33 @@ def test_the_rate_proxy_learns_at_its_own_rate(tmp_path):
     assert moved(1.0) < 5e-3 < 0.05 < moved(50.0)
 
 
+def test_a_run_cut_with_stop_after_replays_the_start_of_the_whole_run(tmp_path):
+    import json
+    import re
+
+    from safetensors import safe_open
+
+    config = NetConfig(arch="cnn", latent_channels=4, hidden=8, bit_width=6, impute=True, quant_step=2.0)
+    images = [(np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)]
+
+    def run(name, steps=4, **kw):
+        out = train(name, config, images, tmp_path, TrainOptions(steps=steps, batch=2, crop=32, warmup=1, lr=1e-3,
+                                                                 lmbda=0.01, log_every=1, checkpoint_every=1e9, **kw),
+                    progress=False)
+        lines = [re.sub(r" [0-9.]+ it/s elapsed .*", "", line)  # drop the timing
+                 for line in (tmp_path / f"{name}.log").read_text().splitlines() if line.startswith("step")]
+        with safe_open(str(out), "np") as f:
+            return lines, f.metadata()
+
+    whole, _ = run("whole")
+    cut, meta = run("cut", stop_after=2)
+    # the same losses and learning rates (the schedule still spans 4 steps), then it stops
+    assert cut == whole[:2] and len(whole) == 4
+    assert meta["step"] == "2" and json.loads(meta["history"])[-1]["to"] == 2
+    short, _ = run("short", steps=2)
+    assert short[1] != cut[1]  # a 2-step run decays its learning rate sooner: the lines show the schedule
+
+
 def test_mixed_quantization_decodes_what_the_receiver_gets_and_passes_the_gradient(tmp_path):
     from netsem.codecs.models import build_net
 
