@@ -11,16 +11,18 @@
 # steps at 0.015 on one thread, stopped at its checkpoint after 1660 steps, step 40896: $OUT/q4-wide), then
 # 1500 steps at its lambda, 0.04, with the decoder trained on the rounded latent (--quant mixed) and the rate
 # proxy at 50x the learning rate, one thread (~53 min beside another training). (The first phase was a
-# 7000-step run at 0.03 stopped at its checkpoint after 1421 steps, when its rate stayed near 3 bpp: its
-# learning rate had hardly decayed, where --steps 1421 decays it fully; close, not the same.)
+# 7000-step run at 0.03 stopped at its checkpoint after 1421 steps, when its rate stayed near 3 bpp: --stop-after
+# replays such cuts.)
 # q1, q2 and q3 then go on with q5's recipe (below: the wide set, the rate proxy at 50x, mixed quantization):
 # 1500 steps at their own lambdas, one thread (38-62 min beside other work).
 # q5 (8x down, quantizer step 2; POINTS=5) and q6 (POINTS=6) are that last phase at their own lambdas, 0.015
 # and 0.008, from the same q4-wide (kept in $OUT: POINTS="4 5 6" trains the phases before it once; ~30 min
 # each; each ran beside a control, see tools/training/README.md). q7 (POINTS=7: quantizer step 4, lambda
-# 0.004) is that last phase again from q6's (1500 steps, one thread, ~43 min beside other work). q6 then goes on
-# for 3000 steps at Adam 1e-4 on both cores (~35 min; its first phase is kept as $OUT/q6-phase1), q5 the same on
-# one thread (~100 min beside other work).
+# 0.004) is that last phase again from q6's (1500 steps, one thread, ~43 min beside other work). Each of q4..q7
+# then goes on for 3000 steps at Adam 1e-4 (its phase before is kept as $OUT/qN-phase1, q4's as $OUT/q4-recipe):
+# q6 on both cores (~35 min), q5 and q7 on one thread (~65-100 min beside other work); q4's was cut at its
+# checkpoint after 2290 steps (for time) and finished by 710 steps from Adam 1.7e-5, where its cosine stood
+# (--stop-after replays the cut; close to the uninterrupted run, not the same).
 set -euo pipefail
 OUT=${OUT:-runs/rd}
 PHOTOS=${PHOTOS:-../shared/data/photos}
@@ -52,18 +54,18 @@ q4_phases() {  # the q4 shipped until q4's last phase, then its phase on the wid
         [ -f "$OUT/q3-phase1.safetensors" ] || first_phase 3  # the q3 q4 came from: before its wide-set phase
         .venv/bin/python tools/training/remove_stage.py "$OUT/q3-phase1.safetensors" \
             "$OUT/q4-init.safetensors" --set quant_step=1
-        train cnn-sem-impute-q4 "$OUT/q4-init.safetensors" 1421 0.03 1
+        train cnn-sem-impute-q4 "$OUT/q4-init.safetensors" 7000 0.03 1 --stop-after 1421
         mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-phase1.safetensors"
         train cnn-sem-impute-q4 "$OUT/q4-phase1.safetensors" "${STEPS:-5500}" 0.015 2
         mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-phase2.safetensors"
     fi
     PHOTOS=$WIDE train cnn-sem-impute-q4 "$OUT/q4-phase2.safetensors" 3000 0.015 3 \
-        --lr 1e-4 --threads 1 --max-seconds "${WIDE_SECONDS:-2080}"
+        --lr 1e-4 --threads 1 --stop-after 1660
     mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-wide.safetensors"
 }
 WIDE=${WIDE:-runs/photos-wide}
 recipe_phase() {  # q4..q7's phase with q5's recipe (the wide set, the rate proxy at 50x, the decoder on the
-    # rounded latent): $OUT/cnn-sem-impute-qN.safetensors; q5's and q6's are kept as $OUT/qN-phase1.safetensors
+    # rounded latent): $OUT/qN-phase1.safetensors (q4's: $OUT/q4-recipe.safetensors)
     local q=$1 lmbda init seed
     lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
     [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
@@ -77,20 +79,26 @@ recipe_phase() {  # q4..q7's phase with q5's recipe (the wide set, the rate prox
     fi
     PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$init" 1500 "$lmbda" "$seed" --threads 1 --quant mixed \
         --rate-lr-scale 50
-    case "$q" in 5|6) mv "$OUT/cnn-sem-impute-q$q.safetensors" "$OUT/q$q-phase1.safetensors" ;; esac
-    return 0
+    case "$q" in
+        4) mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-recipe.safetensors" ;;
+        *) mv "$OUT/cnn-sem-impute-q$q.safetensors" "$OUT/q$q-phase1.safetensors" ;;
+    esac
 }
 for q in ${POINTS:-1 2 3 0}; do
     lmbda=$(.venv/bin/python -c "from netsem.codecs.registry import RATE_POINTS; print(RATE_POINTS[$q].lmbda)")
-    if [ "$q" = 5 ] || [ "$q" = 6 ]; then  # the phase, then 3000 steps more of it at half the learning rate
-        [ -f "$OUT/q$q-phase1.safetensors" ] || recipe_phase "$q"
+    if [ "$q" -ge 4 ]; then  # the recipe's phase, then 3000 steps more of it at half the learning rate
+        first="$OUT/q$q-phase1.safetensors"; [ "$q" = 4 ] && first="$OUT/q4-recipe.safetensors"
+        [ -f "$first" ] || recipe_phase "$q"
         threads=1; [ "$q" = 6 ] && threads=2
-        PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$OUT/q$q-phase1.safetensors" 3000 "$lmbda" "$q" --threads "$threads" \
-            --quant mixed --rate-lr-scale 50 --lr 1e-4
-        continue
-    fi
-    if [ "$q" -ge 4 ]; then
-        recipe_phase "$q"
+        long=(--threads "$threads" --quant mixed --rate-lr-scale 50)
+        if [ "$q" = 4 ]; then  # cut after 2290 steps, then the rest of its cosine from where it stood
+            PHOTOS=$WIDE train cnn-sem-impute-q4 "$first" 3000 "$lmbda" 4 "${long[@]}" --lr 1e-4 --stop-after 2290
+            mv "$OUT/cnn-sem-impute-q4.safetensors" "$OUT/q4-cut.safetensors"
+            PHOTOS=$WIDE train cnn-sem-impute-q4 "$OUT/q4-cut.safetensors" 710 "$lmbda" 4 "${long[@]}" --lr 1.7e-5 \
+                --warmup 20
+        else
+            PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$first" 3000 "$lmbda" "$q" "${long[@]}" --lr 1e-4
+        fi
         continue
     fi
     [ -f "$OUT/q$q-phase1.safetensors" ] || first_phase "$q"
