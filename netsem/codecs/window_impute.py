@@ -161,15 +161,6 @@ class WindowPlan:
             out.append(Group(where[inverse == g], received, lost, gain.astype(np.float32)))
         return out
 
-    def features(self, z: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """z (h, w, C) -> (len(positions), k^2 C): each position's window, zero outside the map."""
-        h, w, c = z.shape
-        r = self.moments.window // 2
-        padded = np.zeros((h + 2 * r, w + 2 * r, c), z.dtype)
-        padded[r:r + h, r:r + w] = z
-        ys, xs = np.divmod(positions, w)
-        return np.concatenate([padded[ys + r + dy, xs + r + dx] for dy, dx in self.offsets], 1)
-
 
 def impute(z: np.ndarray, mask: np.ndarray, plan: WindowPlan) -> np.ndarray:
     """(h, w, C) latent in its own units with lost elements zero, mask (h, w, C) of received ones
@@ -178,11 +169,14 @@ def impute(z: np.ndarray, mask: np.ndarray, plan: WindowPlan) -> np.ndarray:
     if not groups:
         return z
     h, w, c = z.shape
+    r = plan.moments.window // 2
     zm = np.where(mask.astype(bool), z, 0).astype(np.float32)
+    padded = np.pad(zm, ((r, r), (r, r), (0, 0)))  # zero outside the map; once for every group
     out = zm.reshape(-1, c).copy()
     for g in groups:
-        est = plan.features(zm, g.positions)[:, g.received] @ g.gain
-        out[g.positions[:, None], g.lost[None, :]] = est
+        ys, xs = np.divmod(g.positions, w)
+        features = np.concatenate([padded[ys + r + dy, xs + r + dx] for dy, dx in plan.offsets], 1)
+        out[g.positions[:, None], g.lost[None, :]] = features[:, g.received] @ g.gain
     return out.reshape(h, w, c)
 
 
