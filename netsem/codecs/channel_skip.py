@@ -48,10 +48,12 @@ class Curve:
     losses: tuple[float, ...]
 
     def psnr_at(self, skip: float, expected_loss: float = 0.0) -> float:
-        """Mean PSNR with ``skip`` channels left out (interpolated between the fitted ones), at the
-        fitted loss nearest ``expected_loss`` percent."""
-        column = min(range(len(self.losses)), key=lambda i: abs(self.losses[i] - expected_loss))
-        return float(np.interp(skip, self.skips, [row[column] for row in self.psnr_db]))
+        """Mean PSNR with ``skip`` channels left out at ``expected_loss`` percent lost, interpolated
+        between the fitted numbers left out and the fitted losses (held at the last beyond 40 %)."""
+        # linear in the loss too, not the nearest column: 5 % would tie 0 and 10 and take 0, choosing as if
+        # nothing were lost
+        at_loss = [float(np.interp(expected_loss, self.losses, row)) for row in self.psnr_db]
+        return float(np.interp(skip, self.skips, at_loss))
 
     def loss_penalty(self, skip: float, expected_loss: float) -> float:
         """dB the fit lost at ``expected_loss`` percent against nothing lost, ``skip`` channels left out."""

@@ -146,8 +146,9 @@ def session_options(command):
                        "at 512x512 on 2 cores (README). 0 (default): off.")
     @click.option("--expect-loss", "expected_loss", type=Percent(), default=None, metavar="P%",
                   help="With --bpp: choose for a link that loses about P % of the datagrams: each choice's "
-                       "measured PSNR less what the fit lost at the nearest of 0, 10, 20, 30, 40 % with as many "
-                       "channels left out (default 0): fewer left out, more for the imputer to work from.")
+                       "measured PSNR less what the fit lost at that loss (interpolated between 0, 10, 20, 30 and "
+                       "40 %) with as many channels left out (default 0): fewer left out, more for the imputer to "
+                       "work from.")
     @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
                   help="Leave out the K channels whose bytes buy the least (an order fitted on the training "
                        "photographs; imputing -ec codecs, the default and its --quality points): fewer bytes, the "
