@@ -1,6 +1,7 @@
 """Sweeps on Dask: the same grid gives the same file on a LocalCluster of 2 workers and on an
-existing cluster of 1 reached by its address, and an interrupted sweep (stopped by a run budget, its last line torn as by a kill) goes on without
-running again what it finished."""
+existing cluster of 1 reached by its address, the sweep says what share of datagrams its runs lost
+at each configured loss, and an interrupted sweep (stopped by a run budget, its last line torn as
+by a kill) goes on without running again what it finished."""
 
 import csv
 
@@ -12,7 +13,7 @@ from skimage import data
 
 from netsem.pipeline.cli import sweep
 from netsem.pipeline.sweep import SweepGrid
-from netsem.pipeline.sweep_runner import run_sweep
+from netsem.pipeline.sweep_runner import achieved_losses, run_sweep
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +45,26 @@ def test_two_workers_write_the_table_one_worker_writes(tiny, tmp_path):
     rows = list(csv.DictReader((tmp_path / "two.csv").open()))
     assert [row["delivered"] for row in rows].count("False") == 4
     assert {row["jpeg_quality"] for row in rows if row["codec"] == "jpeg"} == {"95"}
+    # what the runs lost against what was configured, for each impairment with a loss model
+    achieved = {loss.netem: loss for loss in achieved_losses(grid, tmp_path / "two.csv")}
+    assert set(achieved) == {"loss random 40%", "loss random 100%"}
+    assert (achieved["loss random 100%"].achieved, achieved["loss random 100%"].seed_range) == (100, (100, 100))
+    forty = achieved["loss random 40%"]
+    lost = {seed: [float(row["datagram_loss"]) for row in rows if row["netem"] == forty.netem and row["seed"] == seed]
+            for seed in ("0", "1")}
+    assert (forty.configured, forty.runs, forty.seeds) == (40, 4, 2)
+    assert forty.achieved == pytest.approx(100 * sum(lost["0"] + lost["1"]) / 4)
+    assert forty.seed_range == pytest.approx(sorted(100 * sum(seed) / 2 for seed in lost.values()))
 
 
 def test_an_interrupted_sweep_goes_on_without_redoing_finished_runs(tiny, tmp_path):
     out = tmp_path / "resumed.csv"
-    result = CliRunner().invoke(sweep, [tiny, "--codec", "raw,jpeg", "--jpeg-quality", "match:raw", "--loss", "0,40,100",
-                                        "--seeds", "0-1", "--workers", "2", "--max-runs", "5", "--out", str(out)])
+    result = CliRunner().invoke(sweep, [tiny, "--codec", "raw,jpeg", "--jpeg-quality", "match:raw", "--loss",
+                                        "0,40,100", "--seeds", "0-1", "--workers", "2", "--max-runs", "5", "--out",
+                                        str(out)])
     assert result.exit_code == 0, result.output
     assert "5 runs" in result.output and "7 of 12 runs left" in result.output
+    assert "loss random 100%: the runs lost 100.0 % of their datagrams (configured 100 %)" in result.output
     header, *done = lines(out)
     assert len(done) == 5
     # A kill while the fifth row was being written leaves half a line; mark the other four,
