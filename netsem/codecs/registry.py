@@ -270,8 +270,8 @@ def _register_builtins() -> None:
 ENTROPY_CODED = {"cnn-sem-ec": 14, "cnn-sem-impute-ec": 15,
                  **{f"cnn-sem-impute-q{q}-ec": RATE_POINT_IDS[q][1] for q in RATE_POINTS}}
 # `--quality N`: the rate points no other beats in both rate and PSNR on the seven evaluation photographs (wire
-# bpp / dB, all channels sent; README), lowest rate first: q1 0.32 / 25.30, q2 0.42 / 26.53, q7 0.52 / 26.94,
-# q3 0.64 / 27.58, q6 0.81 / 28.64 (the default codec, pipeline.DEFAULT_CODEC: quality 5), q5 1.13 / 30.06,
+# bpp / dB, all channels sent; README), lowest rate first: q1 0.30 / 25.34, q2 0.42 / 26.53, q7 0.52 / 26.94,
+# q3 0.62 / 27.55, q6 0.81 / 28.64 (the default codec, pipeline.DEFAULT_CODEC: quality 5), q5 1.13 / 30.06,
 # q4 1.84 / 32.08. q0 (0.38 / 24.05), beaten by the retrained q1, stays by name and among `--bpp`'s codecs.
 QUALITY_POINTS = (1, 2, 7, 3, 6, 5, 4)
 QUALITY_CODECS = dict(enumerate((f"cnn-sem-impute-q{q}-ec" for q in QUALITY_POINTS), 1))

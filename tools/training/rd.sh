@@ -14,8 +14,8 @@
 # 7000-step run at 0.03 stopped at its checkpoint after 1421 steps, when its rate stayed near 3 bpp: --stop-after
 # replays such cuts.)
 # q1, q2 and q3 then go on with q5's recipe (below: the wide set, the rate proxy at 50x, mixed quantization):
-# 1500 steps at their own lambdas, one thread (38-62 min beside other work); q2 then 2000 steps more at Adam 1e-4
-# (its recipe phase kept as $OUT/q2-recipe; 42 min on one thread beside other work).
+# 1500 steps at their own lambdas, one thread (38-62 min beside other work); each then 2000 steps more at Adam 1e-4
+# (its recipe phase kept as $OUT/qN-recipe; 42-55 min on one thread beside other work).
 # q5 (8x down, quantizer step 2; POINTS=5) and q6 (POINTS=6) are that last phase at their own lambdas, 0.015
 # and 0.008, from the same q4-wide (kept in $OUT: POINTS="4 5 6" trains the phases before it once; ~30 min
 # each; each ran beside a control, see tools/training/README.md). q7 (POINTS=7: quantizer step 4, lambda
@@ -108,11 +108,10 @@ for q in ${POINTS:-1 2 3 0}; do
             [ -d "$WIDE" ] || OUT="$WIDE" bash tools/training/wide_photos.sh
             PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$OUT/q$q-phase1.safetensors" 1500 "$lmbda" "$q" --threads 1 \
                 --quant mixed --rate-lr-scale 50
-            if [ "$q" = 2 ]; then  # then 2000 steps more of it at half the learning rate
-                mv "$OUT/cnn-sem-impute-q2.safetensors" "$OUT/q2-recipe.safetensors"
-                PHOTOS=$WIDE train cnn-sem-impute-q2 "$OUT/q2-recipe.safetensors" 2000 "$lmbda" 2 --threads 1 \
-                    --quant mixed --rate-lr-scale 50 --lr 1e-4
-            fi
+            # then 2000 steps more of it at half the learning rate
+            mv "$OUT/cnn-sem-impute-q$q.safetensors" "$OUT/q$q-recipe.safetensors"
+            PHOTOS=$WIDE train "cnn-sem-impute-q$q" "$OUT/q$q-recipe.safetensors" 2000 "$lmbda" "$q" --threads 1 \
+                --quant mixed --rate-lr-scale 50 --lr 1e-4
             ;;
         *) cp "$OUT/q$q-phase1.safetensors" "$OUT/cnn-sem-impute-q$q.safetensors" ;;
     esac
