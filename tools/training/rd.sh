@@ -15,7 +15,7 @@
 # replays such cuts.)
 # q1, q2 and q3 then go on with q5's recipe (below: the wide set, the rate proxy at 50x, mixed quantization):
 # 1500 steps at their own lambdas, one thread (38-62 min beside other work); each then 2000 steps more at Adam 1e-4
-# (its recipe phase kept as $OUT/qN-recipe; 42-55 min on one thread beside other work).
+# (its recipe phase kept as $OUT/qN-recipe; 42-70 min on one thread beside other work).
 # q5 (8x down, quantizer step 2; POINTS=5) and q6 (POINTS=6) are that last phase at their own lambdas, 0.015
 # and 0.008, from the same q4-wide (kept in $OUT: POINTS="4 5 6" trains the phases before it once; ~30 min
 # each; each ran beside a control, see tools/training/README.md). q7 (POINTS=7: quantizer step 4, lambda
