@@ -59,9 +59,13 @@ class Curve:
         """dB the fit lost at ``expected_loss`` percent against nothing lost, ``skip`` channels left out."""
         return self.psnr_at(skip, expected_loss) - self.psnr_at(skip, 0.0)
 
-    def fewest_skipped_within(self, bpp: float) -> int | None:
-        """The fewest channels left out (a fitted number) whose mean rate is at most ``bpp``."""
-        return next((skip for skip, rate in zip(self.skips, self.bpp) if rate <= bpp), None)
+    def skipped_within(self, bpp: float) -> float | None:
+        """The channels to leave out for a mean rate of ``bpp``, interpolated between the fitted numbers
+        (0 where all sent fits; None below the least rate fitted)."""
+        if bpp < self.bpp[-1]:
+            return None
+        # the rate falls as k rises: interpolate k over the rates ascending
+        return float(np.interp(bpp, self.bpp[::-1], self.skips[::-1]))
 
 
 @cache
@@ -96,7 +100,7 @@ def shortlist(bpp: float, scale: float, expected_loss: float = 0.0, size: int = 
     cannot reach ``bpp`` even with every fitted channel left out is not listed."""
     promise = {}
     for codec, curve in curves().items():
-        skip = curve.fewest_skipped_within(bpp / scale)
+        skip = curve.skipped_within(bpp / scale)
         if skip is not None:
             promise[codec] = curve.psnr_at(skip, expected_loss)
     return sorted(promise, key=promise.get, reverse=True)[:size]

@@ -126,12 +126,15 @@ def test_the_curves_fall_in_rate_as_channels_are_left_out_and_shortlist_what_can
         assert all(a > b for a, b in zip(curve.bpp, curve.bpp[1:]))  # each channel left out saves bytes
         middle = (curve.skips[1] + curve.skips[2]) / 2  # between two fitted points: between their PSNRs
         assert curve.psnr_at(middle) == pytest.approx((curve.psnr_db[1][0] + curve.psnr_db[2][0]) / 2)
-        assert curve.fewest_skipped_within(curve.bpp[0]) == 0 and curve.fewest_skipped_within(0.0) is None
+        assert curve.skipped_within(curve.bpp[0] + 1) == 0 and curve.skipped_within(0.0) is None
+        assert curve.skipped_within(curve.bpp[1]) == curve.skips[1]
+        halfway = curve.skipped_within((curve.bpp[1] + curve.bpp[2]) / 2)  # between two fitted rates
+        assert halfway == pytest.approx((curve.skips[1] + curve.skips[2]) / 2)
     listed = shortlist(0.8, 1.0)
     assert len(listed) == SHORTLIST
-    promise = [fitted[c].psnr_at(fitted[c].fewest_skipped_within(0.8)) for c in listed]
+    promise = [fitted[c].psnr_at(fitted[c].skipped_within(0.8)) for c in listed]
     assert promise == sorted(promise, reverse=True)
-    assert all(fitted[c].psnr_at(fitted[c].fewest_skipped_within(0.8)) <= promise[-1] for c in set(fitted) - {*listed})
+    assert all(fitted[c].psnr_at(fitted[c].skipped_within(0.8)) <= promise[-1] for c in set(fitted) - {*listed})
     # an image twice as costly as the fitting photographs: the target is half as far up each curve
     assert shortlist(0.8, 2.0) == shortlist(0.4, 1.0) != listed
     codec, skip = lowest_rate()
