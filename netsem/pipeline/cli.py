@@ -148,7 +148,7 @@ def session_options(command):
                   help="With --bpp: choose for a link that loses about P % of the datagrams: each choice's "
                        "measured PSNR less what the fit lost at that loss (interpolated between 0, 10, 20, 30 and "
                        "40 %) with as many channels left out (default 0): fewer left out, more for the imputer to "
-                       "work from.")
+                       "work from. At 0.5 bpp, 10 % cost 0.16 dB with nothing lost and gave +1.5 dB at 40 % (README).")
     @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
                   help="Leave out the K channels whose bytes buy the least (an order fitted on the training "
                        "photographs; imputing -ec codecs, the default and its --quality points): fewer bytes, the "
