@@ -75,8 +75,8 @@ def centre(image: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(image[top:top + size, left:left + size])
 
 
-def fit_codec(name: str, images: list[np.ndarray], order: list[int] | None = None,
-              draws: int = DRAWS) -> tuple[list[int], list[list[float]]]:
+def fit_codec(name: str, images: list[np.ndarray],
+              order: list[int] | None = None) -> tuple[list[int], list[list[float]]]:
     """(the channels of ``name`` in the order they are left out, [k, bpp, PSNR at each of LOSSES] for
     k = 0, STEP, ... and C - 2). ``order``: that order as fitted before (the weights unchanged), not measured again."""
     codec = get_codec(name)
@@ -106,7 +106,8 @@ def fit_codec(name: str, images: list[np.ndarray], order: list[int] | None = Non
         psnr[:, LOSSES.index(0)] += decoded_psnrs(net, y, sent, image) / len(images)
         # channels lost to the network: those whose draw is below the loss rate, the same draws at
         # every k and rate (common random numbers: the curves move with k, not with the luck)
-        patterns = np.random.default_rng([index, 2024]).random((draws, 1, channels))
+        # (a seed of its own: seed `index` alone held the one-draw fit's patterns)
+        patterns = np.random.default_rng([index, 2024]).random((DRAWS, 1, channels))
         masks = np.stack([sent & (patterns >= loss / 100) for loss in lossy], axis=2)  # (draw, k, loss, C)
         masks[..., order[-1]] |= ~masks.any(axis=3)  # something always arrives
         decoded = decoded_psnrs(net, y, masks.reshape(-1, channels), image).reshape(masks.shape[:3])
@@ -123,8 +124,8 @@ def fit_codec(name: str, images: list[np.ndarray], order: list[int] | None = Non
 @click.option("--codec", "only", multiple=True, type=click.Choice(BPP_CODECS),
               help="Refit only this codec (repeatable), keeping the others' fit from OUT (after retraining one).")
 @click.option("--keep-order", is_flag=True,
-              help="Keep each codec's drop order from OUT and refit only the curves (the weights unchanged, the "
-                   "loss draws changed): a fifth less time.")
+              help="Keep each codec's drop order from OUT (one it lacks is measured) and refit only the curves "
+                   "(the weights unchanged, the loss draws changed): a fifth less time.")
 def main(photos: str, out: str, only: tuple[str, ...], keep_order: bool) -> None:
     torch.set_num_threads(2)
     try:
@@ -141,7 +142,7 @@ def main(photos: str, out: str, only: tuple[str, ...], keep_order: bool) -> None
         orders, curves = kept["drop_order"], kept["curves"]
     for name in only or BPP_CODECS:
         start = time.monotonic()
-        orders[name], curves[name] = fit_codec(name, images, kept["drop_order"][name] if keep_order else None)
+        orders[name], curves[name] = fit_codec(name, images, kept["drop_order"].get(name) if keep_order else None)
         best = max(curves[name], key=lambda p: p[2])
         print(f"{name}: all sent {curves[name][0][1]:.3f} bpp / {curves[name][0][2]:.2f} dB, best "
               f"k={best[0]} {best[1]:.3f} / {best[2]:.2f} ({time.monotonic() - start:.0f} s)", flush=True)
