@@ -99,11 +99,11 @@ def fit_codec(name: str, images: list[np.ndarray],
     sent = np.ones((len(skips), channels), bool)
     for row, k in zip(sent, skips):
         row[order[:k]] = False
-    lossy = [loss for loss in LOSSES if loss]
+    lossy = LOSSES[1:]  # LOSSES[0] is 0: nothing lost, one decode per k
     psnr = np.zeros((len(skips), len(LOSSES)))
     for index, (q, image) in enumerate(zip(latents, images)):
         y = (q * step).astype(np.float32)
-        psnr[:, LOSSES.index(0)] += decoded_psnrs(net, y, sent, image) / len(images)
+        psnr[:, 0] += decoded_psnrs(net, y, sent, image) / len(images)
         # channels lost to the network: those whose draw is below the loss rate, the same draws at
         # every k and rate (common random numbers: the curves move with k, not with the luck)
         # (a seed of its own: seed `index` alone held the one-draw fit's patterns)
@@ -111,7 +111,7 @@ def fit_codec(name: str, images: list[np.ndarray],
         masks = np.stack([sent & (patterns >= loss / 100) for loss in lossy], axis=2)  # (draw, k, loss, C)
         masks[..., order[-1]] |= ~masks.any(axis=3)  # something always arrives
         decoded = decoded_psnrs(net, y, masks.reshape(-1, channels), image).reshape(masks.shape[:3])
-        psnr[:, [LOSSES.index(loss) for loss in lossy]] += decoded.mean(axis=0) / len(images)
+        psnr[:, 1:] += decoded.mean(axis=0) / len(images)
     # a channel left out still travels as a one-byte unit
     bpp = [np.mean([(row[kept].sum() + k) * 8 / p for row, p in zip(lengths, pixels)]) for kept, k in zip(sent, skips)]
     return order, [[k, round(float(b), 4), *np.round(row, 3).tolist()] for k, b, row in zip(skips, bpp, psnr)]
