@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from netsem.codecs.base import Codec
-from netsem.pipeline import DEFAULT_CODEC
+from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.images import LoadedImage, load_images
 from netsem.pipeline.report import Report
 from netsem.pipeline.session import Pacing, SessionOptions, SessionResult
@@ -55,7 +55,7 @@ class Chain:
     # per image, the imputing codec and channels left out with the most PSNR within `bpp` bits per pixel
     # on the wire, for a link expected to lose `expected_loss` percent (`--bpp`, `--expect-loss`); None: `codec`
     bpp: float | None = None
-    expected_loss: float = 0.0
+    expected_loss: float = DEFAULT_EXPECTED_LOSS
     skip: int = 0  # channels the imputing -ec codecs leave out (`--skip-channels`)
     refine: int = 0  # encoder-side latent refinement steps (`--refine`)
 

@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from netsem.codecs.registry import QUALITY_CODECS
-from netsem.pipeline import DEFAULT_CODEC
+from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.report import Report
 from packetizers.kinds import PARTITION_WORDS
 from packetizers.wire import DEFAULT_MTU, DEFAULT_PORT, MAX_DATAGRAM
@@ -136,7 +136,8 @@ def session_options(command):
     @click.option("--bpp", type=click.FloatRange(min=0, min_open=True), default=None, metavar="TARGET",
                   help="Per image, the imputing codec (the --quality points and cnn-sem-impute-ec) and the channels it "
                        "leaves out (--skip-channels) that give this image the most PSNR within TARGET bits per pixel "
-                       "on the wire: fitted curves shortlist five codecs, each is encoded, cut to fit and decoded "
+                       f"on the wire, on a link that loses --expect-loss (default {DEFAULT_EXPECTED_LOSS:g} %) of the "
+                       "datagrams: fitted curves shortlist five codecs, each is encoded, cut to fit and decoded "
                        "here (~5 s in all at 512x512 on 2 cores; the report's notes list them). None fits: the least "
                        "rate, with a note.")
     @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
@@ -147,8 +148,9 @@ def session_options(command):
     @click.option("--expect-loss", "expected_loss", type=Percent(), default=None, metavar="P%",
                   help="With --bpp: choose for a link that loses about P % of the datagrams: each choice's "
                        "measured PSNR less what the fit lost at that loss (interpolated between 0, 10, 20, 30 and "
-                       "40 %) with as many channels left out (default 0): fewer left out, more for the imputer to "
-                       "work from. At 0.5 bpp, 10 % cost 0.16 dB with nothing lost and gave +1.5 dB at 40 % (README).")
+                       "40 %) with as many channels left out: fewer left out, more for the imputer to work from. "
+                       f"Default {DEFAULT_EXPECTED_LOSS:g} %: at 0.5 bpp it cost 0.16 dB with nothing lost and gave "
+                       "+1.5 dB at 40 % (README); 0% for the most PSNR on a link that loses nothing.")
     @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
                   help="Leave out the K channels whose bytes buy the least (an order fitted on the training "
                        "photographs; imputing -ec codecs, the default and its --quality points): fewer bytes, the "
@@ -239,7 +241,8 @@ def session_options(command):
                                      frame_timeout=frame_timeout, out=out, jpeg_quality=jpeg_quality,
                                      stream_id=stream_id, first_frame_id=first_frame_id,
                                      pacing=Pacing(rate=rate, gap=gap), deadline=deadline, reference=not no_reference,
-                                     bpp=bpp, refine=refine, skip=skip, expected_loss=expected_loss or 0.0)
+                                     bpp=bpp, refine=refine, skip=skip,
+                                     expected_loss=DEFAULT_EXPECTED_LOSS if expected_loss is None else expected_loss)
             with _refine_progress(refine):
                 result = command(options, loaded, **extra)
         except (ImageError, CodecError, NetemSpecError, PhySpecError, NothingArrived, NothingDelivered,
@@ -512,7 +515,8 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
                    "--jpeg-quality match:bpp matches them to each target's bytes.")
 @click.option("--expect-loss", "expect_loss", default=None, metavar="P%|configured",
               help="With --bpp: make each choice for a link that loses about P % of the datagrams (see simulate "
-                   "--help), or for the loss its run is configured with ('configured': the sender knows the link).")
+                   "--help), or for the loss its run is configured with ('configured': the sender knows the link). "
+                   f"Default {DEFAULT_EXPECTED_LOSS:g} %, as simulate and send.")
 @click.option("--seeds", default="0", show_default=True,
               help="Seeds: '0-4' or '1,5,9'. Each seed is one loss pattern, the same for every codec and image; a "
                    "frame of a few dozen datagrams loses a share far from the configured rate (16 at 40 %: 6 or "
@@ -621,7 +625,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
         presets=tuple(presets), seeds=seed_list,
         mtus=tuple(int(mtu) for mtu in numbers["--mtu"]), phy=tuple(phy), snrs=tuple(numbers["--snr"]),
         transport=transport, jpeg_quality=int(jpeg_quality), jpeg_match=jpeg_match, refine=refine,
-        skip=skip, bpps=tuple(numbers["--bpp"]), expect_loss=expect_loss or "",
+        skip=skip, bpps=tuple(numbers["--bpp"]), expect_loss=expect_loss or f"{DEFAULT_EXPECTED_LOSS:g}",
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn())

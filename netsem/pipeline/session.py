@@ -24,7 +24,7 @@ from emulator.stages import Stage, StageOutcome, create_stage, parse_stage_optio
 from netsem.codecs.base import Codec, Frame
 from netsem.codecs.channel_skip import curves, lowest_rate, shortlist
 from netsem.metrics import psnr_db, ssim
-from netsem.pipeline import DEFAULT_CODEC
+from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.frames import check_partition, decode_received, frame_elements, load_codec, outgoing_frame
 from netsem.pipeline.images import LoadedImage, load_one, save_image
 from netsem.pipeline.report import Report
@@ -87,7 +87,8 @@ class SessionOptions:
     bpp: float | None = None
     refine: int = 0  # iterations of encoder-side latent refinement (cnn codecs and their -ec forms)
     skip: int = 0  # channels not sent (the imputing -ec codecs; `netsem.codecs.channel_skip`)
-    expected_loss: float = 0.0  # percent of datagrams lost `bpp` chooses for (`channel_skip.Curve.loss_penalty`)
+    # percent of datagrams lost `bpp` chooses for (`channel_skip.Curve.loss_penalty`)
+    expected_loss: float = DEFAULT_EXPECTED_LOSS
 
     def frame_id(self, index: int) -> int:
         """The id of the session's `index`-th frame."""

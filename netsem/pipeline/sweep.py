@@ -18,7 +18,7 @@ from pathlib import Path
 from emulator.grammar import FourStateLoss, GilbertElliottLoss, NetemSpec, RandomLoss, parse_netem
 from netsem.codecs.channel_skip import drop_orders
 from netsem.codecs.registry import refinable
-from netsem.pipeline import DEFAULT_CODEC
+from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.frames import CLASSIC_CODECS, load_codec
 from netsem.pipeline.images import BUNDLED_PREFIX, DEFAULT_IMAGE
 from packetizers.kinds import PartitionKind
@@ -60,8 +60,9 @@ class SweepTask:
     # a rate target in bits per pixel on the wire: the run sends what `--bpp` chooses for its image among the
     # default codec's rate points (`codec` is the default's); a classic codec matched to it matches those bytes
     bpp: float | None = None
-    # the loss that choice is made for: '' (none), a percent ('40'), or EXPECT_CONFIGURED (the run's own
-    # configured loss, `expected_loss_percent`); a classic codec matched to the choice, the same
+    # the loss that choice is made for: a percent ('10', `SweepGrid`'s default; '' in files written before it
+    # was: none), or EXPECT_CONFIGURED (the run's own configured loss, `expected_loss_percent`); a classic
+    # codec matched to the choice, the same
     expect_loss: str = ""
 
     @property
@@ -112,7 +113,8 @@ class SweepGrid:
     # rate targets (bits per pixel on the wire): per target a run of what `--bpp` chooses per image, and the
     # classic codecs matched to `BPP_MATCH` once per target
     bpps: tuple[float, ...] = ()
-    expect_loss: str = ""  # the loss the targets' choices are made for (`SweepTask.expect_loss`)
+    # the loss the targets' choices are made for (`SweepTask.expect_loss`)
+    expect_loss: str = f"{DEFAULT_EXPECTED_LOSS:g}"
 
     def codec_partitions(self) -> list[tuple[str, str]]:
         """(codec, partition) pairs: a byte-stream codec (jpeg, webp, ...) is always cut where its format

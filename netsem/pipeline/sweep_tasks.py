@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from netsem.pipeline import DEFAULT_CODEC
+from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.frames import CLASSIC_CODECS, decode_received, load_codec
 from netsem.pipeline.report import versions
 from netsem.pipeline.session import EncodingCache, Outgoing, SessionOptions, Transmission, finish, prepare
@@ -90,7 +90,7 @@ def sender_options(options: SessionOptions) -> SessionOptions:
 
 
 def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0, skip: int = 0,
-                    bpp: float | None = None, expected_loss: float = 0.0) -> int:
+                    bpp: float | None = None, expected_loss: float = DEFAULT_EXPECTED_LOSS) -> int:
     """The highest quality of the `classic` codec (`CLASSIC_CODECS`) whose datagrams take no more
     bytes on the wire than `codec`'s (latent refined `refine` steps, `skip` channels not sent; or
     what `--bpp` chooses at target `bpp` for `expected_loss` percent lost) for the same image, sent

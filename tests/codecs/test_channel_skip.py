@@ -169,6 +169,7 @@ def test_skip_channels_and_bpp_through_the_cli(small_photo):
     target = round(0.97 * plain["bpp"], 3)  # below the lowest trained point
     low = _simulate(small_photo, "--bpp", str(target))
     assert low["skip_channels"] > 0 and low["bpp"] <= target and low["codec"] in BPP_CODECS
+    assert any("less the fit's loss at 10 %" in note for note in low["notes"])  # chosen for 10 % unless told
     lossy = _simulate(small_photo, "--bpp", str(target), "--expect-loss", "40%")
     assert lossy["bpp"] <= target and lossy["codec"] in BPP_CODECS
     (scored,) = [note for note in lossy["notes"] if "less the fit's loss at 40 %" in note]

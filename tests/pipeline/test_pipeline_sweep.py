@@ -10,7 +10,7 @@ from PIL import Image
 from skimage import data
 
 from netsem.phy import PhySpecError
-from netsem.pipeline import DEFAULT_CODEC
+from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.plot import choose_axis, group, plot_quality
 from netsem.pipeline.report import versions
 from netsem.pipeline.session import EncodingCache, SessionOptions, prepare
@@ -121,6 +121,7 @@ def test_a_rate_target_runs_what_bpp_chooses_and_a_classic_codec_matches_its_byt
     assert [(t.codec, t.partition, t.bpp) for t in tasks[::4]] == [
         (DEFAULT_CODEC, "channel", 1.0), (DEFAULT_CODEC, "channel", 2.0), ("jpeg", "segment", 1.0),
         ("jpeg", "segment", 2.0)]
+    assert {t.expected_loss_percent for t in tasks} == {DEFAULT_EXPECTED_LOSS}  # chosen as `simulate --bpp` does
     rows = run_here(grid)
     for target in (1.0, 2.0):  # (at 0.5 bpp, a 128x128 photograph is fewer bytes than jpeg's least)
         learned = [r for r in rows if r["bpp_target"] == target and r["codec"] != "jpeg"]
