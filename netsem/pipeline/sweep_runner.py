@@ -99,7 +99,8 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
     grid order), appending each row as it comes; `on_progress(done, total)` after each."""
     from distributed import as_completed
 
-    from netsem.pipeline.sweep_tasks import matched_quality, run_task
+    from netsem.pipeline.frames import CLASSIC_CODECS
+    from netsem.pipeline.sweep_tasks import matched_quality, run_task, task_bpp_choice
 
     tasks = keyed_tasks(grid)
     results = ResultsFile(out, list(versions()))
@@ -112,7 +113,7 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
     try:
         if chosen:
             with dask_client(workers, scheduler) as client:
-                qualities = {}
+                qualities, choices = {}, {}
                 futures = []
                 for key, task in chosen:
                     quality = None if task.jpeg_match or not task.jpeg else int(task.jpeg)
@@ -123,7 +124,14 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
                             qualities[match] = client.submit(matched_quality, *match,
                                                              key=f"netsem-quality-match-{key}")
                         quality = qualities[match]
-                    futures.append(client.submit(run_task, task, key, quality, key=f"netsem-run-{key}"))
+                    choice = None
+                    if task.bpp is not None and task.codec not in CLASSIC_CODECS:  # one choice for all its runs
+                        same = (task.image, task.bpp, task.refine, task.mtu, task.seed, task.interleave,
+                                task.expected_loss_percent)
+                        if same not in choices:
+                            choices[same] = client.submit(task_bpp_choice, task, key=f"netsem-bpp-choice-{key}")
+                        choice = choices[same]
+                    futures.append(client.submit(run_task, task, key, quality, choice, key=f"netsem-run-{key}"))
                 for future in as_completed(futures):
                     row = future.result()
                     future.release()

@@ -71,13 +71,10 @@ def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
     return sum(map(len, prepare(options, cache).datagrams))
 
 
-def sender_options(options: SessionOptions) -> SessionOptions:
-    """`options` with a rate target replaced by what `--bpp` chooses for the image with them (the
-    seed and interleaving too: they decide how units share datagrams, so the bytes on the wire),
-    chosen once per process: every run of the target then encodes the same way, whichever ran
-    first."""
-    if options.bpp is None:
-        return options
+def bpp_choice(options: SessionOptions) -> tuple[str, int]:
+    """(codec, channels left out) that `--bpp` chooses for the image with `options` (the seed and
+    interleaving too: they decide how units share datagrams, so the bytes on the wire), chosen
+    once per process: every run of the target then encodes the same way, whichever ran first."""
     key = (options.image, options.bpp, options.refine, options.mtu, options.seed, options.interleave,
            options.expected_loss)
     if key not in _bpp_choices:
@@ -85,7 +82,22 @@ def sender_options(options: SessionOptions) -> SessionOptions:
         one_compute_thread()
         chosen = prepare(replace(options, partition=None), encoding_cache(options.image))
         _bpp_choices[key] = (chosen.options.codec, chosen.options.skip)
-    codec, skip = _bpp_choices[key]
+    return _bpp_choices[key]
+
+
+def task_bpp_choice(task: SweepTask) -> tuple[str, int]:
+    """`bpp_choice` for a run at a rate target: a task of its own on a cluster, which every run of
+    the same image, target, seed and expected loss waits for, so that the choice (several codecs
+    encoded and decoded) is made once, not once per worker that runs one of them."""
+    return bpp_choice(session_options(task, None))
+
+
+def sender_options(options: SessionOptions, choice: tuple[str, int] | None = None) -> SessionOptions:
+    """`options` with a rate target replaced by what `--bpp` chooses for the image with them
+    (`choice`, when made already)."""
+    if options.bpp is None:
+        return options
+    codec, skip = choice or bpp_choice(options)
     return replace(options, codec=codec, skip=skip, bpp=None, partition=None)
 
 
@@ -122,13 +134,15 @@ def session_options(task: SweepTask, jpeg_quality: int | None) -> SessionOptions
                           expected_loss=task.expected_loss_percent)
 
 
-def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Transmission | str]:
-    """The run's frame as sent, and the transmission, or why nothing was delivered."""
+def transmit(task: SweepTask, jpeg_quality: int | None,
+             choice: tuple[str, int] | None = None) -> tuple[Outgoing, Transmission | str]:
+    """The run's frame as sent (at a rate target, `choice` when made already), and the
+    transmission, or why nothing was delivered."""
     from netsem.pipeline.send import transmit_udp
     from netsem.pipeline.simulate import NothingDelivered, transmit_virtual
     from netsem.pipeline.udp import NothingArrived
 
-    options = sender_options(session_options(task, jpeg_quality))
+    options = sender_options(session_options(task, jpeg_quality), choice)
     load_codec(options.codec, jpeg_quality=options.jpeg_quality, refine=options.refine, skip=options.skip)
     one_compute_thread()
     outgoing = prepare(options, encoding_cache(task.image))
@@ -141,10 +155,12 @@ def transmit(task: SweepTask, jpeg_quality: int | None) -> tuple[Outgoing, Trans
     return outgoing, sent
 
 
-def run_task(task: SweepTask, key: str, jpeg_quality: int | None = None) -> dict:
-    """The results row of one run (`jpeg_quality`: a classic codec's, matched or asked), with
-    the versions of the process that made it (a worker's, on a cluster)."""
-    outgoing, sent = transmit(task, jpeg_quality)
+def run_task(task: SweepTask, key: str, jpeg_quality: int | None = None,
+             choice: tuple[str, int] | None = None) -> dict:
+    """The results row of one run (`jpeg_quality`: a classic codec's, matched or asked; `choice`:
+    at a rate target, `task_bpp_choice`'s when made already), with the versions of the process
+    that made it (a worker's, on a cluster)."""
+    outgoing, sent = transmit(task, jpeg_quality, choice)
     row = make_row(task, key, outgoing, sent)
     return {**row, **{f"version_{name}": value for name, value in versions().items()}}
 

@@ -29,6 +29,7 @@ from netsem.pipeline.sweep_tasks import (
     OUTCOME_COLUMNS,
     matched_quality,
     run_task,
+    task_bpp_choice,
     task_from_row,
     wire_bytes,
 )
@@ -42,13 +43,15 @@ def photo(tmp_path_factory) -> str:
 
 
 def run_here(grid: SweepGrid) -> list[dict]:
-    """Every run of the grid in this process, keyed as `run_sweep` keys them."""
+    """Every run of the grid in this process, keyed as `run_sweep` keys them, a run at a rate
+    target given its choice made apart as `run_sweep` does."""
     found = versions()
     rows = []
     for task in grid.tasks():
         quality = (matched_quality(task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip,
                                    task.bpp) if task.jpeg_match else None)
-        rows.append(run_task(task, task.key(image_digest(task.image), found), quality))
+        choice = task_bpp_choice(task) if task.bpp is not None and task.codec != "jpeg" else None
+        rows.append(run_task(task, task.key(image_digest(task.image), found), quality, choice))
     return rows
 
 
@@ -135,6 +138,9 @@ def test_a_rate_target_runs_what_bpp_chooses_and_a_classic_codec_matches_its_byt
         seed_0 = next(r for r in learned if r["seed"] == 0)["bytes_on_wire"]  # jpeg matches them with seed 0's packing
         assert len(matched) == 4 and all(r["bytes_on_wire"] <= seed_0 for r in matched if r["seed"] == 0)
         assert len({r["jpeg_quality"] for r in matched}) == 1
+    given = run_task(tasks[0], "k", None, ("cnn-sem-impute-q1-ec", 3))  # a choice made apart is the one sent
+    assert (given["codec"], given["skip_channels"], given["bpp_target"]) == ("cnn-sem-impute-q1-ec", 3, 1.0)
+    assert ("cnn-sem-impute-q1-ec", 3) not in {(r["codec"], r["skip_channels"]) for r in rows}  # nor chosen here
     found = versions()
     assert [task_from_row(row).key(image_digest(photo), found) for row in rows] == [row["key"] for row in rows]
     labels = [series.label for series in group(rows, choose_axis(rows))[0]]

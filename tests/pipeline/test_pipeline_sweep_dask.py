@@ -1,7 +1,8 @@
 """Sweeps on Dask: the same grid gives the same file on a LocalCluster of 2 workers and on an
 existing cluster of 1 reached by its address, the sweep says what share of datagrams its runs lost
-at each configured loss, and an interrupted sweep (stopped by a run budget, its last line torn as
-by a kill) goes on without running again what it finished."""
+at each configured loss, an interrupted sweep (stopped by a run budget, its last line torn as by a
+kill) goes on without running again what it finished, and runs at a rate target, whose choice is a
+task of its own, send what `simulate --bpp` sends."""
 
 import csv
 
@@ -12,6 +13,7 @@ from PIL import Image
 from skimage import data
 
 from netsem.pipeline.cli import sweep
+from netsem.pipeline.session import SessionOptions, prepare
 from netsem.pipeline.sweep import SweepGrid
 from netsem.pipeline.sweep_runner import achieved_losses, run_sweep
 
@@ -86,3 +88,19 @@ def test_an_interrupted_sweep_goes_on_without_redoing_finished_runs(tiny, tmp_pa
     unmarked = [line if line not in marked else next(d for d in done if d.split(",")[0] == line.split(",")[0])
                 for line in resumed]
     assert unmarked == lines(fresh)  # the same rows, in grid order, as one uninterrupted sweep
+
+
+def test_runs_at_a_rate_target_send_what_simulate_bpp_sends_with_their_seed(tmp_path):
+    """On a cluster each (image, target, seed) choice is one task its runs wait for; whichever
+    worker runs them, each sends what `simulate --bpp` chooses with that seed."""
+    path = tmp_path / "small.png"
+    Image.fromarray(data.astronaut()[::8, ::8]).save(path)  # 64 x 64
+    grid = SweepGrid(images=(str(path),), codecs=(), partitions=("channel",), interleave=(True,),
+                     netem=("", "loss random 40%"), seeds=(0, 1), bpps=(2.0,))
+    assert run_sweep(grid, tmp_path / "bpp.csv", workers=2).ran == 4
+    rows = list(csv.DictReader((tmp_path / "bpp.csv").open()))
+    for seed in (0, 1):
+        chosen = prepare(SessionOptions(image=str(path), bpp=2.0, seed=seed))
+        assert {(row["codec"], int(row["skip_channels"]), int(row["bytes_on_wire"]))
+                for row in rows if row["seed"] == str(seed)} == {
+            (chosen.options.codec, chosen.options.skip, sum(map(len, chosen.datagrams)))}
