@@ -410,11 +410,16 @@ def codec_id_of(codec: Codec) -> int:
     return entry.codec_id
 
 
-def codec_by_id(codec_id: int, weights: dict[str, str | Path] | None = None) -> Codec:
-    """The codec a datagram's id names (with `weights[name]` if given), for a receiver."""
+def codec_name_of_id(codec_id: int) -> str | None:
+    """The name of the codec a datagram's id names (None: none known here), without building it."""
     if codec_id not in _by_id:
         _load_entry_points()
-    name = _by_id.get(codec_id)
+    return _by_id.get(codec_id)
+
+
+def codec_by_id(codec_id: int, weights: dict[str, str | Path] | None = None) -> Codec:
+    """The codec a datagram's id names (with `weights[name]` if given), for a receiver."""
+    name = codec_name_of_id(codec_id)
     if name is None:
         raise CodecError(f"no codec has id {codec_id} (a plug-in that is not installed here? "
                          "name it with --codec MODULE:ATTRIBUTE)")

@@ -369,9 +369,13 @@ class PixelCount(click.ParamType):
                    "built-ins are known already.")
 @click.option("--weights", "weights", multiple=True, metavar="NAME=FILE",
               help="Decode codec NAME with these weights, as its sender used them (repeatable).")
+@click.option("--accept", default=None, metavar="NAME,...",
+              help="Decode only frames of these codecs (`netsem models` lists them); a frame of another is "
+                   "reported as not accepted and its codec never loaded (a learned one costs this process torch and "
+                   "its weights, ~200 MB, on any sender's say). Default: every codec known here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame on stdout (JSON Lines).")
 def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_received, max_frame_rate, codecs, weights,
-         as_json) -> None:
+         accept, as_json) -> None:
     """Receive netsem frames on HOST:PORT from any number of senders and decode each one,
     complete or at its deadline, printing one line (or JSON object) per frame as it happens.
 
@@ -386,6 +390,7 @@ def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_recei
     import trio
 
     from netsem.codecs.base import CodecError
+    from netsem.codecs.registry import codec_names
     from netsem.pipeline.frames import load_codec
     from netsem.pipeline.recv import (
         OutputError,
@@ -403,16 +408,21 @@ def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_recei
             raise click.BadParameter(f"expected NAME=FILE, got {item!r}", param_hint="--weights")
         pairs.append((name, path))
     try:
-        for name in codecs:
-            load_codec(name)
+        own = [load_codec(name).name for name in codecs]
         for name, path in pairs:
             load_codec(name, weights=path)
     except CodecError as error:
         raise click.ClickException(str(error)) from None
+    accepted = tuple(_split((accept,))) if accept is not None else ()
+    if accept is not None and not accepted:
+        raise click.BadParameter("name at least one codec", param_hint="--accept")
+    if unknown := sorted(set(accepted) - set(codec_names()) - set(own)):
+        raise click.BadParameter(f"no codec named {', '.join(unknown)} (`netsem models` lists them)",
+                                 param_hint="--accept")
     summary = ReceiverSummary()
     options = ReceiverOptions(frame_timeout=frame_timeout, frame_deadline=deadline, max_pixels=max_pixels,
                               min_share=min_received / 100, max_frames=frames, new_frames_per_second=max_frame_rate,
-                              weights=tuple(pairs))
+                              weights=tuple(pairs), accept=accepted)
 
     def show(report: dict) -> None:
         if as_json:

@@ -31,6 +31,7 @@ import trio
 
 from emulator.sockets import kernel_drops
 from netsem.codecs.base import CodecError
+from netsem.codecs.registry import codec_name_of_id
 from netsem.inspect.summary import false_runs, format_ranges
 from netsem.pipeline.frames import codec_for_frame, decode_received
 from netsem.pipeline.udp import drain, udp_socket
@@ -51,6 +52,9 @@ class ReceiverOptions:
     pending_per_sender: int = 4  # delivered frames waiting for the decoder, per sender
     pending_bytes: int = 256 * 2**20  # all waiting frames together
     weights: tuple[tuple[str, str], ...] = ()  # (codec name, weight file): decode that codec with these
+    # the codecs whose frames are decoded (empty: every codec known here): a frame names its codec, and
+    # loading a learned one costs a peer nothing and this process torch and the weights (~200 MB)
+    accept: tuple[str, ...] = ()
 
     def limits(self) -> ReassemblerLimits:
         return ReassemblerLimits(frame_timeout=self.frame_timeout, frame_deadline=self.frame_deadline,
@@ -201,10 +205,16 @@ def frame_report(frame: Frame) -> dict:
     }
 
 
-def decode_frame(frame: Frame, weights: dict[str, str] | None = None) -> tuple[np.ndarray | None, dict]:
+def decode_frame(frame: Frame, weights: dict[str, str] | None = None,
+                 accept: tuple[str, ...] = ()) -> tuple[np.ndarray | None, dict]:
     """The decoded image (None on failure) and the frame's report; never raises on a frame:
-    its header is a peer's, so whatever its decode raises is this frame's error."""
+    its header is a peer's, so whatever its decode raises is this frame's error. A frame of a
+    codec not in `accept` (when given) is that error, its codec never loaded."""
     report = frame_report(frame)
+    if accept and (name := codec_name_of_id(frame.header.codec_id)) not in accept:
+        report["error"] = (f"codec {name or f'id {frame.header.codec_id}'} is not accepted here "
+                           f"(--accept {','.join(accept)})")
+        return None, report
     try:
         codec = codec_for_frame(frame, weights)
         report["codec"] = codec.name
@@ -217,8 +227,9 @@ def decode_frame(frame: Frame, weights: dict[str, str] | None = None) -> tuple[n
         return None, report
 
 
-def decode_and_store(frame: Frame, store: FrameStore, weights: dict[str, str] | None = None) -> dict:
-    image, report = decode_frame(frame, weights)
+def decode_and_store(frame: Frame, store: FrameStore, weights: dict[str, str] | None = None,
+                     accept: tuple[str, ...] = ()) -> dict:
+    image, report = decode_frame(frame, weights, accept)
     store.save(frame, image, report)
     return report
 
@@ -281,7 +292,7 @@ async def serve_receiver(
                     continue
                 # abandoned on cancel: Ctrl-C returns at once, the thread's result is dropped
                 result = await trio.to_thread.run_sync(decode_and_store, frame, store, dict(options.weights),
-                                                       abandon_on_cancel=True)
+                                                       options.accept, abandon_on_cancel=True)
                 if "error" in result:
                     summary.frames_undecodable += 1
                 else:

@@ -313,3 +313,23 @@ def test_a_mixed_attack_leaves_recv_up_bounded_and_serving():
     # seconds (a loaded machine stretched the slowest of them past 2 s): a receiver that served the probes only
     # after the flood would report them half the flood late on the median
     assert outcome["latency_median_s"] < max(2.0, outcome["attack_seconds"] / 4), outcome
+
+
+def test_a_frame_of_a_codec_not_accepted_is_refused_without_loading_that_codec(tmp_path):
+    """`recv --accept raw`: the swin frame above is that frame's error, and torch with the swin
+    model (~200 MB, what the receiver without --accept loads to try it) is never loaded."""
+    port = free_port()
+    program = Program("recv", "--listen", f"127.0.0.1:{port}", "--out", str(tmp_path), "--json", "--accept", "raw")
+    address = ("127.0.0.1", port)
+    try:
+        send_all(raw_frame(1), address)
+        program.report_where(60, frame_id=1)
+        with RssSampler(program.pid) as memory:
+            baseline = memory.peak
+            send_all(swin_frame_without_token_grid(2), address)
+            refused = program.report_where(30, frame_id=2)
+            assert_still_serving(program, address, 3)
+        assert refused["error"] == "codec swin is not accepted here (--accept raw)" and "image" not in refused
+        assert memory.peak - baseline < 50 * 2**20, f"RSS grew by {(memory.peak - baseline) / 2**20:.0f} MiB"
+    finally:
+        program.kill()
