@@ -372,7 +372,8 @@ class PixelCount(click.ParamType):
 @click.option("--accept", default=None, metavar="NAME,...",
               help="Decode only frames of these codecs (`netsem models` lists them); a frame of another is "
                    "reported as not accepted and its codec never loaded (a learned one costs this process torch and "
-                   "its weights, ~200 MB, on any sender's say). Default: every codec known here.")
+                   "its weights, ~200 MB, on any sender's say). A sender's --bpp or --quality sends any of the "
+                   "default codec's rate points: accept them all. Default: every codec known here.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per frame on stdout (JSON Lines).")
 def recv(listen, out_dir, frames, frame_timeout, deadline, max_pixels, min_received, max_frame_rate, codecs, weights,
          accept, as_json) -> None:
