@@ -100,7 +100,7 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
     from distributed import as_completed
 
     from netsem.pipeline.frames import CLASSIC_CODECS
-    from netsem.pipeline.sweep_tasks import matched_quality, run_task, task_bpp_choice
+    from netsem.pipeline.sweep_tasks import bpp_choice_key, matched_quality, run_task, session_options, task_bpp_choice
 
     tasks = keyed_tasks(grid)
     results = ResultsFile(out, list(versions()))
@@ -126,8 +126,7 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
                         quality = qualities[match]
                     choice = None
                     if task.bpp is not None and task.codec not in CLASSIC_CODECS:  # one choice for all its runs
-                        same = (task.image, task.bpp, task.refine, task.mtu, task.seed, task.interleave,
-                                task.expected_loss_percent)
+                        same = bpp_choice_key(session_options(task, None))
                         if same not in choices:
                             choices[same] = client.submit(task_bpp_choice, task, key=f"netsem-bpp-choice-{key}")
                         choice = choices[same]

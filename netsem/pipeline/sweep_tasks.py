@@ -71,12 +71,17 @@ def wire_bytes(options: SessionOptions, cache: EncodingCache) -> int:
     return sum(map(len, prepare(options, cache).datagrams))
 
 
+def bpp_choice_key(options: SessionOptions) -> tuple:
+    """What `--bpp`'s choice depends on: the image, target, refinement, expected loss, and the MTU,
+    seed and interleaving (they decide how units share datagrams, so the bytes on the wire)."""
+    return (options.image, options.bpp, options.refine, options.mtu, options.seed, options.interleave,
+            options.expected_loss)
+
+
 def bpp_choice(options: SessionOptions) -> tuple[str, int]:
-    """(codec, channels left out) that `--bpp` chooses for the image with `options` (the seed and
-    interleaving too: they decide how units share datagrams, so the bytes on the wire), chosen
-    once per process: every run of the target then encodes the same way, whichever ran first."""
-    key = (options.image, options.bpp, options.refine, options.mtu, options.seed, options.interleave,
-           options.expected_loss)
+    """(codec, channels left out) that `--bpp` chooses for the image with `options`, chosen once
+    per process: every run of the target then encodes the same way, whichever ran first."""
+    key = bpp_choice_key(options)
     if key not in _bpp_choices:
         load_codec(DEFAULT_CODEC)  # torch loaded, so that one_compute_thread limits it
         one_compute_thread()
@@ -86,9 +91,9 @@ def bpp_choice(options: SessionOptions) -> tuple[str, int]:
 
 
 def task_bpp_choice(task: SweepTask) -> tuple[str, int]:
-    """`bpp_choice` for a run at a rate target: a task of its own on a cluster, which every run of
-    the same image, target, seed and expected loss waits for, so that the choice (several codecs
-    encoded and decoded) is made once, not once per worker that runs one of them."""
+    """`bpp_choice` for a run at a rate target: a task of its own on a cluster, which every run with
+    the same `bpp_choice_key` waits for, so that the choice (several codecs encoded and decoded) is
+    made once, not once per worker that runs one of them."""
     return bpp_choice(session_options(task, None))
 
 
