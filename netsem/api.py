@@ -21,11 +21,13 @@ of registered ones); `loss_model` replaces netem's loss clause (an object with `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from netsem.codecs.base import Codec
+from netsem.codecs.channel_skip import expected_loss_of
 from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.images import LoadedImage, load_images
 from netsem.pipeline.report import Report
@@ -53,9 +55,10 @@ class Chain:
     frame_timeout: float = 0.25
     pacing: Pacing = field(default_factory=Pacing)
     # per image, the imputing codec and channels left out with the most PSNR within `bpp` bits per pixel
-    # on the wire, for a link expected to lose `expected_loss` percent (`--bpp`, `--expect-loss`); None: `codec`
+    # on the wire, for a link expected to lose `expected_loss` percent, or a list of such percents, each as
+    # likely (`--bpp`, `--expect-loss`); None: `codec`
     bpp: float | None = None
-    expected_loss: float = DEFAULT_EXPECTED_LOSS
+    expected_loss: float | Sequence[float] = DEFAULT_EXPECTED_LOSS
     skip: int = 0  # channels the imputing -ec codecs leave out (`--skip-channels`)
     refine: int = 0  # encoder-side latent refinement steps (`--refine`)
 
@@ -72,7 +75,8 @@ class Chain:
                               netem=self.netem, phy=self.phy, seed=self.seed, mtu=self.mtu,
                               frame_timeout=self.frame_timeout, jpeg_quality=self.jpeg_quality,
                               stages=tuple(self.stages), loss_model=self.loss_model, pacing=self.pacing, bpp=self.bpp,
-                              expected_loss=self.expected_loss, skip=self.skip, refine=self.refine)
+                              expected_loss=expected_loss_of(self.expected_loss), skip=self.skip,
+                              refine=self.refine)
 
     def simulate(self, image: Image) -> Report:
         """One image on the virtual clock."""

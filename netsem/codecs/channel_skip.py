@@ -13,12 +13,15 @@ channel.
 with nothing lost and with a share of the sent channels lost, `LOSSES`): the curves shortlist the
 codecs that promise the most at the target (`shortlist`), the sender then measures each on the image
 itself. Leaving channels out costs robustness (the imputer has fewer to work from when datagrams
-are lost): `Curve.loss_penalty` is what the fit measured that to cost (`--expect-loss`).
+are lost): `Curve.loss_penalty` is what the fit measured that to cost (`--expect-loss`). An expected
+loss is one percent or several (`ExpectedLoss`): several stand for a link whose loss varies among
+them, each as likely, and a curve's PSNR there is its mean over them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,6 +37,8 @@ LOSSES = (0, 10, 20, 30, 40)  # percent of the sent channels lost, the curves' P
 # codecs --bpp measures on each image, those whose curves promise the most: on seven photographs never trained
 # on, 5 found what all 9 did, 3 lost 0.25 dB at 0.75 bpp (the curves' photographs underrate q7 there)
 SHORTLIST = 5
+# percent of datagrams lost, or several such percents, each as likely (their mean PSNR is scored)
+ExpectedLoss = float | tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -47,15 +52,16 @@ class Curve:
     psnr_db: tuple[tuple[float, ...], ...]  # [skip][loss]
     losses: tuple[float, ...]
 
-    def psnr_at(self, skip: float, expected_loss: float = 0.0) -> float:
+    def psnr_at(self, skip: float, expected_loss: ExpectedLoss = 0.0) -> float:
         """Mean PSNR with ``skip`` channels left out at ``expected_loss`` percent lost, interpolated
-        between the fitted numbers left out and the fitted losses (held at the last beyond 40 %)."""
+        between the fitted numbers left out and the fitted losses (held at the last beyond 40 %); for
+        several losses, the mean of the PSNR at each."""
         # linear in the loss too, not the nearest column: 5 % would tie 0 and 10 and take 0, choosing as if
         # nothing were lost
-        at_loss = [float(np.interp(expected_loss, self.losses, row)) for row in self.psnr_db]
+        at_loss = [float(np.mean(np.interp(expected_loss, self.losses, row))) for row in self.psnr_db]
         return float(np.interp(skip, self.skips, at_loss))
 
-    def loss_penalty(self, skip: float, expected_loss: float) -> float:
+    def loss_penalty(self, skip: float, expected_loss: ExpectedLoss) -> float:
         """dB the fit lost at ``expected_loss`` percent against nothing lost, ``skip`` channels left out."""
         return self.psnr_at(skip, expected_loss) - self.psnr_at(skip, 0.0)
 
@@ -94,7 +100,7 @@ def curves() -> dict[str, Curve]:
             for codec, rows in fitted["curves"].items()}
 
 
-def shortlist(bpp: float, scale: float, expected_loss: float = 0.0, size: int = SHORTLIST) -> list[str]:
+def shortlist(bpp: float, scale: float, expected_loss: ExpectedLoss = 0.0, size: int = SHORTLIST) -> list[str]:
     """The ``size`` codecs whose curves promise the most PSNR at ``expected_loss`` percent within ``bpp``
     bits per pixel, for an image that takes ``scale`` times the fitted rate; best first. A codec that
     cannot reach ``bpp`` even with every fitted channel left out is not listed."""
@@ -104,6 +110,21 @@ def shortlist(bpp: float, scale: float, expected_loss: float = 0.0, size: int = 
         if skip is not None:
             promise[codec] = curve.psnr_at(skip, expected_loss)
     return sorted(promise, key=promise.get, reverse=True)[:size]
+
+
+def expected_loss_of(value: float | Sequence[float]) -> ExpectedLoss:
+    """An expected loss as given (a percent, or several) as `ExpectedLoss`: one percent a float, several a
+    tuple; ValueError outside 0..100 or for none."""
+    losses = tuple(float(loss) for loss in np.atleast_1d(value))
+    if not losses or not all(0 <= loss <= 100 for loss in losses):
+        raise ValueError(f"an expected loss is one percent or several, each 0 to 100, not {value!r}")
+    return losses[0] if len(losses) == 1 else losses
+
+
+def loss_words(expected_loss: ExpectedLoss) -> str:
+    """'10 %', or '10 % or 40 % (the mean)' for several."""
+    losses = [f"{loss:g} %" for loss in np.atleast_1d(expected_loss)]
+    return losses[0] if len(losses) == 1 else f"{', '.join(losses[:-1])} or {losses[-1]} (the mean)"
 
 
 def lowest_rate() -> tuple[str, int]:

@@ -82,6 +82,19 @@ class Percent(click.ParamType):
         return share
 
 
+class ExpectedLossType(click.ParamType):
+    """An expected loss: one percent ('20%') or several ('10%,40%', each as likely) -> `ExpectedLoss`."""
+
+    name = "percent[,percent...]"
+
+    def convert(self, value, param, ctx):
+        from netsem.codecs.channel_skip import expected_loss_of
+
+        if not isinstance(value, str):
+            return value
+        return expected_loss_of([Percent().convert(part, param, ctx) for part in value.split(",")])
+
+
 class Rate(click.ParamType):
     """A rate in tc's syntax ('20mbit', '1gbit', '500kbps' = kilobytes/s) -> bytes per second."""
 
@@ -145,10 +158,12 @@ def session_options(command):
                        "-ec forms, torch): a better latent for the same decoder and fewer bytes, any receiver decodes "
                        "it; 30 steps gave +0.2 (default) to +1.8 dB (q0) with nothing lost and cost ~20-30 s "
                        "at 512x512 on 2 cores (README). 0 (default): off.")
-    @click.option("--expect-loss", "expected_loss", type=Percent(), default=None, metavar="P%",
+    @click.option("--expect-loss", "expected_loss", type=ExpectedLossType(), default=None, metavar="P%[,P%...]",
                   help="With --bpp: choose for a link that loses about P % of the datagrams: each choice's "
                        "measured PSNR less what the fit lost at that loss (interpolated between 0, 10, 20, 30 and "
                        "40 %) with as many channels left out: fewer left out, more for the imputer to work from. "
+                       "Several ('10%,40%'): a link whose loss varies among them, each as likely, scored by the mean "
+                       "(more kept when the loss is heavy, a little less when it is light; README). "
                        f"Default {DEFAULT_EXPECTED_LOSS:g} %: at 0.5 bpp it cost 0.16 dB with nothing lost and gave "
                        "+1.5 dB at 40 % (README); 0% for the most PSNR on a link that loses nothing.")
     @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
@@ -524,9 +539,10 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
                    "`simulate --bpp` sends (the default codec's rate point and channels left out that give the "
                    "image the most PSNR within the target; the row names them). --codec may add classic codecs; "
                    "--jpeg-quality match:bpp matches them to each target's bytes.")
-@click.option("--expect-loss", "expect_loss", default=None, metavar="P%|configured",
-              help="With --bpp: make each choice for a link that loses about P % of the datagrams (see simulate "
-                   "--help), or for the loss its run is configured with ('configured': the sender knows the link). "
+@click.option("--expect-loss", "expect_loss", default=None, metavar="P%[,P%...]|configured",
+              help="With --bpp: make each choice for a link that loses about P % of the datagrams, or one of "
+                   "several losses, each as likely (see simulate --help), or for the loss its run is configured "
+                   "with ('configured': the sender knows the link). "
                    f"Default {DEFAULT_EXPECTED_LOSS:g} %, as simulate and send.")
 @click.option("--seeds", default="0", show_default=True,
               help="Seeds: '0-4' or '1,5,9'. Each seed is one loss pattern, the same for every codec and image; a "
@@ -627,7 +643,8 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
             raise click.UsageError("--expect-loss scores the choices of --bpp: give it with --bpp")
         if expect_loss != EXPECT_CONFIGURED:
             try:
-                expect_loss = f"{Percent().convert(expect_loss, None, None):g}"
+                losses = ExpectedLossType().convert(expect_loss, None, None)
+                expect_loss = ",".join(f"{loss:g}" for loss in (losses if isinstance(losses, tuple) else (losses,)))
             except click.BadParameter as error:
                 raise click.BadParameter(f"{error.message}, or 'configured'", param_hint="--expect-loss") from None
     grid = SweepGrid(

@@ -96,7 +96,10 @@ def describe(column: str, value) -> str:
     if column == "bpp_target":
         return ""  # said by the series' codec, or with a classic codec's quality
     if column == "expect_loss":
-        return "" if not value else f"chosen for {'the configured' if value == 'configured' else f'{value} %'} loss"
+        if not value:
+            return ""
+        losses = " or ".join(f"{loss} %" for loss in str(value).split(","))
+        return f"chosen for {'the configured' if value == 'configured' else losses} loss"
     return str(value)
 
 

@@ -22,7 +22,7 @@ from emulator.link import ETHERNET_IPV4_UDP_HEADER_BYTES, Link
 from emulator.loss import LossModel, create_loss_model, parse_loss_model_option
 from emulator.stages import Stage, StageOutcome, create_stage, parse_stage_option
 from netsem.codecs.base import Codec, Frame
-from netsem.codecs.channel_skip import curves, lowest_rate, shortlist
+from netsem.codecs.channel_skip import ExpectedLoss, curves, loss_words, lowest_rate, shortlist
 from netsem.metrics import psnr_db, ssim
 from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.frames import check_partition, decode_received, frame_elements, load_codec, outgoing_frame
@@ -87,8 +87,8 @@ class SessionOptions:
     bpp: float | None = None
     refine: int = 0  # iterations of encoder-side latent refinement (cnn codecs and their -ec forms)
     skip: int = 0  # channels not sent (the imputing -ec codecs; `netsem.codecs.channel_skip`)
-    # percent of datagrams lost `bpp` chooses for (`channel_skip.Curve.loss_penalty`)
-    expected_loss: float = DEFAULT_EXPECTED_LOSS
+    # percent of datagrams lost `bpp` chooses for, or several, each as likely (`channel_skip.Curve.loss_penalty`)
+    expected_loss: ExpectedLoss = DEFAULT_EXPECTED_LOSS
 
     def frame_id(self, index: int) -> int:
         """The id of the session's `index`-th frame."""
@@ -312,7 +312,8 @@ def _choose_for_bpp(options: SessionOptions, all_sent: Callable[[str], Outgoing]
     if not measured:
         return (*lowest_rate(), "")
     measured.sort(reverse=True)
-    at = f" less the fit's loss at {options.expected_loss:g} %" if options.expected_loss else ""
+    at = f" less the fit's loss at {loss_words(options.expected_loss)}" if any(np.atleast_1d(options.expected_loss)) \
+        else ""
     note = f"--bpp {options.bpp:g} measured on this image{at}: " + ", ".join(
         f"{name} with {skip} channel{'s' * (skip != 1)} not sent {score:.2f} dB" for score, name, skip in measured)
     return (*measured[0][1:], note)

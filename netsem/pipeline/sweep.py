@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from emulator.grammar import FourStateLoss, GilbertElliottLoss, NetemSpec, RandomLoss, parse_netem
-from netsem.codecs.channel_skip import drop_orders
+from netsem.codecs.channel_skip import ExpectedLoss, drop_orders, expected_loss_of
 from netsem.codecs.registry import refinable
 from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.frames import CLASSIC_CODECS, load_codec
@@ -61,8 +61,8 @@ class SweepTask:
     # default codec's rate points (`codec` is the default's); a classic codec matched to it matches those bytes
     bpp: float | None = None
     # the loss that choice is made for: a percent ('10', `SweepGrid`'s default; '' in files written before it
-    # was: none), or EXPECT_CONFIGURED (the run's own configured loss, `expected_loss_percent`); a classic
-    # codec matched to the choice, the same
+    # was: none), several each as likely ('10,40'), or EXPECT_CONFIGURED (the run's own configured loss,
+    # `expected_loss_percent`); a classic codec matched to the choice, the same
     expect_loss: str = ""
 
     @property
@@ -71,11 +71,11 @@ class SweepTask:
         return with_snr(self.phy, self.snr_db) if self.phy else ""
 
     @property
-    def expected_loss_percent(self) -> float:
-        """The loss in percent the `--bpp` choice of this run is made for."""
+    def expected_loss_percent(self) -> ExpectedLoss:
+        """The loss in percent (or several) the `--bpp` choice of this run is made for."""
         if self.expect_loss == EXPECT_CONFIGURED:
             return configured_loss(self.netem)[1] or 0.0
-        return float(self.expect_loss or 0)
+        return expected_loss_of([float(loss) for loss in (self.expect_loss or "0").split(",")])
 
     @property
     def jpeg_match(self) -> str | None:

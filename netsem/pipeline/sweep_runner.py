@@ -100,7 +100,14 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
     from distributed import as_completed
 
     from netsem.pipeline.frames import CLASSIC_CODECS
-    from netsem.pipeline.sweep_tasks import bpp_choice_key, matched_quality, run_task, session_options, task_bpp_choice
+    from netsem.pipeline.sweep_tasks import (
+        bpp_choice,
+        bpp_choice_key,
+        match_options,
+        matched_quality,
+        run_task,
+        session_options,
+    )
 
     tasks = keyed_tasks(grid)
     results = ResultsFile(out, list(versions()))
@@ -114,6 +121,15 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
         if chosen:
             with dask_client(workers, scheduler) as client:
                 qualities, choices = {}, {}
+
+                def choice_of(options, name: str):
+                    """A `--bpp` choice as a task of its own, one per `bpp_choice_key`: every run of it
+                    (and the classic codecs matched to seed 0's) waits for it, none makes it again."""
+                    same = bpp_choice_key(options)
+                    if same not in choices:
+                        choices[same] = client.submit(bpp_choice, options, key=f"netsem-bpp-choice-{name}")
+                    return choices[same]
+
                 futures = []
                 for key, task in chosen:
                     quality = None if task.jpeg_match or not task.jpeg else int(task.jpeg)
@@ -121,15 +137,13 @@ def run_sweep(grid: SweepGrid, out: Path, *, workers: int = 2, scheduler: str | 
                         match = (task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip, task.bpp,
                                  task.expected_loss_percent)
                         if match not in qualities:
-                            qualities[match] = client.submit(matched_quality, *match,
+                            choice = None if task.bpp is None else choice_of(match_options(*match[1:]), f"match-{key}")
+                            qualities[match] = client.submit(matched_quality, *match, choice,
                                                              key=f"netsem-quality-match-{key}")
                         quality = qualities[match]
                     choice = None
-                    if task.bpp is not None and task.codec not in CLASSIC_CODECS:  # one choice for all its runs
-                        same = bpp_choice_key(session_options(task, None))
-                        if same not in choices:
-                            choices[same] = client.submit(task_bpp_choice, task, key=f"netsem-bpp-choice-{key}")
-                        choice = choices[same]
+                    if task.bpp is not None and task.codec not in CLASSIC_CODECS:
+                        choice = choice_of(session_options(task, None), key)
                     futures.append(client.submit(run_task, task, key, quality, choice, key=f"netsem-run-{key}"))
                 for future in as_completed(futures):
                     row = future.result()

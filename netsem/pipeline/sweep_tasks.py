@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from netsem.codecs.channel_skip import ExpectedLoss
 from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
 from netsem.pipeline.frames import CLASSIC_CODECS, decode_received, load_codec
 from netsem.pipeline.report import versions
@@ -90,13 +91,6 @@ def bpp_choice(options: SessionOptions) -> tuple[str, int]:
     return _bpp_choices[key]
 
 
-def task_bpp_choice(task: SweepTask) -> tuple[str, int]:
-    """`bpp_choice` for a run at a rate target: a task of its own on a cluster, which every run with
-    the same `bpp_choice_key` waits for, so that the choice (several codecs encoded and decoded) is
-    made once, not once per worker that runs one of them."""
-    return bpp_choice(session_options(task, None))
-
-
 def sender_options(options: SessionOptions, choice: tuple[str, int] | None = None) -> SessionOptions:
     """`options` with a rate target replaced by what `--bpp` chooses for the image with them
     (`choice`, when made already)."""
@@ -106,15 +100,23 @@ def sender_options(options: SessionOptions, choice: tuple[str, int] | None = Non
     return replace(options, codec=codec, skip=skip, bpp=None, partition=None)
 
 
+def match_options(image: str, codec: str, mtu: int, refine: int = 0, skip: int = 0, bpp: float | None = None,
+                  expected_loss: ExpectedLoss = DEFAULT_EXPECTED_LOSS) -> SessionOptions:
+    """The sending a classic codec is matched to (`matched_quality`): seed 0's, interleaved."""
+    return SessionOptions(image=image, codec=codec, mtu=mtu, refine=refine, skip=skip, bpp=bpp,
+                          expected_loss=expected_loss)
+
+
 def matched_quality(classic: str, image: str, codec: str, mtu: int, refine: int = 0, skip: int = 0,
-                    bpp: float | None = None, expected_loss: float = DEFAULT_EXPECTED_LOSS) -> int:
+                    bpp: float | None = None, expected_loss: ExpectedLoss = DEFAULT_EXPECTED_LOSS,
+                    choice: tuple[str, int] | None = None) -> int:
     """The highest quality of the `classic` codec (`CLASSIC_CODECS`) whose datagrams take no more
     bytes on the wire than `codec`'s (latent refined `refine` steps, `skip` channels not sent; or
-    what `--bpp` chooses at target `bpp` for `expected_loss` percent lost) for the same image, sent
-    in its first partition (channel for a latent, segment for a stream; headers, unit tables and
-    CRCs counted on both sides; seed 0's interleaving); 1 if none fits."""
-    options = sender_options(SessionOptions(image=image, codec=codec, mtu=mtu, refine=refine, skip=skip, bpp=bpp,
-                                            expected_loss=expected_loss))
+    what `--bpp` chooses at target `bpp` for `expected_loss` percent lost, `choice` when made
+    already) for the same image, sent in its first partition (channel for a latent, segment for a
+    stream; headers, unit tables and CRCs counted on both sides; seed 0's interleaving); 1 if none
+    fits."""
+    options = sender_options(match_options(image, codec, mtu, refine, skip, bpp, expected_loss), choice)
     codec = load_codec(options.codec, refine=options.refine, skip=options.skip)
     one_compute_thread()
     cache = encoding_cache(image)
@@ -163,7 +165,7 @@ def transmit(task: SweepTask, jpeg_quality: int | None,
 def run_task(task: SweepTask, key: str, jpeg_quality: int | None = None,
              choice: tuple[str, int] | None = None) -> dict:
     """The results row of one run (`jpeg_quality`: a classic codec's, matched or asked; `choice`:
-    at a rate target, `task_bpp_choice`'s when made already), with the versions of the process
+    at a rate target, `bpp_choice`'s when made already), with the versions of the process
     that made it (a worker's, on a cluster)."""
     outgoing, sent = transmit(task, jpeg_quality, choice)
     row = make_row(task, key, outgoing, sent)

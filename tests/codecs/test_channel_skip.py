@@ -17,7 +17,16 @@ from click.testing import CliRunner
 from netsem.cli import cli
 from netsem.codecs import get_codec
 from netsem.codecs.base import CodecError
-from netsem.codecs.channel_skip import NOT_SENT, SHORTLIST, curves, drop_orders, lowest_rate, shortlist
+from netsem.codecs.channel_skip import (
+    NOT_SENT,
+    SHORTLIST,
+    curves,
+    drop_orders,
+    expected_loss_of,
+    loss_words,
+    lowest_rate,
+    shortlist,
+)
 from netsem.codecs.registry import BPP_CODECS, LEARNED
 from netsem.metrics import psnr_db
 from netsem.pipeline.frames import payload_budget
@@ -153,6 +162,17 @@ def test_leaving_channels_out_costs_more_when_datagrams_are_lost():
     for curve in fitted.values():  # between two fitted losses: between their PSNRs (5 % is not 0 %)
         assert curve.psnr_at(10, 5) == pytest.approx((curve.psnr_at(10, 0) + curve.psnr_at(10, 10)) / 2)
         assert curve.psnr_at(10, 60) == curve.psnr_at(10, 40)  # beyond the fit: its last loss
+        # several losses, each as likely: the mean of the PSNR at each
+        assert curve.psnr_at(10, (10, 40)) == pytest.approx((curve.psnr_at(10, 10) + curve.psnr_at(10, 40)) / 2)
+        assert curve.loss_penalty(10, (0, 40)) == pytest.approx(curve.loss_penalty(10, 40) / 2)
+
+
+def test_an_expected_loss_is_one_percent_or_several():
+    assert expected_loss_of(10) == 10.0 and expected_loss_of([10]) == 10.0 and expected_loss_of([10, 40]) == (10, 40)
+    assert loss_words(10.0) == "10 %" and loss_words((10.0, 40.0)) == "10 % or 40 % (the mean)"
+    for bad in ([], [10, 140], -1):
+        with pytest.raises(ValueError, match="each 0 to 100"):
+            expected_loss_of(bad)
 
 
 def _simulate(image: str, *words: str) -> dict:
@@ -175,9 +195,17 @@ def test_skip_channels_and_bpp_through_the_cli(small_photo):
     (scored,) = [note for note in lossy["notes"] if "less the fit's loss at 40 %" in note]
     best = float(scored.split(" dB")[0].rsplit(" ", 1)[1])  # measured, less what 40 % cost in the fit
     assert best < lossy["lossless_psnr_db"] - 0.5
-    for words, code in ((["--codec", "jpeg", "--skip-channels", "3"], 1), (["--bpp", "0.5", "--skip-channels", "3"], 2),
+    spread = _simulate(small_photo, "--bpp", str(target), "--expect-loss", "0%,40%")  # half the time 40 % lost
+    (scored,) = [note for note in spread["notes"] if "less the fit's loss at 0 % or 40 % (the mean)" in note]
+    best = float(scored.split(" dB")[0].rsplit(" ", 1)[1])
+    half = curves()[spread["codec"]].loss_penalty(spread["skip_channels"], 40) / 2
+    assert best == pytest.approx(spread["lossless_psnr_db"] + half, abs=0.006)
+    for words, code in ((["--codec", "jpeg", "--skip-channels", "3"], 1),
+                        (["--bpp", "0.5", "--skip-channels", "3"], 2),
                         (["--codec", "cnn-sem-ec", "--skip-channels", "3"], 1), (["--expect-loss", "10%"], 2),
-                        (["--bpp", "0.5", "--expect-loss", "120%"], 2), (["--bpp", "0.5", "--expect-loss", "x"], 2)):
+                        (["--bpp", "0.5", "--expect-loss", "120%"], 2), (["--bpp", "0.5", "--expect-loss", "x"], 2),
+                        (["--bpp", "0.5", "--expect-loss", "10%,"], 2),
+                        (["--bpp", "0.5", "--expect-loss", "10,200"], 2)):
         # in this process (a subprocess each cost ~1 s of imports): the same click command, the same exit
         bad = CliRunner().invoke(cli, ["simulate", *words])
         assert bad.exit_code == code and isinstance(bad.exception, SystemExit), (words, bad.output)

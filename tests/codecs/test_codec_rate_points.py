@@ -208,6 +208,9 @@ def test_bpp_takes_the_best_measured_codec_with_the_fewest_channels_left_out_tha
     assert any("even the least rate" in n for n in lowest.notes)
     with pytest.raises(ValueError, match="without codec"):
         netsem.Chain(codec="jpeg", bpp=0.5).options()
+    assert netsem.Chain(bpp=0.5, expected_loss=[10, 40]).options().expected_loss == (10.0, 40.0)  # each as likely
+    with pytest.raises(ValueError, match="each 0 to 100"):
+        netsem.Chain(bpp=0.5, expected_loss=140).options()
     for words in (["--bpp", "0.5", "--quality", "2"], ["--bpp", "0.5", "--codec", "jpeg"], ["--bpp", "0"]):
         bad = CliRunner().invoke(cli, ["simulate", *words])  # in this process: the same command, no imports to pay
         assert bad.exit_code == 2 and isinstance(bad.exception, SystemExit), (words, bad.output)

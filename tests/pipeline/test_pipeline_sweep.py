@@ -11,7 +11,7 @@ from skimage import data
 
 from netsem.phy import PhySpecError
 from netsem.pipeline import DEFAULT_CODEC, DEFAULT_EXPECTED_LOSS
-from netsem.pipeline.plot import choose_axis, group, plot_quality
+from netsem.pipeline.plot import choose_axis, describe, group, plot_quality
 from netsem.pipeline.report import versions
 from netsem.pipeline.session import EncodingCache, SessionOptions, prepare
 from netsem.pipeline.sweep import (
@@ -27,9 +27,10 @@ from netsem.pipeline.sweep_results import ResultsError, ResultsFile, read_result
 from netsem.pipeline.sweep_tasks import (
     CONFIG_COLUMNS,
     OUTCOME_COLUMNS,
+    bpp_choice,
     matched_quality,
     run_task,
-    task_bpp_choice,
+    session_options,
     task_from_row,
     wire_bytes,
 )
@@ -50,7 +51,7 @@ def run_here(grid: SweepGrid) -> list[dict]:
     for task in grid.tasks():
         quality = (matched_quality(task.codec, task.image, task.jpeg_match, task.mtu, task.refine, task.skip,
                                    task.bpp) if task.jpeg_match else None)
-        choice = task_bpp_choice(task) if task.bpp is not None and task.codec != "jpeg" else None
+        choice = bpp_choice(session_options(task, None)) if task.bpp is not None and task.codec != "jpeg" else None
         rows.append(run_task(task, task.key(image_digest(task.image), found), quality, choice))
     return rows
 
@@ -166,6 +167,15 @@ def test_expect_loss_configured_makes_each_choice_for_its_runs_loss(photo):
     assert [task_from_row(row).key(image_digest(photo), found) for row in rows] == [row["key"] for row in rows]
     assert [row["expect_loss"] for row in read_results_of(rows, photo)] == [EXPECT_CONFIGURED] * 6
     assert "chosen for the configured loss" in group(rows, choose_axis(rows))[1]  # the same for all: in the title
+
+
+def test_several_expected_losses_are_one_choice_scored_by_their_mean(photo):
+    grid = SweepGrid(images=(photo,), codecs=(), partitions=("channel",), interleave=(True,), netem=("",),
+                     seeds=(0,), bpps=(2.0,), expect_loss="10,40")
+    (task,) = grid.tasks()
+    assert task.expected_loss_percent == (10.0, 40.0)
+    assert describe("expect_loss", task.expect_loss) == "chosen for 10 % or 40 % loss"
+    assert describe("expect_loss", "10") == "chosen for 10 % loss"
 
 
 def read_results_of(rows: list[dict], photo: str) -> list[dict]:

@@ -12,10 +12,13 @@ from distributed import LocalCluster
 from PIL import Image
 from skimage import data
 
+from netsem.pipeline import DEFAULT_CODEC
 from netsem.pipeline.cli import sweep
 from netsem.pipeline.session import SessionOptions, prepare
-from netsem.pipeline.sweep import SweepGrid
+from netsem.pipeline.sweep import BPP_MATCH, SweepGrid
 from netsem.pipeline.sweep_runner import achieved_losses, run_sweep
+from netsem.pipeline.sweep_tasks import matched_quality
+from packetizers.wire import DEFAULT_MTU
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +98,15 @@ def test_runs_at_a_rate_target_send_what_simulate_bpp_sends_with_their_seed(tmp_
     worker runs them, each sends what `simulate --bpp` chooses with that seed."""
     path = tmp_path / "small.png"
     Image.fromarray(data.astronaut()[::8, ::8]).save(path)  # 64 x 64
-    grid = SweepGrid(images=(str(path),), codecs=(), partitions=("channel",), interleave=(True,),
-                     netem=("", "loss random 40%"), seeds=(0, 1), bpps=(2.0,))
-    assert run_sweep(grid, tmp_path / "bpp.csv", workers=2).ran == 4
+    grid = SweepGrid(images=(str(path),), codecs=("jpeg",), partitions=("channel",), interleave=(True,),
+                     netem=("", "loss random 40%"), seeds=(0, 1), bpps=(2.0,), jpeg_match=BPP_MATCH)
+    assert run_sweep(grid, tmp_path / "bpp.csv", workers=2).ran == 8
     rows = list(csv.DictReader((tmp_path / "bpp.csv").open()))
     for seed in (0, 1):
         chosen = prepare(SessionOptions(image=str(path), bpp=2.0, seed=seed))
         assert {(row["codec"], int(row["skip_channels"]), int(row["bytes_on_wire"]))
-                for row in rows if row["seed"] == str(seed)} == {
+                for row in rows if row["seed"] == str(seed) and row["codec"] != "jpeg"} == {
             (chosen.options.codec, chosen.options.skip, sum(map(len, chosen.datagrams)))}
+    # jpeg matched to seed 0's choice, which the match waited for rather than made again
+    assert {int(row["jpeg_quality"]) for row in rows if row["codec"] == "jpeg"} == {
+        matched_quality("jpeg", str(path), DEFAULT_CODEC, DEFAULT_MTU, bpp=2.0)}
