@@ -312,8 +312,8 @@ def _choose_for_bpp(options: SessionOptions, all_sent: Callable[[str], Outgoing]
     if not measured:
         return (*lowest_rate(), "")
     measured.sort(reverse=True)
-    at = f" less the fit's loss at {loss_words(options.expected_loss)}" if any(np.atleast_1d(options.expected_loss)) \
-        else ""
+    lossy = any(np.atleast_1d(options.expected_loss))
+    at = f" less the fit's loss at {loss_words(options.expected_loss)}" if lossy else ""
     note = f"--bpp {options.bpp:g} measured on this image{at}: " + ", ".join(
         f"{name} with {skip} channel{'s' * (skip != 1)} not sent {score:.2f} dB" for score, name, skip in measured)
     return (*measured[0][1:], note)
