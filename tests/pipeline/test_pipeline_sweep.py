@@ -169,7 +169,7 @@ def test_expect_loss_configured_makes_each_choice_for_its_runs_loss(photo):
     assert "chosen for the configured loss" in group(rows, choose_axis(rows))[1]  # the same for all: in the title
 
 
-def test_several_expected_losses_are_one_choice_scored_by_their_mean(photo):
+def test_a_sweep_reads_several_expected_losses_and_its_plots_name_them(photo):
     grid = SweepGrid(images=(photo,), codecs=(), partitions=("channel",), interleave=(True,), netem=("",),
                      seeds=(0,), bpps=(2.0,), expect_loss="10,40")
     (task,) = grid.tasks()
