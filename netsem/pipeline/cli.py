@@ -526,16 +526,16 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
 @click.option("--phy", "phy", multiple=True, metavar="'SPEC'",
               help="PHY spec(s), one per option (grammar: netsem/phy/README.md); with --snr written without "
                    "'snr', e.g. 'mimo 2x2 rayleigh ldpc 1/2 qpsk', and run at every SNR.")
-@click.option("--snr", "snrs", default=None, metavar="DB,...",
-              help="SNRs in dB for every --phy: '0,5,10' or '0,2,...,20'.")
+@click.option("--snr", "snrs", multiple=True, metavar="DB,...",
+              help="SNRs in dB for every --phy: '0,5,10' or '0,2,...,20' (repeat or comma-separate).")
 @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
               help="Encoder-side latent refinement of the cnn codecs and their -ec forms, N steps (see send "
                    "--help); a classic codec matched to such a codec matches its refined bytes. 0 (default): off.")
 @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
               help="The imputing -ec codecs leave out K channels (see send --help); a classic codec matched to "
                    "such a codec matches the bytes it sends. 0 (default): all sent.")
-@click.option("--bpp", "bpps", default=None, metavar="TARGET,...",
-              help="Rate targets in bits per pixel on the wire, e.g. 0.5,1,2: per target and image, a run of what "
+@click.option("--bpp", "bpps", multiple=True, metavar="TARGET,...",
+              help="Rate targets in bits per pixel on the wire, e.g. 0.5,1,2 (repeat or comma-separate): per target and image, a run of what "
                    "`simulate --bpp` sends (the default codec's rate point and channels left out that give the "
                    "image the most PSNR within the target; the row names them). --codec may add classic codecs; "
                    "--jpeg-quality match:bpp matches them to each target's bytes.")
@@ -548,8 +548,8 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
               help="Seeds: '0-4' or '1,5,9'. Each seed is one loss pattern, the same for every codec and image; a "
                    "frame of a few dozen datagrams loses a share far from the configured rate (16 at 40 %: 6 or "
                    "10), so measure over 10 seeds or more (the sweep ends by saying what its runs lost).")
-@click.option("--mtu", "mtus", default=str(DEFAULT_MTU), show_default=True, metavar="BYTES,...",
-              help="UDP payload budget(s) per datagram: '1200' or '600,1200'.")
+@click.option("--mtu", "mtus", multiple=True, default=(str(DEFAULT_MTU),), show_default=True, metavar="BYTES,...",
+              help="UDP payload budget(s) per datagram: '1200' or '600,1200' (repeat or comma-separate).")
 @click.option("--transport", type=click.Choice(["virtual", "udp"]), default="virtual", show_default=True,
               help="virtual: the emulator on a virtual clock (fast, identical results); udp: real sockets on "
                    "each worker's loopback.")
@@ -608,7 +608,9 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     if not seed_list:
         raise click.BadParameter(f"{seeds!r} names no seed (write the lower one first: '1-5')", param_hint="--seeds")
     numbers = {}
-    for hint, text in (("--loss", ",".join(losses)), ("--snr", snrs or ""), ("--mtu", mtus), ("--bpp", bpps or "")):
+    # each axis may be repeated or comma-separated (a repeated option is never silently the last one)
+    for hint, text in (("--loss", losses), ("--snr", snrs), ("--mtu", mtus), ("--bpp", bpps)):
+        text = ",".join(text)
         try:
             numbers[hint] = parse_number_list(text)
         except ValueError as error:
@@ -626,7 +628,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
         raise click.BadParameter(f"expected a quality 1-95 or match:CODEC, got {jpeg_quality!r}",
                                  param_hint="--jpeg-quality")
     codecs = tuple(_split(codecs))
-    if bpps is not None:
+    if bpps:
         if not numbers["--bpp"] or not all(0 < target < math.inf for target in numbers["--bpp"]):
             raise click.BadParameter("rate targets are positive bits per pixel, e.g. 0.5,1,2", param_hint="--bpp")
         if skip:
@@ -639,7 +641,7 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
     elif jpeg_match == BPP_MATCH:
         raise click.UsageError("--jpeg-quality match:bpp matches the runs of --bpp: give --bpp TARGET,...")
     if expect_loss is not None:
-        if bpps is None:
+        if not bpps:
             raise click.UsageError("--expect-loss scores the choices of --bpp: give it with --bpp")
         if expect_loss != EXPECT_CONFIGURED:
             try:

@@ -115,3 +115,29 @@ def test_sweep_interleave_both_means_on_and_off():
 
     assert interleave_choices(("both",)) == (True, False)
     assert interleave_choices(("off", "on,both")) == (False, True)
+
+
+def test_sweep_axes_may_be_repeated_or_comma_separated(monkeypatch, tiny_png, tmp_path):
+    """`--bpp 0.5 --bpp 1` runs both targets (click keeps only the last of a repeated single option)."""
+    from click.testing import CliRunner
+
+    import netsem.pipeline.sweep_runner as runner
+    from netsem.cli import cli
+
+    grids = []
+
+    def capture(grid, *args, **kwargs):
+        grids.append(grid)
+        raise OSError("captured")  # the sweep stops here: one clear line, nothing run
+
+    monkeypatch.setattr(runner, "run_sweep", capture)
+    words = ["sweep", tiny_png, "--bpp", "0.5", "--bpp", "1,2", "--mtu", "600", "--mtu", "1200", "--loss", "0",
+             "--loss", "10,20", "--out", str(tmp_path / "x.csv")]
+    result = CliRunner().invoke(cli, words)
+    assert result.exit_code == 1 and "captured" in result.output
+    (grid,) = grids
+    assert grid.bpps == (0.5, 1.0, 2.0) and grid.mtus == (600, 1200)
+    assert grid.netem == ("", "loss random 10%", "loss random 20%")
+    assert CliRunner().invoke(cli, [*words[:2], "--phy", "siso awgn", "--snr", "0", "--snr", "5,10",
+                                    "--out", str(tmp_path / "y.csv")]).exit_code == 1
+    assert grids[1].snrs == (0.0, 5.0, 10.0)
