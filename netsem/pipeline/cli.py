@@ -151,21 +151,25 @@ def session_options(command):
                        "leaves out (--skip-channels) that give this image the most PSNR within TARGET bits per pixel "
                        f"on the wire, on a link that loses --expect-loss (default {DEFAULT_EXPECTED_LOSS:g} %) of the "
                        "datagrams: fitted curves shortlist five codecs, each is encoded, cut to fit and decoded "
-                       "here (~5 s in all at 512x512 on 2 cores; the report's notes list them). None fits: the least "
-                       "rate, with a note.")
+                       "here, and on a lossy link the best three are rehearsed, their datagrams lost in four seeded "
+                       "patterns and decoded (~7 s in all at 512x512 on 2 cores, ~3.5 s with --expect-loss 0%; the "
+                       "report's notes list them). None fits: the least rate, with a note.")
     @click.option("--refine", type=click.IntRange(min=0), default=0, metavar="N",
                   help="Encoder-side latent refinement, N gradient steps through the decoder (cnn codecs and their "
                        "-ec forms, torch): a better latent for the same decoder and fewer bytes, any receiver decodes "
                        "it; 30 steps gave +0.2 (default) to +1.8 dB (q0) with nothing lost and cost ~20-30 s "
                        "at 512x512 on 2 cores (README). 0 (default): off.")
     @click.option("--expect-loss", "expected_loss", type=ExpectedLossType(), default=None, metavar="P%[,P%...]",
-                  help="With --bpp: choose for a link that loses about P % of the datagrams: each choice's "
-                       "measured PSNR less what the fit lost at that loss (interpolated between 0, 10, 20, 30 and "
-                       "40 %) with as many channels left out: fewer left out, more for the imputer to work from. "
+                  help="With --bpp: choose for a link that loses about P % of the datagrams: the choices ranked "
+                       "by their measured PSNR less what the fit lost at that loss (interpolated between 0, 10, 20, "
+                       "30 and 40 %) with as many channels left out (fewer left out, more for the imputer to work "
+                       "from), then the best three rehearsed on the image itself: each datagram lost with "
+                       "probability P % in four seeded patterns, decoded, the best mean PSNR sent. "
                        "Several ('10%,40%'): a link whose loss varies among them, each as likely, scored by the mean "
                        "(more kept when the loss is heavy, a little less when it is light; README). "
-                       f"Default {DEFAULT_EXPECTED_LOSS:g} %: at 0.5 bpp it cost 0.16 dB with nothing lost and gave "
-                       "+1.5 dB at 40 % (README); 0% for the most PSNR on a link that loses nothing.")
+                       f"Default {DEFAULT_EXPECTED_LOSS:g} %: at 0.5 bpp the rehearsal cost 0.09 dB with nothing lost "
+                       "and gave +0.15 dB at 10 % and +0.6 at 40 % (README); 0% for the most PSNR on a link that "
+                       "loses nothing.")
     @click.option("--skip-channels", "skip", type=click.IntRange(min=0), default=0, metavar="K",
                   help="Leave out the K channels whose bytes buy the least (an order fitted on the training "
                        "photographs; imputing -ec codecs, the default and its --quality points): fewer bytes, the "
@@ -535,10 +539,10 @@ def interleave_choices(words: tuple[str, ...]) -> tuple[bool, ...]:
               help="The imputing -ec codecs leave out K channels (see send --help); a classic codec matched to "
                    "such a codec matches the bytes it sends. 0 (default): all sent.")
 @click.option("--bpp", "bpps", multiple=True, metavar="TARGET,...",
-              help="Rate targets in bits per pixel on the wire, e.g. 0.5,1,2 (repeat or comma-separate): per target and image, a run of what "
-                   "`simulate --bpp` sends (the default codec's rate point and channels left out that give the "
-                   "image the most PSNR within the target; the row names them). --codec may add classic codecs; "
-                   "--jpeg-quality match:bpp matches them to each target's bytes.")
+              help="Rate targets in bits per pixel on the wire, e.g. 0.5,1,2 (repeat or comma-separate): per "
+                   "target and image, a run of what `simulate --bpp` sends (the default codec's rate point and "
+                   "channels left out that give the image the most PSNR within the target; the row names them). "
+                   "--codec may add classic codecs; --jpeg-quality match:bpp matches them to each target's bytes.")
 @click.option("--expect-loss", "expect_loss", default=None, metavar="P%[,P%...]|configured",
               help="With --bpp: make each choice for a link that loses about P % of the datagrams, or one of "
                    "several losses, each as likely (see simulate --help), or for the loss its run is configured "

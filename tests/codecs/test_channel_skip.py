@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -30,6 +31,7 @@ from netsem.codecs.channel_skip import (
 from netsem.codecs.registry import BPP_CODECS, LEARNED
 from netsem.metrics import psnr_db
 from netsem.pipeline.frames import payload_budget
+from netsem.pipeline.session import REHEARSALS, REHEARSED, SessionOptions, prepare, rehearsed_psnr
 from packetizers.packetizer import Packetizer
 from packetizers.reassembler import Reassembler
 from packetizers.wire import PartitionKind
@@ -181,6 +183,30 @@ def _simulate(image: str, *words: str) -> dict:
     return json.loads(run.stdout)
 
 
+def test_a_rehearsal_decodes_the_frame_under_seeded_datagram_losses(small_photo):
+    """`--bpp`'s rehearsal: nothing lost is the lossless PSNR, more lost costs more (the same draws at each
+    loss: what is lost at 10 % is lost at 40 % too), the same patterns every time, and something arrives."""
+    item = prepare(SessionOptions(image=small_photo, codec="cnn-sem-impute-q6-ec", skip=8, seed=3))
+    lossless = psnr_db(item.image, item.codec.from_frame(item.frame))
+    assert rehearsed_psnr(item, 0) == pytest.approx(lossless)
+    light, heavy, everything = (rehearsed_psnr(item, loss) for loss in (10, 40, 100))
+    assert lossless > light > heavy > everything > 10, (lossless, light, heavy, everything)
+    assert rehearsed_psnr(item, 40) == heavy and rehearsed_psnr(item, 40, patterns=1) != heavy
+
+
+def _bpp_note(report: dict, loss: str) -> tuple[list, list]:
+    """([(codec, skip, dB)] rehearsed, [(codec, skip, dB)] measured less the fit's loss) from --bpp's note,
+    each best first."""
+    (note,) = [note for note in report["notes"] if note.startswith("--bpp ")]
+    rehearsed, shortlisted = note.split(f"; measured on this image less the fit's loss at {loss}: ")
+    assert f"datagrams lost at {loss} ({REHEARSALS} seeded patterns)" in rehearsed
+    lists = [[(name, int(skip), float(score)) for name, skip, score in
+              re.findall(r"(\S+) with (\d+) channels? not sent (\S+) dB", part)] for part in (rehearsed, shortlisted)]
+    for scored in lists:
+        assert [score for *_, score in scored] == sorted((score for *_, score in scored), reverse=True)
+    return lists[0], lists[1]
+
+
 def test_skip_channels_and_bpp_through_the_cli(small_photo):
     plain = _simulate(small_photo, "--quality", "1")
     skipped = _simulate(small_photo, "--quality", "1", "--skip-channels", "15")
@@ -189,17 +215,22 @@ def test_skip_channels_and_bpp_through_the_cli(small_photo):
     target = round(0.97 * plain["bpp"], 3)  # below the lowest trained point
     low = _simulate(small_photo, "--bpp", str(target))
     assert low["skip_channels"] > 0 and low["bpp"] <= target and low["codec"] in BPP_CODECS
-    assert any("less the fit's loss at 10 %" in note for note in low["notes"])  # chosen for 10 % unless told
+    _bpp_note(low, "10 %")  # chosen for 10 % unless told
     lossy = _simulate(small_photo, "--bpp", str(target), "--expect-loss", "40%")
     assert lossy["bpp"] <= target and lossy["codec"] in BPP_CODECS
-    (scored,) = [note for note in lossy["notes"] if "less the fit's loss at 40 %" in note]
-    best = float(scored.split(" dB")[0].rsplit(" ", 1)[1])  # measured, less what 40 % cost in the fit
-    assert best < lossy["lossless_psnr_db"] - 0.5
+    rehearsed, shortlisted = _bpp_note(lossy, "40 %")
+    # the best few by the fit's loss are rehearsed on the image, and the best rehearsed is sent
+    assert {tried[:2] for tried in rehearsed} == {tried[:2] for tried in shortlisted[:REHEARSED]}
+    assert rehearsed[0][:2] == (lossy["codec"], lossy["skip_channels"])
+    assert rehearsed[0][2] < lossy["lossless_psnr_db"] - 0.5  # 40 % lost costs something
     spread = _simulate(small_photo, "--bpp", str(target), "--expect-loss", "0%,40%")  # half the time 40 % lost
-    (scored,) = [note for note in spread["notes"] if "less the fit's loss at 0 % or 40 % (the mean)" in note]
-    best = float(scored.split(" dB")[0].rsplit(" ", 1)[1])
+    rehearsed, shortlisted = _bpp_note(spread, "0 % or 40 % (the mean)")
+    (fitted,) = [score for name, skip, score in shortlisted if (name, skip) == rehearsed[0][:2]]
     half = curves()[spread["codec"]].loss_penalty(spread["skip_channels"], 40) / 2
-    assert best == pytest.approx(spread["lossless_psnr_db"] + half, abs=0.006)
+    assert fitted == pytest.approx(spread["lossless_psnr_db"] + half, abs=0.006)
+    # the rehearsal is `rehearsed_psnr` of the frame sent: the same datagrams, the same patterns
+    sent = prepare(SessionOptions(image=small_photo, codec=spread["codec"], skip=spread["skip_channels"]))
+    assert rehearsed[0][2] == pytest.approx((spread["lossless_psnr_db"] + rehearsed_psnr(sent, 40)) / 2, abs=0.006)
     for words, code in ((["--codec", "jpeg", "--skip-channels", "3"], 1),
                         (["--bpp", "0.5", "--skip-channels", "3"], 2),
                         (["--codec", "cnn-sem-ec", "--skip-channels", "3"], 1), (["--expect-loss", "10%"], 2),
