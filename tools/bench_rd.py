@@ -20,7 +20,8 @@ of `netsem send`), labelled "... refine N"; `--skip K` each (unrefined) rate poi
 not sent (`--skip-channels`), labelled "... skip K", and plots the best of them. `--from-csv FILE`
 redraws the table and plot from a run's `--csv` without measuring again; `--classic-from FILE`
 measures only the learned codecs and takes the classic anchors' points (which do not depend on
-them) from such a file.
+them) from such a file. `--codec NAME` (repeatable) measures only those learned codecs and, of the
+anchors, JPEG alone (for the gap): a minute or two after retraining one rate point.
 """
 
 from __future__ import annotations
@@ -78,12 +79,12 @@ def webp_whole(image: np.ndarray, quality: int) -> tuple[StreamFrame, np.ndarray
     return StreamFrame.cut(data, list(range(0, len(data), budget)), image_size=image.shape[:2]), decoded
 
 
-def measure(images: dict[str, np.ndarray], refine: int = 0, classic: bool = True, skips: tuple[int, ...] = ()
-            ) -> list[dict]:
+def measure(images: dict[str, np.ndarray], refine: int = 0, classic: bool = True, skips: tuple[int, ...] = (),
+            learned: list[str] = LEARNED, jpeg_only: bool = False) -> list[dict]:
     rows = []
-    family = [name for name in LEARNED if name.startswith("cnn-sem-impute")]
+    family = [name for name in learned if name.startswith("cnn-sem-impute")]
     for name, image in images.items():
-        for codec_name, steps in [(name, 0) for name in LEARNED] + [(name, refine) for name in family if refine]:
+        for codec_name, steps in [(name, 0) for name in learned] + [(name, refine) for name in family if refine]:
             codec = get_codec(codec_name, refine=steps) if steps else get_codec(codec_name)
             frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
             partition = PartitionKind.SEGMENT if isinstance(frame, StreamFrame) else PartitionKind.CHANNEL
@@ -94,18 +95,20 @@ def measure(images: dict[str, np.ndarray], refine: int = 0, classic: bool = True
                 rows.append({"image": name, **point(f"{codec_name} skip {skip}", "", image, fewer,
                                                     codec.from_frame(fewer), partition)})
         if classic:
-            rows += measure_classic(name, image)
+            rows += measure_classic(name, image, jpeg_only)
         print(f"{name}: done", flush=True)
     return rows
 
 
-def measure_classic(name: str, image: np.ndarray) -> list[dict]:
+def measure_classic(name: str, image: np.ndarray, jpeg_only: bool = False) -> list[dict]:
     rows = []
     for quality in JPEG_QUALITIES:
         codec = get_codec("jpeg", quality=quality)
         frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
         rows.append({"image": name, **point("jpeg", f"q{quality}", image, frame, codec.from_frame(frame),
                                             PartitionKind.SEGMENT)})
+    if jpeg_only:
+        return rows
     for ratio in J2K_RATIOS:
         codec = get_codec("jpeg2000", ratio=ratio)
         frame = codec.to_frame(image, payload_budget(DEFAULT_MTU))
@@ -164,6 +167,8 @@ def main() -> None:
                         help="table and plot from the points a run wrote with --csv, measuring nothing")
     parser.add_argument("--classic-from", default=None, metavar="FILE",
                         help="measure the learned codecs only; the classic anchors' points from a run's --csv")
+    parser.add_argument("--codec", action="append", default=[], choices=LEARNED, metavar="NAME",
+                        help="measure only this learned codec (repeatable) and, of the anchors, JPEG for its gap")
     args = parser.parse_args()
     if args.from_csv:
         rows = read_points(args.from_csv)
@@ -171,7 +176,8 @@ def main() -> None:
         args.refine = next((int(r["codec"].split()[-1]) for r in rows if "refine" in r["codec"]), 0)
     else:
         images = {**load_eval_images(), **{Path(f).stem: load_image(f)[0] for f in args.image}}
-        rows = measure(images, args.refine, classic=not args.classic_from, skips=tuple(args.skip))
+        rows = measure(images, args.refine, classic=not args.classic_from, skips=tuple(args.skip),
+                       learned=args.codec or LEARNED, jpeg_only=bool(args.codec))
         if args.classic_from:
             rows += [r for r in read_points(args.classic_from) if not r["codec"].startswith("cnn")]
     learned = {r["codec"] for r in rows if r["codec"].startswith("cnn")}
