@@ -613,10 +613,9 @@ def sweep(images, codecs, partitions, jpeg_quality, interleave, losses, netem, p
         raise click.BadParameter(f"{seeds!r} names no seed (write the lower one first: '1-5')", param_hint="--seeds")
     numbers = {}
     # each axis may be repeated or comma-separated (a repeated option is never silently the last one)
-    for hint, text in (("--loss", losses), ("--snr", snrs), ("--mtu", mtus), ("--bpp", bpps)):
-        text = ",".join(text)
+    for hint, words in (("--loss", losses), ("--snr", snrs), ("--mtu", mtus), ("--bpp", bpps)):
         try:
-            numbers[hint] = parse_number_list(text)
+            numbers[hint] = parse_number_list(",".join(words))
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint=hint) from None
     if not all(100 <= mtu <= MAX_DATAGRAM and mtu == int(mtu) for mtu in numbers["--mtu"]) or not numbers["--mtu"]:
